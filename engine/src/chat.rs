@@ -1,0 +1,845 @@
+//! Conversations and messages: the one place that writes them.
+//!
+//! Every change is one transaction that writes the rows and appends the
+//! realtime frames (see [`crate::hub`]); frames are delivered after commit. The
+//! workspace stream carries everything (notes included); a person's stream gets
+//! only what the person may see: no notes, nothing of archived conversations.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{Actor, Role};
+use crate::hub::{person_stream, workspace_stream, Appended, Hub};
+use crate::people::PersonSummary;
+use crate::util::{new_id, now_ms, rfc3339};
+use crate::{with_db, with_tx, Db, Error, Result};
+
+/// The largest message body accepted, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+const PAGE_MAX: i64 = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Chat,
+    Note,
+    Announcement,
+    Checkin,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Chat => "chat",
+            Kind::Note => "note",
+            Kind::Announcement => "announcement",
+            Kind::Checkin => "checkin",
+        }
+    }
+    fn parse(s: &str) -> Kind {
+        match s {
+            "note" => Kind::Note,
+            "announcement" => Kind::Announcement,
+            "checkin" => Kind::Checkin,
+            _ => Kind::Chat,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Author {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    pub author: Author,
+    pub body: String,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub buttons: Option<serde_json::Value>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_id: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: String,
+    conversation_id: String,
+    author_type: String,
+    author_id: Option<String>,
+    author_name: Option<String>,
+    avatar_url: Option<String>,
+    body: String,
+    kind: String,
+    buttons: Option<String>,
+    echo_id: Option<String>,
+    created_at: i64,
+    deleted_at: Option<i64>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.id,
+            conversation_id: r.conversation_id,
+            author: Author { kind: r.author_type, id: r.author_id, name: r.author_name, avatar_url: r.avatar_url },
+            body: r.body,
+            kind: Kind::parse(&r.kind),
+            buttons: r.buttons.and_then(|b| serde_json::from_str(&b).ok()),
+            created_at: rfc3339(r.created_at),
+            echo_id: r.echo_id,
+            deleted: r.deleted_at.is_some(),
+        }
+    }
+}
+
+// The author's display name comes from the teammate or person row, so a
+// renamed teammate shows their current name everywhere.
+macro_rules! message_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT m.id, m.conversation_id, m.author_type, m.author_id, \
+             CASE m.author_type WHEN 'teammate' THEN t.name WHEN 'person' THEN p.name ELSE NULL END AS author_name, \
+             CASE m.author_type WHEN 'teammate' THEN t.avatar_url ELSE NULL END AS avatar_url, \
+             m.body, m.kind, m.buttons, m.echo_id, m.created_at, m.deleted_at \
+             FROM message m \
+             LEFT JOIN teammate t ON m.author_type = 'teammate' AND t.id = m.author_id \
+             LEFT JOIN person p ON m.author_type = 'person' AND p.id = m.author_id ",
+            $where
+        )
+    };
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TeammateRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Participant {
+    pub teammate: TeammateRef,
+    pub role: String,
+    pub muted: bool,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Conversation {
+    pub id: String,
+    pub title: Option<String>,
+    pub status: String,
+    pub snoozed_until: Option<String>,
+    pub archived: bool,
+    pub transparent: bool,
+    pub channel: String,
+    pub person: PersonSummary,
+    pub assignee: Option<TeammateRef>,
+    pub participants: Vec<Participant>,
+    /// Messages from the person this teammate has not read (REST answers only:
+    /// frames are shared by all teammates and leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
+    pub last_message: Option<Message>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What a person's widget may know of a conversation.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PersonConversation {
+    pub id: String,
+    pub status: String,
+    pub archived: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: String,
+    person_id: String,
+    title: Option<String>,
+    status: String,
+    snoozed_until: Option<i64>,
+    archived: bool,
+    transparent: bool,
+    channel: String,
+    assignee_id: Option<String>,
+    assignee_name: Option<String>,
+    last_message_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    person_name: Option<String>,
+    person_email: Option<String>,
+    person_external_id: Option<String>,
+    person_online: bool,
+}
+
+macro_rules! conversation_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT c.id, c.person_id, c.title, c.status, c.snoozed_until, c.archived, c.transparent, c.channel, \
+             c.assignee_id, a.name AS assignee_name, c.last_message_id, c.created_at, c.updated_at, \
+             p.name AS person_name, p.email AS person_email, p.external_id AS person_external_id, \
+             EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = c.person_id AND pr.connections > 0) AS person_online \
+             FROM conversation c JOIN person p ON p.id = c.person_id LEFT JOIN teammate a ON a.id = c.assignee_id ",
+            $where
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct ParticipantRow {
+    conversation_id: String,
+    teammate_id: String,
+    name: String,
+    role: String,
+    muted: bool,
+}
+
+/// Loads conversations with their person, assignee, participants, last message
+/// and (for `reader`) unread count: a fixed number of queries for a whole page.
+macro_rules! hydrate {
+    ($conn:expr, $rows:expr, $reader:expr) => {{
+        let rows: Vec<ConversationRow> = $rows;
+        let reader: Option<&str> = $reader;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let participants: Vec<ParticipantRow> = sqlx::query_as(
+                "SELECT pa.conversation_id, pa.teammate_id, t.name, pa.role, pa.muted FROM participant pa \
+                 JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id = $1 ORDER BY pa.added_at",
+            )
+            .bind(&r.id)
+            .fetch_all(&mut *$conn)
+            .await?;
+            let last_message: Option<MessageRow> = match &r.last_message_id {
+                Some(mid) => sqlx::query_as(message_select!("WHERE m.id = $1")).bind(mid).fetch_optional(&mut *$conn).await?,
+                None => None,
+            };
+            let unread = match reader {
+                Some(tid) => {
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM message m WHERE m.conversation_id = $1 AND m.author_type = 'person' AND m.deleted_at IS NULL \
+                         AND m.created_at > COALESCE((SELECT read_at FROM teammate_read WHERE conversation_id = $1 AND teammate_id = $2), 0)",
+                    )
+                    .bind(&r.id)
+                    .bind(tid)
+                    .fetch_one(&mut *$conn)
+                    .await?;
+                    Some(n)
+                }
+                None => None,
+            };
+            out.push(build_conversation(r, participants, last_message.map(Message::from), unread));
+        }
+        out
+    }};
+}
+
+fn build_conversation(r: ConversationRow, participants: Vec<ParticipantRow>, last_message: Option<Message>, unread: Option<i64>) -> Conversation {
+    Conversation {
+        person: PersonSummary {
+            id: r.person_id,
+            name: r.person_name,
+            email: r.person_email,
+            external_id: r.person_external_id,
+            online: r.person_online,
+        },
+        assignee: match (r.assignee_id, r.assignee_name) {
+            (Some(id), Some(name)) => Some(TeammateRef { id, name }),
+            _ => None,
+        },
+        participants: participants
+            .into_iter()
+            .filter(|p| p.conversation_id == r.id)
+            .map(|p| Participant { teammate: TeammateRef { id: p.teammate_id, name: p.name }, role: p.role, muted: p.muted })
+            .collect(),
+        id: r.id,
+        title: r.title,
+        status: r.status,
+        snoozed_until: r.snoozed_until.map(rfc3339),
+        archived: r.archived,
+        transparent: r.transparent,
+        channel: r.channel,
+        unread,
+        last_message,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    }
+}
+
+/// One conversation as `reader` sees it; 404 when it is not in the workspace.
+pub async fn conversation(db: &Db, workspace_id: &str, id: &str, reader: Option<&str>) -> Result<Conversation> {
+    let found = with_db!(db, pool => {
+        let mut conn = pool.acquire().await?;
+        let rows: Vec<ConversationRow> = sqlx::query_as(conversation_select!("WHERE c.id = $1 AND c.workspace_id = $2"))
+            .bind(id).bind(workspace_id).fetch_all(&mut *conn).await?;
+        hydrate!(conn, rows, reader)
+    });
+    found.into_iter().next().ok_or(Error::NotFound("conversation"))
+}
+
+/// Loads a conversation inside a transaction (to build frames that reflect it).
+macro_rules! conversation_in_tx {
+    ($tx:expr, $id:expr) => {{
+        let rows: Vec<ConversationRow> =
+            sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind($id).fetch_all(&mut *$tx).await?;
+        hydrate!($tx, rows, None).into_iter().next().ok_or(Error::NotFound("conversation"))?
+    }};
+}
+
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+pub struct ListFilter {
+    /// open, snoozed or closed
+    pub status: Option<String>,
+    /// `me`, `none` or a teammate id
+    pub assignee: Option<String>,
+    /// Archived conversations instead of live ones (default false).
+    pub archived: Option<bool>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+fn parse_status(field: &str, s: &str) -> Result<&'static str> {
+    match s {
+        "open" => Ok("open"),
+        "snoozed" => Ok("snoozed"),
+        "closed" => Ok("closed"),
+        _ => Err(Error::invalid(field, "status must be open, snoozed or closed")),
+    }
+}
+
+/// The inbox list, most recent activity first, with keyset pagination.
+pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversation>> {
+    let status = f.status.as_deref().map(|s| parse_status("status", s)).transpose()?;
+    let (assignee, unassigned) = match f.assignee.as_deref() {
+        None | Some("") | Some("all") => (None, false),
+        Some("none") => (None, true),
+        Some("me") => (Some(actor.teammate_id.clone()), false),
+        Some(id) => (Some(id.to_owned()), false),
+    };
+    let limit = f.limit.unwrap_or(25).clamp(1, 100);
+    // The cursor is "<updated_at>_<id>" of the last row of the previous page.
+    let (c_at, c_id) = match f.cursor.as_deref() {
+        None | Some("") => (i64::MAX, String::new()),
+        Some(c) => {
+            let (at, id) = c.split_once('_').ok_or_else(|| Error::invalid("cursor", "malformed cursor"))?;
+            (at.parse().map_err(|_| Error::invalid("cursor", "malformed cursor"))?, id.to_owned())
+        }
+    };
+    let mut items = with_db!(db, pool => {
+        let mut conn = pool.acquire().await?;
+        let rows: Vec<ConversationRow> = sqlx::query_as(conversation_select!(
+            "WHERE c.workspace_id = $1 AND c.archived = $2 \
+             AND ($3 IS NULL OR c.status = $3) \
+             AND ($4 IS NULL OR c.assignee_id = $4) AND ($5 = FALSE OR c.assignee_id IS NULL) \
+             AND (c.updated_at < $6 OR (c.updated_at = $6 AND c.id < $7)) \
+             ORDER BY c.updated_at DESC, c.id DESC LIMIT $8"))
+            .bind(&actor.workspace_id).bind(f.archived.unwrap_or(false)).bind(status).bind(&assignee).bind(unassigned)
+            .bind(c_at).bind(&c_id).bind(limit + 1)
+            .fetch_all(&mut *conn).await?;
+        hydrate!(conn, rows, Some(actor.teammate_id.as_str()))
+    });
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|c| format!("{}_{}", parse_ms(&c.updated_at), c.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn parse_ms(rfc: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc).map(|t| t.timestamp_millis()).unwrap_or(0)
+}
+
+/// A page of a thread: the `limit` messages before `before` (or the newest),
+/// returned oldest first; `next_cursor` is the id to pass as `before` for the
+/// page above. `for_person` hides notes.
+pub async fn messages(db: &Db, workspace_id: &str, conversation_id: &str, before: Option<&str>, limit: Option<i64>, for_person: bool) -> Result<Page<Message>> {
+    let limit = limit.unwrap_or(50).clamp(1, PAGE_MAX);
+    let mut rows: Vec<MessageRow> = with_db!(db, pool => sqlx::query_as(message_select!(
+        "WHERE m.conversation_id = $1 AND m.workspace_id = $2 AND ($3 IS NULL OR m.id < $3) \
+         AND ($4 = FALSE OR m.kind <> 'note') AND m.deleted_at IS NULL ORDER BY m.id DESC LIMIT $5"))
+        .bind(conversation_id).bind(workspace_id).bind(before).bind(for_person).bind(limit + 1)
+        .fetch_all(pool).await?);
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    let next_cursor = if more { rows.first().map(|m| m.id.clone()) } else { None };
+    Ok(Page { items: rows.into_iter().map(Message::from).collect(), next_cursor })
+}
+
+/// Who writes a message.
+#[derive(Clone, Debug)]
+pub enum Sender {
+    Person(String),
+    Teammate { id: String, role: Role },
+    Bot,
+}
+
+impl Sender {
+    fn kind(&self) -> &'static str {
+        match self {
+            Sender::Person(_) => "person",
+            Sender::Teammate { .. } => "teammate",
+            Sender::Bot => "bot",
+        }
+    }
+    fn id(&self) -> Option<&str> {
+        match self {
+            Sender::Person(id) | Sender::Teammate { id, .. } => Some(id),
+            Sender::Bot => None,
+        }
+    }
+}
+
+pub struct NewMessage {
+    pub workspace_id: String,
+    /// `None` (people only): the person's current conversation, or a new one.
+    pub conversation_id: Option<String>,
+    pub sender: Sender,
+    pub body: String,
+    pub kind: Kind,
+    pub echo_id: Option<String>,
+    pub buttons: Option<serde_json::Value>,
+}
+
+/// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
+pub fn check_body(field: &str, body: &str) -> Result<()> {
+    if body.len() > MAX_BODY {
+        return Err(Error::PayloadTooLarge(format!("{field} is longer than {MAX_BODY} bytes")));
+    }
+    if body.trim().is_empty() {
+        return Err(Error::invalid(field, "message body is empty"));
+    }
+    Ok(())
+}
+
+fn check_echo(echo: &Option<String>) -> Result<()> {
+    match echo {
+        Some(e) if e.is_empty() || e.len() > 100 => Err(Error::invalid("echo_id", "echo_id must be 1 to 100 characters")),
+        _ => Ok(()),
+    }
+}
+
+fn archived_error() -> Error {
+    Error::Conflict { code: "conversation_archived", message: "this conversation is archived".into() }
+}
+
+async fn by_echo(db: &Db, m: &NewMessage) -> Result<Option<Message>> {
+    let Some(echo) = &m.echo_id else { return Ok(None) };
+    let row: Option<MessageRow> = with_db!(db, pool => sqlx::query_as(message_select!(
+        "WHERE m.workspace_id = $1 AND m.author_type = $2 AND m.author_id = $3 AND m.echo_id = $4"))
+        .bind(&m.workspace_id).bind(m.sender.kind()).bind(m.sender.id()).bind(echo).fetch_optional(pool).await?);
+    Ok(row.map(Message::from))
+}
+
+/// The outcome of [`send`]: the stored message, and whether this call stored it
+/// (false when the echo_id had been stored before).
+pub struct Sent {
+    pub message: Message,
+    pub created: bool,
+}
+
+/// Stores a message and publishes it. Idempotent per (author, echo_id).
+#[tracing::instrument(skip_all, fields(workspace = %m.workspace_id, author = m.sender.kind()))]
+pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
+    check_body("body", &m.body)?;
+    check_echo(&m.echo_id)?;
+    if let Some(message) = by_echo(db, &m).await? {
+        return Ok(Sent { message, created: false });
+    }
+    if m.kind == Kind::Note && matches!(m.sender, Sender::Person(_)) {
+        return Err(Error::invalid("kind", "people cannot write notes"));
+    }
+    let now = now_ms();
+    let id = crate::util::new_id();
+    let (message, events) = with_tx!(db, tx => {
+        // Resolve the conversation and check the sender may write in it.
+        let conv: Option<(String, String, bool, String)> = match (&m.conversation_id, &m.sender) {
+            (Some(cid), _) => sqlx::query_as("SELECT id, person_id, archived, status FROM conversation WHERE id = $1 AND workspace_id = $2")
+                .bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+            (None, Sender::Person(pid)) => sqlx::query_as(
+                "SELECT id, person_id, archived, status FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE \
+                 ORDER BY updated_at DESC LIMIT 1")
+                .bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+            (None, _) => return Err(Error::invalid("conversation_id", "conversation_id is required")),
+        };
+        let (conversation_id, person_id, status) = match conv {
+            Some((cid, pid, archived, status)) => {
+                if let Sender::Person(me) = &m.sender
+                    && *me != pid
+                {
+                    return Err(Error::NotFound("conversation"));
+                }
+                if archived && m.kind != Kind::Note {
+                    return Err(archived_error());
+                }
+                (cid, pid, status)
+            }
+            None => {
+                let Sender::Person(pid) = &m.sender else { return Err(Error::NotFound("conversation")) };
+                let cid = new_id();
+                sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $4)")
+                    .bind(&cid).bind(&m.workspace_id).bind(pid).bind(now).execute(&mut *tx).await?;
+                (cid, pid.clone(), "open".to_owned())
+            }
+        };
+        if let Sender::Teammate { id: tid, .. } = &m.sender {
+            let role: Option<(String,)> = sqlx::query_as("SELECT role FROM participant WHERE conversation_id = $1 AND teammate_id = $2")
+                .bind(&conversation_id).bind(tid).fetch_optional(&mut *tx).await?;
+            match role.as_ref().map(|r| r.0.as_str()) {
+                Some("read_only") | Some("watcher") => return Err(Error::forbidden("your role in this conversation does not allow writing")),
+                Some(_) => {}
+                // Replying makes a teammate a participant.
+                None => {
+                    sqlx::query("INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) VALUES ($1, $2, $3, 'write', FALSE, $4)")
+                        .bind(&conversation_id).bind(tid).bind(&m.workspace_id).bind(now).execute(&mut *tx).await?;
+                }
+            }
+            // A teammate has read what they answer.
+            sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, read_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $3")
+                .bind(&conversation_id).bind(tid).bind(now).execute(&mut *tx).await?;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, buttons, echo_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING")
+            .bind(&id).bind(&m.workspace_id).bind(&conversation_id).bind(m.sender.kind()).bind(m.sender.id())
+            .bind(&m.body).bind(m.kind.as_str()).bind(m.buttons.as_ref().map(|b| b.to_string())).bind(&m.echo_id).bind(now)
+            .execute(&mut *tx).await?;
+        if inserted.rows_affected() == 0 {
+            // The same echo_id raced in from another connection: that one won.
+            drop(tx);
+            let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
+            return Ok(Sent { message, created: false });
+        }
+        // A person writing into a snoozed or closed conversation reopens it.
+        let new_status = if matches!(m.sender, Sender::Person(_)) { "open".to_owned() } else { status };
+        sqlx::query("UPDATE conversation SET updated_at = $1, last_message_id = $2, status = $3, snoozed_until = CASE WHEN $3 = 'snoozed' THEN snoozed_until ELSE NULL END WHERE id = $4")
+            .bind(now).bind(&id).bind(&new_status).bind(&conversation_id).execute(&mut *tx).await?;
+        let row: MessageRow = sqlx::query_as(message_select!("WHERE m.id = $1")).bind(&id).fetch_one(&mut *tx).await?;
+        let message = Message::from(row);
+        let conversation = conversation_in_tx!(tx, &conversation_id);
+        let mut events = vec![
+            hub.append(&mut *tx, &workspace_stream(&m.workspace_id), &m.workspace_id,
+                json!({"type": "message.created", "message": message, "conversation": conversation})).await?,
+        ];
+        if m.kind != Kind::Note {
+            events.push(hub.append(&mut *tx, &person_stream(&person_id), &m.workspace_id,
+                json!({"type": "message.created", "message": message})).await?);
+        }
+        (message, events)
+    });
+    hub.deliver(&events);
+    metrics::counter!("parley_messages_total", "author" => m.sender.kind()).increment(1);
+    Ok(Sent { message, created: true })
+}
+
+fn person_view(c: &Conversation) -> PersonConversation {
+    PersonConversation { id: c.id.clone(), status: c.status.clone(), archived: c.archived }
+}
+
+/// Runs a change to one conversation: `change` writes inside the transaction,
+/// then `conversation.updated` goes to the teammates and (minus internals) to
+/// the person.
+macro_rules! change_conversation {
+    ($db:expr, $hub:expr, $ws:expr, $id:expr, $tx:ident => $change:block) => {{
+        let events: Vec<Appended>;
+        let conversation = with_tx!($db, $tx => {
+            let exists: Option<(String,)> = sqlx::query_as("SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
+                .bind($id).bind($ws).fetch_optional(&mut *$tx).await?;
+            let Some((person_id,)) = exists else { return Err(Error::NotFound("conversation")) };
+            $change
+            sqlx::query("UPDATE conversation SET updated_at = $1 WHERE id = $2").bind(now_ms()).bind($id).execute(&mut *$tx).await?;
+            let conversation = conversation_in_tx!($tx, $id);
+            events = vec![
+                $hub.append(&mut *$tx, &workspace_stream($ws), $ws, json!({"type": "conversation.updated", "conversation": conversation})).await?,
+                $hub.append(&mut *$tx, &person_stream(&person_id), $ws, json!({"type": "conversation.updated", "conversation": person_view(&conversation)})).await?,
+            ];
+            conversation
+        });
+        $hub.deliver(&events);
+        conversation
+    }};
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationPatch {
+    pub status: Option<String>,
+    /// A teammate id, or null to unassign.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub assignee_id: Option<Option<String>>,
+    /// RFC 3339; with status `snoozed`.
+    pub snoozed_until: Option<String>,
+    pub transparent: Option<bool>,
+    pub title: Option<String>,
+}
+
+/// Tells an absent field (`None`) from an explicit null (`Some(None)`).
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub async fn update(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: ConversationPatch) -> Result<Conversation> {
+    let status = p.status.as_deref().map(|s| parse_status("status", s)).transpose()?;
+    let snoozed_until = p.snoozed_until.as_deref().map(|s| crate::util::parse_rfc3339("snoozed_until", s)).transpose()?;
+    if status == Some("snoozed") && snoozed_until.is_none() {
+        return Err(Error::invalid("snoozed_until", "snoozing needs snoozed_until"));
+    }
+    if p.title.as_ref().is_some_and(|t| t.len() > 300) {
+        return Err(Error::invalid("title", "title is longer than 300 bytes"));
+    }
+    // An unknown or foreign assignee is a bad value in the body, not a missing resource.
+    if let Some(Some(aid)) = &p.assignee_id {
+        crate::workspace::teammate(db, &actor.workspace_id, aid)
+            .await
+            .map_err(|_| Error::invalid("assignee_id", "no such teammate in this workspace"))?;
+    }
+    let ws = actor.workspace_id.as_str();
+    let now = now_ms();
+    Ok(change_conversation!(db, hub, ws, id, tx => {
+        if let Some(s) = status {
+            sqlx::query("UPDATE conversation SET status = $1, snoozed_until = $2 WHERE id = $3")
+                .bind(s).bind(if s == "snoozed" { snoozed_until } else { None }).bind(id).execute(&mut *tx).await?;
+        }
+        if let Some(assignee) = &p.assignee_id {
+            sqlx::query("UPDATE conversation SET assignee_id = $1 WHERE id = $2").bind(assignee).bind(id).execute(&mut *tx).await?;
+            if let Some(aid) = assignee {
+                sqlx::query("INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) VALUES ($1, $2, $3, 'write', FALSE, $4) \
+                             ON CONFLICT (conversation_id, teammate_id) DO NOTHING")
+                    .bind(id).bind(aid).bind(ws).bind(now).execute(&mut *tx).await?;
+            }
+        }
+        if let Some(t) = p.transparent {
+            sqlx::query("UPDATE conversation SET transparent = $1 WHERE id = $2").bind(t).bind(id).execute(&mut *tx).await?;
+        }
+        if let Some(t) = &p.title {
+            sqlx::query("UPDATE conversation SET title = $1 WHERE id = $2").bind(Some(t.trim()).filter(|t| !t.is_empty())).bind(id).execute(&mut *tx).await?;
+        }
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantInput {
+    pub teammate_id: String,
+    /// write, read_only or watcher (default write)
+    pub role: Option<String>,
+    pub muted: Option<bool>,
+}
+
+/// Adds a participant, or changes their role or mute.
+pub async fn put_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: ParticipantInput) -> Result<Conversation> {
+    let role = match p.role.as_deref() {
+        None => None,
+        Some(r @ ("write" | "read_only" | "watcher")) => Some(r.to_owned()),
+        Some(_) => return Err(Error::invalid("role", "role must be write, read_only or watcher")),
+    };
+    crate::workspace::teammate(db, &actor.workspace_id, &p.teammate_id)
+        .await
+        .map_err(|_| Error::invalid("teammate_id", "no such teammate in this workspace"))?;
+    // Changing someone else's role is an admin's call; anyone may mute themselves.
+    if p.teammate_id != actor.teammate_id && actor.role != Role::Admin && role.as_deref().is_some_and(|r| r != "write") {
+        return Err(Error::forbidden("only admins may restrict another teammate"));
+    }
+    let ws = actor.workspace_id.as_str();
+    let now = now_ms();
+    Ok(change_conversation!(db, hub, ws, id, tx => {
+        sqlx::query("INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET role = COALESCE($7, participant.role), muted = COALESCE($8, participant.muted)")
+            .bind(id).bind(&p.teammate_id).bind(ws).bind(role.clone().unwrap_or_else(|| "write".into())).bind(p.muted.unwrap_or(false)).bind(now)
+            .bind(&role).bind(p.muted)
+            .execute(&mut *tx).await?;
+    }))
+}
+
+pub async fn remove_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, teammate_id: &str) -> Result<Conversation> {
+    if teammate_id != actor.teammate_id && actor.role != Role::Admin {
+        return Err(Error::forbidden("only admins may remove another teammate"));
+    }
+    let ws = actor.workspace_id.as_str();
+    Ok(change_conversation!(db, hub, ws, id, tx => {
+        let gone = sqlx::query("DELETE FROM participant WHERE conversation_id = $1 AND teammate_id = $2")
+            .bind(id).bind(teammate_id).execute(&mut *tx).await?;
+        if gone.rows_affected() == 0 {
+            return Err(Error::NotFound("participant"));
+        }
+    }))
+}
+
+/// Archives or restores a conversation. An archived conversation disappears
+/// from the person's widget and refuses their messages.
+pub async fn set_archived(db: &Db, hub: &Hub, actor: &Actor, id: &str, archived: bool) -> Result<Conversation> {
+    let ws = actor.workspace_id.as_str();
+    tracing::info!(conversation = id, teammate = %actor.teammate_id, archived, "conversation archive changed");
+    Ok(change_conversation!(db, hub, ws, id, tx => {
+        sqlx::query("UPDATE conversation SET archived = $1 WHERE id = $2").bind(archived).bind(id).execute(&mut *tx).await?;
+    }))
+}
+
+/// Deletes a conversation and its messages for good (admins only; logged).
+pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) -> Result<()> {
+    actor.require_admin()?;
+    let ws = actor.workspace_id.as_str();
+    let events = with_tx!(db, tx => {
+        let found: Option<(String,)> = sqlx::query_as("SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
+            .bind(id).bind(ws).fetch_optional(&mut *tx).await?;
+        let Some((person_id,)) = found else { return Err(Error::NotFound("conversation")) };
+        for sql in [
+            "DELETE FROM message WHERE conversation_id = $1",
+            "DELETE FROM participant WHERE conversation_id = $1",
+            "DELETE FROM teammate_read WHERE conversation_id = $1",
+            "DELETE FROM conversation WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let frame = json!({"type": "conversation.deleted", "conversation_id": id});
+        vec![
+            hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?,
+            hub.append(&mut *tx, &person_stream(&person_id), ws, frame).await?,
+        ]
+    });
+    tracing::info!(conversation = id, teammate = %actor.teammate_id, "conversation deleted");
+    hub.deliver(&events);
+    Ok(())
+}
+
+/// Deletes a message: its text is erased, a tombstone stays so threads and
+/// replays keep their order. Admins may delete any message, agents their own.
+pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str) -> Result<()> {
+    let ws = actor.workspace_id.as_str();
+    let events = with_tx!(db, tx => {
+        let found: Option<(String, String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT m.conversation_id, m.author_type, m.author_id, m.kind, c.person_id FROM message m JOIN conversation c ON c.id = m.conversation_id \
+             WHERE m.id = $1 AND m.workspace_id = $2 AND m.deleted_at IS NULL")
+            .bind(message_id).bind(ws).fetch_optional(&mut *tx).await?;
+        let Some((conversation_id, author_type, author_id, kind, person_id)) = found else { return Err(Error::NotFound("message")) };
+        let own = author_type == "teammate" && author_id.as_deref() == Some(actor.teammate_id.as_str());
+        if !own && actor.role != Role::Admin {
+            return Err(Error::forbidden("agents may delete only their own messages"));
+        }
+        sqlx::query("UPDATE message SET body = '', deleted_at = $1, deleted_by = $2 WHERE id = $3")
+            .bind(now_ms()).bind(&actor.teammate_id).bind(message_id).execute(&mut *tx).await?;
+        let frame = json!({"type": "message.deleted", "message_id": message_id, "conversation_id": conversation_id});
+        let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
+        if kind != "note" {
+            events.push(hub.append(&mut *tx, &person_stream(&person_id), ws, frame).await?);
+        }
+        events
+    });
+    tracing::info!(message = message_id, teammate = %actor.teammate_id, "message deleted");
+    hub.deliver(&events);
+    Ok(())
+}
+
+/// A teammate has read a conversation up to `message_id`.
+pub async fn teammate_seen(db: &Db, actor: &Actor, conversation_id: &str, message_id: &str) -> Result<()> {
+    let at = message_time(db, &actor.workspace_id, conversation_id, message_id).await?;
+    with_tx!(db, tx => {
+        sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, read_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = CASE WHEN teammate_read.read_at > $3 THEN teammate_read.read_at ELSE $3 END")
+            .bind(conversation_id).bind(&actor.teammate_id).bind(at).execute(&mut *tx).await?;
+    });
+    Ok(())
+}
+
+/// A person has seen their conversation up to `message_id`: teammates are told
+/// (read receipts).
+pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, conversation_id: &str, message_id: &str) -> Result<()> {
+    let owner: Option<(String, bool)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT person_id, archived FROM conversation WHERE id = $1 AND workspace_id = $2")
+        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
+    match owner {
+        Some((pid, false)) if pid == person_id => {}
+        _ => return Err(Error::NotFound("conversation")),
+    }
+    let at = message_time(db, workspace_id, conversation_id, message_id).await?;
+    let events = with_tx!(db, tx => {
+        let changed = sqlx::query("UPDATE conversation SET person_seen_at = $1 WHERE id = $2 AND person_seen_at < $1")
+            .bind(at).bind(conversation_id).execute(&mut *tx).await?;
+        if changed.rows_affected() == 0 {
+            Vec::new()
+        } else {
+            vec![hub.append(&mut *tx, &workspace_stream(workspace_id), workspace_id, json!({
+                "type": "conversation.seen", "conversation_id": conversation_id, "person_id": person_id,
+                "message_id": message_id, "seen_at": rfc3339(at)})).await?]
+        }
+    });
+    hub.deliver(&events);
+    Ok(())
+}
+
+async fn message_time(db: &Db, workspace_id: &str, conversation_id: &str, message_id: &str) -> Result<i64> {
+    let row: Option<(i64,)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT created_at FROM message WHERE id = $1 AND conversation_id = $2 AND workspace_id = $3")
+        .bind(message_id).bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
+    row.map(|r| r.0).ok_or(Error::NotFound("message"))
+}
+
+/// What the widget shows on load: the person's current conversation (never an
+/// archived one), its last messages and how many they have not seen.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WidgetState {
+    pub conversation: Option<PersonConversation>,
+    pub messages: Vec<Message>,
+    pub unread: i64,
+    /// The person's stream position: frames after it are new.
+    pub seq: i64,
+}
+
+pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str) -> Result<WidgetState> {
+    // Read the position first: anything newer than the history below arrives
+    // (or is replayed) as frames with a higher seq, and the widget de-duplicates.
+    let seq = hub.current_seq(&person_stream(person_id)).await?;
+    let conv: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT id, status, archived, person_seen_at FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE \
+         ORDER BY updated_at DESC LIMIT 1")
+        .bind(person_id).bind(workspace_id).fetch_optional(pool).await?);
+    let Some((id, status, archived, seen_at)) = conv else {
+        return Ok(WidgetState { conversation: None, messages: Vec::new(), unread: 0, seq });
+    };
+    let page = messages(db, workspace_id, &id, None, Some(50), true).await?;
+    let (unread,): (i64,) = with_db!(db, pool => sqlx::query_as(
+        "SELECT COUNT(*) FROM message WHERE conversation_id = $1 AND author_type <> 'person' AND kind <> 'note' AND deleted_at IS NULL AND created_at > $2")
+        .bind(&id).bind(seen_at).fetch_one(pool).await?);
+    Ok(WidgetState { conversation: Some(PersonConversation { id, status, archived }), messages: page.items, unread, seq })
+}
+
+/// Checks that the person may see `conversation_id` (theirs, not archived).
+pub async fn person_conversation(db: &Db, workspace_id: &str, person_id: &str, conversation_id: &str) -> Result<()> {
+    let row: Option<(String, bool)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT person_id, archived FROM conversation WHERE id = $1 AND workspace_id = $2")
+        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
+    match row {
+        Some((pid, false)) if pid == person_id => Ok(()),
+        Some((pid, true)) if pid == person_id => Err(archived_error()),
+        _ => Err(Error::NotFound("conversation")),
+    }
+}
+
+/// The person of a conversation in the workspace (404 otherwise).
+pub async fn conversation_person(db: &Db, workspace_id: &str, conversation_id: &str) -> Result<String> {
+    let row: Option<(String,)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
+        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
+    row.map(|r| r.0).ok_or(Error::NotFound("conversation"))
+}

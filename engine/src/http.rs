@@ -1,0 +1,93 @@
+//! Extractors shared by the HTTP edges of `widget` and `inbox`: JSON bodies whose
+//! failures answer in the API's error shape, naming the offending field.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// Like `axum::Json`, but a malformed body is a 400, a body of the wrong shape a
+/// 422 whose `field` is the JSON path (`assignee_id`, `items.2.name`), and a
+/// body over the router's limit a 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge("request body is too large".into())
+            } else {
+                Error::BadRequest { code: "bad_request", message: e.body_text(), field: None }
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses a JSON document: syntax errors are 400 `malformed_json`, shape errors
+/// 422 `invalid` naming the path of the bad field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::BadRequest { code: "malformed_json", message: format!("malformed JSON: {inner}"), field: None }
+        } else {
+            let message = inner.to_string();
+            Error::Unprocessable { code: "invalid", field: field_path(&path, &message), message }
+        }
+    })
+}
+
+/// Turns serde's `items[1].n` into the API's `items.1.n`; a missing field is
+/// reported at the object that lacks it, so name the field itself.
+fn field_path(path: &str, message: &str) -> String {
+    let mut out = if path == "." { String::new() } else { path.replace('[', ".").replace(']', "") };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(name);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        items: Vec<Item>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        n: i64,
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        let e = parse_json::<Body>(b"{\"name\": ").unwrap_err();
+        assert_eq!(e.code(), "malformed_json");
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let e = parse_json::<Body>(br#"{"name":"a","items":[{"n":1},{"n":"x"}]}"#).unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.field(), Some("items.1.n"));
+        let e = parse_json::<Body>(br#"{"items":[]}"#).unwrap_err();
+        assert_eq!(e.status(), 422);
+        assert_eq!(e.field(), Some("name"));
+    }
+}

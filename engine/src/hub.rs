@@ -1,0 +1,325 @@
+//! The realtime hub: ordered, durable streams fanned out to live connections.
+//!
+//! A stream is one audience: `p:<person>` (a person's widget tabs) or
+//! `w:<workspace>` (the workspace's teammates). Events are appended inside the
+//! domain transaction that caused them ([`Hub::append`]): the stream's `seq` is
+//! allocated by an upsert on `stream` and the frame stored in `stream_event`, so
+//! seq order is commit order and any frame can be replayed later. After commit
+//! the caller hands the appended events to [`Hub::deliver`], which pushes them to
+//! this node's subscribers.
+//!
+//! With PostgreSQL, `append` also issues `pg_notify` in the same transaction, so
+//! peers learn of the event exactly when it commits; their listener task loads
+//! the frame (inline in the payload when small) and delivers it locally.
+//!
+//! Delivery to a connection is best-effort (a bounded queue that never blocks
+//! the publisher); correctness comes from `seq`: a connection that sees a gap,
+//! or is nudged because its queue overflowed, reads the missing frames from
+//! `stream_event` in order ([`Hub::replay`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::util::now_ms;
+use crate::{with_db, Db, Result};
+
+const CHANNEL: &str = "parley_hub";
+/// NOTIFY payloads are limited to 8000 bytes; larger frames are fetched by peers.
+const INLINE_LIMIT: usize = 7000;
+/// Frames queued per connection before it falls back to reading the store.
+const QUEUE: usize = 64;
+
+pub fn person_stream(person_id: &str) -> String {
+    format!("p:{person_id}")
+}
+
+pub fn workspace_stream(workspace_id: &str) -> String {
+    format!("w:{workspace_id}")
+}
+
+/// What a connection receives from the hub.
+#[derive(Clone, Debug)]
+pub enum Push {
+    /// A frame; `seq` is `None` for ephemeral frames (typing, presence) that are
+    /// neither stored nor replayed.
+    Frame { seq: Option<i64>, frame: Arc<str> },
+    /// The connection may have missed frames: compare [`Subscription::latest`]
+    /// with what it has sent and replay the difference.
+    Nudge,
+}
+
+/// An event appended to a stream in a transaction, to deliver after commit.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub stream: Arc<str>,
+    pub seq: i64,
+    pub frame: Arc<str>,
+}
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Push>,
+    latest: Arc<AtomicI64>,
+}
+
+struct Inner {
+    db: Db,
+    node_id: String,
+    subs: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// A live subscription; dropping it unsubscribes.
+pub struct Subscription {
+    hub: Hub,
+    pub stream: Arc<str>,
+    id: u64,
+    pub rx: mpsc::Receiver<Push>,
+    /// The highest seq this node has seen committed on the stream.
+    pub latest: Arc<AtomicI64>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut subs = self.hub.inner.subs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = subs.get_mut(&self.stream) {
+            list.retain(|s| s.id != self.id);
+            if list.is_empty() {
+                subs.remove(&self.stream);
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    /// Sending node, so a node ignores its own notices.
+    n: String,
+    s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<String>,
+}
+
+/// A connection that can append to streams: implemented for both backends'
+/// connections, so domain code inside `with_tx!` calls one function.
+pub trait StreamTx: Send {
+    fn next_seq(&mut self, stream: &str, workspace_id: &str) -> impl Future<Output = Result<i64>> + Send;
+    fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> impl Future<Output = Result<()>> + Send;
+    fn notify_peers(&mut self, payload: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+macro_rules! stream_tx_common {
+    () => {
+        async fn next_seq(&mut self, stream: &str, workspace_id: &str) -> Result<i64> {
+            let (seq,): (i64,) = sqlx::query_as(
+                "INSERT INTO stream (id, workspace_id, last_seq) VALUES ($1, $2, 1) \
+                 ON CONFLICT (id) DO UPDATE SET last_seq = stream.last_seq + 1 RETURNING last_seq",
+            )
+            .bind(stream)
+            .bind(workspace_id)
+            .fetch_one(&mut *self)
+            .await?;
+            Ok(seq)
+        }
+
+        async fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> Result<()> {
+            sqlx::query("INSERT INTO stream_event (stream, seq, frame, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(stream)
+                .bind(seq)
+                .bind(frame)
+                .bind(now_ms())
+                .execute(&mut *self)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+impl StreamTx for sqlx::SqliteConnection {
+    stream_tx_common!();
+    async fn notify_peers(&mut self, _payload: &str) -> Result<()> {
+        // A SQLite database has one node: there are no peers.
+        Ok(())
+    }
+}
+
+impl StreamTx for sqlx::PgConnection {
+    stream_tx_common!();
+    async fn notify_peers(&mut self, payload: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&mut *self).await?;
+        Ok(())
+    }
+}
+
+impl Hub {
+    pub fn new(db: Db, node_id: String) -> Hub {
+        Hub {
+            inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub fn subscribe(&self, stream: &str) -> Subscription {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let stream: Arc<str> = Arc::from(stream);
+        let latest = Arc::new(AtomicI64::new(0));
+        self.lock()
+            .entry(stream.clone())
+            .or_default()
+            .push(Subscriber { id, tx, latest: latest.clone() });
+        Subscription { hub: self.clone(), stream, id, rx, latest }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Vec<Subscriber>>> {
+        self.inner.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends `frame` (a JSON object; `seq` is added) to `stream` inside the
+    /// caller's transaction.
+    pub async fn append<T: StreamTx>(
+        &self,
+        tx: &mut T,
+        stream: &str,
+        workspace_id: &str,
+        mut frame: serde_json::Value,
+    ) -> Result<Appended> {
+        let seq = tx.next_seq(stream, workspace_id).await?;
+        frame["seq"] = seq.into();
+        let text = frame.to_string();
+        tx.store_event(stream, seq, &text).await?;
+        let notice = Notice {
+            n: self.inner.node_id.clone(),
+            s: stream.to_owned(),
+            q: Some(seq),
+            f: (text.len() <= INLINE_LIMIT).then(|| text.clone()),
+        };
+        tx.notify_peers(&serde_json::to_string(&notice).map_err(anyhow::Error::from)?).await?;
+        Ok(Appended { stream: Arc::from(stream), seq, frame: Arc::from(text) })
+    }
+
+    /// Pushes committed events to this node's subscribers.
+    pub fn deliver(&self, events: &[Appended]) {
+        for e in events {
+            self.push_local(&e.stream, Some(e.seq), e.frame.clone());
+        }
+    }
+
+    /// Sends an ephemeral frame (typing, presence): to local subscribers and,
+    /// on PostgreSQL, to peers. Not stored, not replayed.
+    pub async fn send_ephemeral(&self, stream: &str, frame: serde_json::Value) {
+        let text: Arc<str> = Arc::from(frame.to_string());
+        self.push_local(stream, None, text.clone());
+        if let Db::Postgres(pool) = &self.inner.db {
+            if text.len() > INLINE_LIMIT {
+                return;
+            }
+            let notice = Notice { n: self.inner.node_id.clone(), s: stream.to_owned(), q: None, f: Some(text.to_string()) };
+            if let Ok(payload) = serde_json::to_string(&notice) {
+                let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "relaying an ephemeral frame to peers failed");
+                }
+            }
+        }
+    }
+
+    fn push_local(&self, stream: &str, seq: Option<i64>, frame: Arc<str>) {
+        let subs = self.lock();
+        let Some(list) = subs.get(stream) else { return };
+        for sub in list {
+            if let Some(seq) = seq {
+                sub.latest.fetch_max(seq, Ordering::AcqRel);
+            }
+            let push = Push::Frame { seq, frame: frame.clone() };
+            if sub.tx.try_send(push).is_err() {
+                // Queue full: the connection is busy and will catch up from the
+                // store once it drains, guided by `latest`.
+                metrics::counter!("parley_hub_overflow_total").increment(1);
+                let _ = sub.tx.try_send(Push::Nudge);
+            }
+        }
+    }
+
+    /// The stream's current position (0 when nothing was ever appended).
+    pub async fn current_seq(&self, stream: &str) -> Result<i64> {
+        let row: Option<(i64,)> = with_db!(&self.inner.db, pool => sqlx::query_as("SELECT last_seq FROM stream WHERE id = $1")
+            .bind(stream).fetch_optional(pool).await?);
+        Ok(row.map(|r| r.0).unwrap_or(0))
+    }
+
+    /// Frames of `stream` after `after`, in order, at most `limit`.
+    pub async fn replay(&self, stream: &str, after: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        Ok(with_db!(&self.inner.db, pool => sqlx::query_as(
+            "SELECT seq, frame FROM stream_event WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(stream).bind(after).bind(limit).fetch_all(pool).await?))
+    }
+
+    /// Relays peers' events into this node, for as long as the process runs.
+    /// Only PostgreSQL has peers.
+    pub fn spawn_relay(&self) {
+        let Db::Postgres(pool) = self.inner.db.clone() else { return };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = hub.relay(&pool).await {
+                    tracing::warn!(error = %e, "hub relay lost its connection; reconnecting");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    async fn relay(&self, pool: &sqlx::PgPool) -> Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        // Notices sent while this node was not listening are lost: have every
+        // local connection compare its position with the store.
+        self.resync_all().await;
+        loop {
+            let note = listener.recv().await?;
+            let Ok(notice) = serde_json::from_str::<Notice>(note.payload()) else {
+                tracing::warn!("ignoring a malformed hub notice");
+                continue;
+            };
+            if notice.n == self.inner.node_id || !self.lock().contains_key(notice.s.as_str()) {
+                continue;
+            }
+            let frame = match (notice.f, notice.q) {
+                (Some(f), _) => f,
+                (None, Some(seq)) => match self.replay(&notice.s, seq - 1, 1).await?.pop() {
+                    Some((_, f)) => f,
+                    None => continue,
+                },
+                (None, None) => continue,
+            };
+            self.push_local(&notice.s, notice.q, Arc::from(frame));
+        }
+    }
+
+    async fn resync_all(&self) {
+        let streams: Vec<Arc<str>> = self.lock().keys().cloned().collect();
+        for stream in streams {
+            let Ok(seq) = self.current_seq(&stream).await else { continue };
+            let subs = self.lock();
+            for sub in subs.get(&stream).into_iter().flatten() {
+                sub.latest.fetch_max(seq, Ordering::AcqRel);
+                let _ = sub.tx.try_send(Push::Nudge);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Parley's engine: the domain, its storage on two backends and the realtime
+//! hub. It has no routes; `widget` and `inbox` put HTTP in front of it.
+//!
+//! - [`db`]: the storage handle over SQLite or PostgreSQL, and the macros that
+//!   run one portable SQL text on either.
+//! - [`workspace`]: tenants, teammates and the first-start bootstrap.
+//! - [`auth`]: passwords, session tokens, API keys, widget identity hashes.
+//! - [`people`]: people (leads and users) and visitor sessions.
+//! - [`chat`]: conversations and messages, the one place that writes them.
+//! - [`events`]: the timeline of what people do.
+//! - [`hub`]: durable, ordered realtime streams and their fan-out (relayed
+//!   between nodes with LISTEN/NOTIFY on PostgreSQL).
+//! - [`presence`]: who is online, across nodes.
+//! - [`realtime`]: the WebSocket connection loop both sockets share.
+//! - [`http`]: extractors shared by the HTTP edges.
+//! - [`error`]: the API's error type and its JSON shape.
+//! - [`util`]: ids, tokens, clocks.
+
+pub mod auth;
+pub mod chat;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod hub;
+pub mod people;
+pub mod presence;
+pub mod realtime;
+pub mod util;
+pub mod workspace;
+
+pub use db::Db;
+pub use error::{Error, Result};
+
+/// Everything a request handler needs, cloned cheaply into each router.
+#[derive(Clone)]
+pub struct Engine {
+    pub db: Db,
+    pub hub: hub::Hub,
+    pub presence: presence::Presence,
+    /// Base URL used in links and emails.
+    pub public_url: String,
+}
+
+impl Engine {
+    /// Connects the hub and presence to `db` and starts their background tasks.
+    pub async fn start(db: Db, public_url: String) -> Result<Engine> {
+        let hub = hub::Hub::new(db.clone(), util::new_id());
+        hub.spawn_relay();
+        let presence = presence::Presence::start(db.clone(), hub.clone()).await?;
+        Ok(Engine { db, hub, presence, public_url })
+    }
+}

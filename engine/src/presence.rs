@@ -1,0 +1,126 @@
+//! Who is online: a person is online while at least one widget connection to
+//! any node is open.
+//!
+//! Each node counts its own connections in memory and mirrors them to the
+//! `presence` table (one row per node and person), so every node can answer
+//! "online?" with a query. Nodes heartbeat; rows of a node that stopped
+//! heartbeating (a crash) are swept by the survivors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::hub::{workspace_stream, Hub};
+use crate::util::now_ms;
+use crate::{with_db, with_tx, Db, Result};
+
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A node silent this long is taken for dead and its connections forgotten.
+const NODE_TIMEOUT_MS: i64 = 60_000;
+
+#[derive(Clone)]
+pub struct Presence {
+    db: Db,
+    hub: Hub,
+    local: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Presence {
+    pub async fn start(db: Db, hub: Hub) -> Result<Presence> {
+        let p = Presence { db, hub, local: Arc::default() };
+        p.heartbeat().await?;
+        let beat = p.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                if let Err(e) = beat.heartbeat().await {
+                    tracing::warn!(error = %e, "presence heartbeat failed");
+                }
+            }
+        });
+        Ok(p)
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        let now = now_ms();
+        let node = self.hub.node_id();
+        with_tx!(&self.db, tx => {
+            sqlx::query("INSERT INTO node (id, heartbeat_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2")
+                .bind(node).bind(now).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM presence WHERE node_id IN (SELECT id FROM node WHERE heartbeat_at < $1)")
+                .bind(now - NODE_TIMEOUT_MS).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM node WHERE heartbeat_at < $1").bind(now - NODE_TIMEOUT_MS).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// A widget connection opened.
+    pub async fn connected(&self, workspace_id: &str, person_id: &str) -> Result<()> {
+        let first_here = {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            let n = local.entry(person_id.to_owned()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if first_here {
+            let was_online = self.online(person_id).await?;
+            let now = now_ms();
+            with_tx!(&self.db, tx => {
+                sqlx::query("INSERT INTO presence (node_id, person_id, workspace_id, connections) VALUES ($1, $2, $3, 1) \
+                             ON CONFLICT (node_id, person_id) DO UPDATE SET connections = 1")
+                    .bind(self.hub.node_id()).bind(person_id).bind(workspace_id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE person SET last_seen_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
+            });
+            if !was_online {
+                self.announce(workspace_id, person_id, true).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A widget connection closed.
+    pub async fn disconnected(&self, workspace_id: &str, person_id: &str) -> Result<()> {
+        let last_here = {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            match local.get_mut(person_id) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    local.remove(person_id);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last_here {
+            let now = now_ms();
+            with_tx!(&self.db, tx => {
+                sqlx::query("DELETE FROM presence WHERE node_id = $1 AND person_id = $2")
+                    .bind(self.hub.node_id()).bind(person_id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE person SET last_seen_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
+            });
+            if !self.online(person_id).await? {
+                self.announce(workspace_id, person_id, false).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn online(&self, person_id: &str) -> Result<bool> {
+        let (n,): (i64,) = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM presence WHERE person_id = $1 AND connections > 0")
+            .bind(person_id).fetch_one(pool).await?);
+        Ok(n > 0)
+    }
+
+    async fn announce(&self, workspace_id: &str, person_id: &str, online: bool) {
+        self.hub
+            .send_ephemeral(&workspace_stream(workspace_id), json!({"type": "presence.update", "person_id": person_id, "online": online}))
+            .await;
+    }
+}

@@ -1,0 +1,202 @@
+//! The WebSocket connection loop shared by the widget and agent sockets.
+//!
+//! One task per connection owns both directions, so a `resume` is answered
+//! with every missed frame, in order, before anything new is sent. Frames from
+//! the hub carry `seq`; the loop sends each seq once and in order, reading any
+//! gap from the store. Client frames are parsed here (malformed JSON, unknown
+//! types and oversize frames get an `error` frame; the socket stays open) and
+//! handed to the side-specific [`Handler`].
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+use crate::hub::{Hub, Push, Subscription};
+use crate::Error;
+
+/// The largest client frame read; a larger one ends the connection at the
+/// protocol level, so it is well above the largest valid message.
+pub const MAX_FRAME: usize = 1024 * 1024;
+const REPLAY_BATCH: i64 = 500;
+
+/// Sets small, explicit socket buffers: tungstenite's defaults (128 KiB each
+/// way) would cost far more than the rest of an idle connection.
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+}
+
+/// What a side (widget or agents) does with its clients' frames.
+pub trait Handler: Send {
+    /// Handles one frame of type `kind`; returns frames to send back to this
+    /// client only. An error becomes an `error` frame echoing the `echo_id`.
+    fn handle(&mut self, kind: &str, frame: Value) -> impl Future<Output = Result<Vec<Value>, Error>> + Send;
+    /// The connection has ended.
+    fn closed(self) -> impl Future<Output = ()> + Send;
+}
+
+struct Conn {
+    socket: WebSocket,
+    hub: Hub,
+    sub: Subscription,
+    /// The highest seq sent to this client.
+    last: i64,
+}
+
+impl Conn {
+    async fn send(&mut self, text: String) -> bool {
+        self.socket.send(WsMessage::Text(text.into())).await.is_ok()
+    }
+
+    async fn send_json(&mut self, v: &Value) -> bool {
+        self.send(v.to_string()).await
+    }
+
+    /// Sends every stored frame after `last`, in order.
+    async fn catch_up(&mut self) -> Result<bool, Error> {
+        loop {
+            let batch = self.hub.replay(&self.sub.stream, self.last, REPLAY_BATCH).await?;
+            let n = batch.len() as i64;
+            for (seq, frame) in batch {
+                if !self.send(frame).await {
+                    return Ok(false);
+                }
+                self.last = seq;
+            }
+            if n < REPLAY_BATCH {
+                return Ok(true);
+            }
+        }
+    }
+
+    async fn on_push(&mut self, push: Push) -> Result<bool, Error> {
+        match push {
+            Push::Frame { seq: None, frame } => Ok(self.send(frame.to_string()).await),
+            Push::Frame { seq: Some(seq), frame } => {
+                if seq <= self.last {
+                    Ok(true)
+                } else if seq == self.last + 1 {
+                    self.last = seq;
+                    Ok(self.send(frame.to_string()).await)
+                } else {
+                    self.catch_up().await
+                }
+            }
+            Push::Nudge => {
+                if self.sub.latest.load(Ordering::Acquire) > self.last {
+                    self.catch_up().await
+                } else {
+                    Ok(true)
+                }
+            }
+        }
+    }
+}
+
+fn error_frame(e: &Error, echo_id: Option<&Value>) -> Value {
+    let mut f = json!({"type": "error", "code": e.code(), "message": e.public_message()});
+    if let Some(field) = e.field() {
+        f["field"] = field.into();
+    }
+    if let Some(echo) = echo_id {
+        f["echo_id"] = echo.clone();
+    }
+    f
+}
+
+fn bad_frame(message: &str) -> Error {
+    Error::BadRequest { code: "bad_frame", message: message.to_owned(), field: None }
+}
+
+/// Runs a connection until the client leaves. `hello` is sent first, with the
+/// stream's current `seq` added.
+pub async fn drive<H: Handler>(socket: WebSocket, hub: Hub, sub: Subscription, mut hello: Value, mut handler: H) {
+    let mut conn = Conn { socket, hub, sub, last: 0 };
+    // Subscribed before reading the position: nothing committed after this
+    // read can be missed, and anything at or before it is history.
+    match conn.hub.current_seq(&conn.sub.stream).await {
+        Ok(seq) => conn.last = seq,
+        Err(e) => {
+            tracing::error!(error = %e, "reading stream position");
+            return handler.closed().await;
+        }
+    }
+    hello["seq"] = conn.last.into();
+    if !conn.send_json(&hello).await {
+        return handler.closed().await;
+    }
+    loop {
+        let alive = tokio::select! {
+            incoming = conn.socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => false,
+                Some(Ok(WsMessage::Text(text))) => on_text(&mut conn, &mut handler, text.as_str()).await,
+                Some(Ok(WsMessage::Binary(_))) => conn.send_json(&error_frame(&bad_frame("frames must be JSON text"), None)).await,
+                Some(Ok(_)) => true,
+            },
+            Some(push) = conn.sub.rx.recv() => match conn.on_push(push).await {
+                Ok(alive) => alive,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivering frames");
+                    false
+                }
+            },
+        };
+        if !alive {
+            break;
+        }
+    }
+    handler.closed().await;
+}
+
+async fn on_text<H: Handler>(conn: &mut Conn, handler: &mut H, text: &str) -> bool {
+    let frame: Value = match serde_json::from_str(text) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return conn.send_json(&error_frame(&bad_frame("a frame must be a JSON object"), None)).await,
+        Err(e) => {
+            let err = Error::BadRequest { code: "malformed_json", message: format!("malformed JSON: {e}"), field: None };
+            return conn.send_json(&error_frame(&err, None)).await;
+        }
+    };
+    let echo = frame.get("echo_id").cloned();
+    let Some(kind) = frame.get("type").and_then(Value::as_str).map(str::to_owned) else {
+        let err = Error::invalid("type", "a frame needs a string \"type\"");
+        return conn.send_json(&error_frame(&err, echo.as_ref())).await;
+    };
+    metrics::counter!("parley_ws_frames_in_total").increment(1);
+    let result = match kind.as_str() {
+        "ping" => return conn.send_json(&json!({"type": "pong"})).await,
+        "resume" => resume(conn, &frame).await,
+        _ => match handler.handle(&kind, frame).await {
+            Ok(replies) => {
+                for r in replies {
+                    if !conn.send_json(&r).await {
+                        return false;
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(alive) => alive,
+        Err(e) => conn.send_json(&error_frame(&e, echo.as_ref())).await,
+    }
+}
+
+async fn resume(conn: &mut Conn, frame: &Value) -> Result<bool, Error> {
+    let after = frame
+        .get("after")
+        .and_then(Value::as_i64)
+        .filter(|a| *a >= 0)
+        .ok_or_else(|| Error::invalid("after", "after must be a non-negative integer seq"))?;
+    let current = conn.hub.current_seq(&conn.sub.stream).await?;
+    if after > current {
+        return Err(Error::invalid("after", format!("after is beyond this stream's position {current}")));
+    }
+    conn.last = after;
+    conn.catch_up().await
+}

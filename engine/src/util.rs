@@ -1,0 +1,71 @@
+//! Small shared helpers: ids, secrets, clocks.
+
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A new opaque id: a UUIDv7 in hex, so ids sort by creation time, which keeps
+/// cursor pagination stable and index inserts append-only.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// A random secret token with a readable prefix (`pst_`, `pak_`, `pvt_`), so a
+/// leaked token is recognisable in logs and secret scanners.
+pub fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Tokens are stored only as their SHA-256: a database leak does not leak sessions.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Milliseconds since the Unix epoch, the storage unit for every timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 with milliseconds, the API's time format.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn parse_rfc3339(field: &str, value: &str) -> crate::Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| crate::Error::invalid(field, "expected an RFC 3339 time such as 2026-01-31T09:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = new_id();
+        let b = new_id();
+        assert!(a < b, "{a} should sort before {b}");
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed_stably() {
+        let t = new_token("pst_");
+        assert!(t.starts_with("pst_"));
+        assert_ne!(t, new_token("pst_"));
+        assert_eq!(hash_token(&t), hash_token(&t));
+        assert_ne!(hash_token(&t), t);
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(parse_rfc3339("at", &rfc3339(ms)).ok(), Some(ms));
+        assert!(parse_rfc3339("at", "yesterday").is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Workspaces (tenants) and their teammates, including the first-start bootstrap.
+
+use serde::Serialize;
+
+use crate::auth::{hash_password, Actor, Role};
+use crate::util::{new_id, new_token, now_ms};
+use crate::{with_db, with_tx, Db, Error, Result};
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub app_id: String,
+    #[serde(skip)]
+    pub identity_secret: String,
+    pub require_identity: bool,
+}
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Teammate {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub avatar_url: Option<String>,
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Workspace> {
+    with_db!(db, pool => sqlx::query_as::<_, Workspace>(
+        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE id = $1")
+        .bind(id).fetch_optional(pool).await?)
+    .ok_or(Error::NotFound("workspace"))
+}
+
+pub async fn by_app_id(db: &Db, app_id: &str) -> Result<Workspace> {
+    with_db!(db, pool => sqlx::query_as::<_, Workspace>(
+        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE app_id = $1")
+        .bind(app_id).fetch_optional(pool).await?)
+    .ok_or(Error::NotFound("workspace"))
+}
+
+pub async fn by_name(db: &Db, name: &str) -> Result<Option<Workspace>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, Workspace>(
+        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE name = $1 ORDER BY created_at LIMIT 1")
+        .bind(name).fetch_optional(pool).await?))
+}
+
+pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
+    let ws = Workspace {
+        id: new_id(),
+        name: name.to_owned(),
+        // The app id is public (it is in every page that embeds the widget):
+        // short and random, not the internal id.
+        app_id: new_token("").chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase(),
+        identity_secret: new_token(""),
+        require_identity: false,
+    };
+    with_tx!(db, tx => {
+        sqlx::query("INSERT INTO workspace (id, name, app_id, identity_secret, require_identity, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&ws.id).bind(&ws.name).bind(&ws.app_id).bind(&ws.identity_secret).bind(ws.require_identity).bind(now_ms())
+            .execute(&mut *tx).await?;
+    });
+    Ok(ws)
+}
+
+pub async fn set_require_identity(db: &Db, actor: &Actor, on: bool) -> Result<()> {
+    actor.require_admin()?;
+    with_tx!(db, tx => {
+        sqlx::query("UPDATE workspace SET require_identity = $1 WHERE id = $2")
+            .bind(on).bind(&actor.workspace_id).execute(&mut *tx).await?;
+    });
+    Ok(())
+}
+
+pub struct NewTeammate<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+}
+
+/// Checks a new teammate's fields; the first failing field is named.
+fn check_new_teammate(t: &NewTeammate<'_>) -> Result<String> {
+    let email = t.email.trim().to_lowercase();
+    let at = email.find('@');
+    if !matches!(at, Some(i) if i > 0 && i + 1 < email.len()) || email.len() > 254 || email.contains(char::is_whitespace) {
+        return Err(Error::invalid("email", "a valid email address is required"));
+    }
+    if t.name.trim().is_empty() || t.name.len() > 200 {
+        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
+    }
+    if t.password.chars().count() < 8 || t.password.len() > 1024 {
+        return Err(Error::invalid("password", "password must be at least 8 characters"));
+    }
+    Ok(email)
+}
+
+pub async fn create_teammate(db: &Db, workspace_id: &str, t: NewTeammate<'_>) -> Result<Teammate> {
+    let email = check_new_teammate(&t)?;
+    let hash = hash_password(t.password.to_owned()).await?;
+    let mate = Teammate {
+        id: new_id(),
+        name: t.name.trim().to_owned(),
+        email,
+        role: t.role.as_str().to_owned(),
+        avatar_url: None,
+    };
+    let taken: Option<(String,)> = with_db!(db, pool => sqlx::query_as("SELECT id FROM teammate WHERE email = $1")
+        .bind(&mate.email).fetch_optional(pool).await?);
+    if taken.is_some() {
+        return Err(Error::Conflict { code: "email_taken", message: "a teammate with this email exists".into() });
+    }
+    with_tx!(db, tx => {
+        sqlx::query("INSERT INTO teammate (id, workspace_id, email, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&mate.id).bind(workspace_id).bind(&mate.email).bind(&mate.name).bind(&hash).bind(&mate.role).bind(now_ms())
+            .execute(&mut *tx).await?;
+    });
+    Ok(mate)
+}
+
+pub async fn teammate(db: &Db, workspace_id: &str, id: &str) -> Result<Teammate> {
+    with_db!(db, pool => sqlx::query_as::<_, Teammate>(
+        "SELECT id, name, email, role, avatar_url FROM teammate WHERE id = $1 AND workspace_id = $2")
+        .bind(id).bind(workspace_id).fetch_optional(pool).await?)
+    .ok_or(Error::NotFound("teammate"))
+}
+
+pub async fn teammates(db: &Db, workspace_id: &str) -> Result<Vec<Teammate>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, Teammate>(
+        "SELECT id, name, email, role, avatar_url FROM teammate WHERE workspace_id = $1 ORDER BY name, id")
+        .bind(workspace_id).fetch_all(pool).await?))
+}
+
+pub async fn teammate_count(db: &Db) -> Result<i64> {
+    let (n,): (i64,) = with_db!(db, pool => sqlx::query_as("SELECT COUNT(*) FROM teammate").fetch_one(pool).await?);
+    Ok(n)
+}
+
+/// What the first start did, for the CLI to print.
+pub enum Bootstrap {
+    AlreadySetUp,
+    Created { workspace: Workspace, email: String, generated_password: Option<String> },
+}
+
+/// On a first start with no teammates: create workspace "Default" and its
+/// admin, with the given password or a generated one (printed once by the caller).
+pub async fn bootstrap(db: &Db, admin_email: Option<&str>, admin_password: Option<&str>) -> Result<Bootstrap> {
+    if teammate_count(db).await? > 0 {
+        return Ok(Bootstrap::AlreadySetUp);
+    }
+    let workspace = match by_name(db, "Default").await? {
+        Some(ws) => ws,
+        None => create(db, "Default").await?,
+    };
+    let email = admin_email.unwrap_or("admin@localhost").to_owned();
+    let generated = match admin_password {
+        Some(_) => None,
+        None => Some(new_token("").chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>()),
+    };
+    let password = admin_password.or(generated.as_deref()).unwrap_or_default().to_owned();
+    create_teammate(db, &workspace.id, NewTeammate { email: &email, name: "Admin", password: &password, role: Role::Admin }).await?;
+    Ok(Bootstrap::Created { workspace, email, generated_password: generated })
+}
+
+/// The oldest workspace (the one the demo page shows).
+pub async fn first(db: &Db) -> Result<Workspace> {
+    with_db!(db, pool => sqlx::query_as::<_, Workspace>(
+        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace ORDER BY created_at, id LIMIT 1")
+        .fetch_optional(pool).await?)
+    .ok_or(Error::NotFound("workspace"))
+}

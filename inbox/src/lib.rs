@@ -1,0 +1,67 @@
+//! The team side of Parley: the REST API under `/api/v1` and the agent socket.
+//!
+//! - [`extract`]: the `Actor` extractor (bearer token, API key or session cookie).
+//! - [`auth`]: `/auth/login`, `/auth/logout`, `/auth/me`.
+//! - [`workspace`]: `/workspace`, `/teammates`, `/api-keys`.
+//! - [`conversations`]: the inbox: conversations, threads, replies, notes,
+//!   assignment, participants, archive, deletes.
+//! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use parley_engine::Engine;
+
+pub mod auth;
+pub mod conversations;
+pub mod extract;
+pub mod workspace;
+pub mod ws;
+
+/// The team API's routes, mounted under `/api/v1`.
+pub fn router(engine: Engine) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/workspace", get(workspace::get).patch(workspace::update))
+        .route("/teammates", get(workspace::list_teammates).post(workspace::create_teammate))
+        .route("/api-keys", post(workspace::create_api_key))
+        .route("/conversations", get(conversations::list))
+        .route(
+            "/conversations/{id}",
+            get(conversations::get).patch(conversations::update).delete(conversations::delete),
+        )
+        .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))
+        .route("/conversations/{id}/participants", post(conversations::put_participant))
+        .route("/conversations/{id}/participants/{teammate_id}", delete(conversations::remove_participant))
+        .route("/conversations/{id}/archive", post(conversations::archive))
+        .route("/conversations/{id}/unarchive", post(conversations::unarchive))
+        .route("/messages/{id}", delete(conversations::delete_message))
+        .route("/ws", get(ws::upgrade));
+    Router::new().nest("/api/v1", api).with_state(engine)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        auth::login, auth::logout, auth::me,
+        workspace::get, workspace::update, workspace::list_teammates, workspace::create_teammate, workspace::create_api_key,
+        conversations::list, conversations::get, conversations::update, conversations::delete,
+        conversations::messages, conversations::reply, conversations::put_participant, conversations::remove_participant,
+        conversations::archive, conversations::unarchive, conversations::delete_message,
+    ),
+    components(schemas(parley_engine::error::ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}

@@ -1,0 +1,103 @@
+//! `/api/v1/workspace`, `/api/v1/teammates`, `/api/v1/api-keys`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json as JsonOut;
+use parley_engine::auth::{self, NewApiKey, Role};
+use parley_engine::http::Json;
+use parley_engine::workspace::{self as ws, NewTeammate, Teammate};
+use parley_engine::{Engine, Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::extract::Auth;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub app_id: String,
+    pub settings: Settings,
+    /// Admins only: the key for widget identity verification (`user_hash`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_secret: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Settings {
+    /// Refuse widget sessions with a `user_id` but no valid `user_hash`.
+    pub require_identity: bool,
+}
+
+async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<WorkspaceView> {
+    let w = ws::get(&engine.db, workspace_id).await?;
+    Ok(WorkspaceView {
+        id: w.id,
+        name: w.name,
+        app_id: w.app_id,
+        settings: Settings { require_identity: w.require_identity },
+        identity_secret: (role == Role::Admin).then_some(w.identity_secret),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/workspace", tag = "workspace", responses((status = 200, body = WorkspaceView)))]
+pub async fn get(State(engine): State<Engine>, Auth(actor): Auth) -> Result<JsonOut<WorkspaceView>> {
+    Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    pub require_identity: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/workspace", tag = "workspace", request_body = WorkspacePatch,
+    responses((status = 200, body = WorkspaceView), (status = 403, description = "admins only")))]
+pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<WorkspacePatch>) -> Result<JsonOut<WorkspaceView>> {
+    actor.require_admin()?;
+    if let Some(on) = body.require_identity {
+        ws::set_require_identity(&engine.db, &actor, on).await?;
+    }
+    Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TeammateList {
+    pub items: Vec<Teammate>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teammates", tag = "workspace", responses((status = 200, body = TeammateList)))]
+pub async fn list_teammates(State(engine): State<Engine>, Auth(actor): Auth) -> Result<JsonOut<TeammateList>> {
+    Ok(JsonOut(TeammateList { items: ws::teammates(&engine.db, &actor.workspace_id).await? }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TeammateBody {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    /// admin or agent
+    pub role: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/teammates", tag = "workspace", request_body = TeammateBody,
+    responses((status = 201, body = Teammate), (status = 403, description = "admins only"), (status = 409, description = "email taken"), (status = 422, description = "invalid field")))]
+pub async fn create_teammate(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<TeammateBody>) -> Result<(StatusCode, JsonOut<Teammate>)> {
+    actor.require_admin()?;
+    let role = Role::parse("role", &body.role)?;
+    let t = ws::create_teammate(&engine.db, &actor.workspace_id, NewTeammate { email: &body.email, name: &body.name, password: &body.password, role }).await?;
+    Ok((StatusCode::CREATED, JsonOut(t)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyBody {
+    pub name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "workspace", request_body = ApiKeyBody,
+    responses((status = 201, body = NewApiKey, description = "The key is shown once"), (status = 403, description = "admins only")))]
+pub async fn create_api_key(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<ApiKeyBody>) -> Result<(StatusCode, JsonOut<NewApiKey>)> {
+    if actor.via_api_key {
+        return Err(Error::forbidden("API keys cannot create API keys"));
+    }
+    Ok((StatusCode::CREATED, JsonOut(auth::create_api_key(&engine.db, &actor, &body.name).await?)))
+}

@@ -1,0 +1,116 @@
+//! `GET /api/v1/ws?token=…`: the teammates' realtime socket.
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use parley_engine::auth::{self, Actor};
+use parley_engine::chat::{self, Kind, NewMessage, Sender};
+use parley_engine::hub::{person_stream, workspace_stream};
+use parley_engine::realtime::{self, Handler};
+use parley_engine::{Engine, Error};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let token = q.token.or_else(|| crate::extract::token(&headers));
+    let actor = match &token {
+        Some(t) => auth::authenticate(&engine.db, t).await.ok(),
+        None => None,
+    };
+    realtime::configure(ws).on_upgrade(move |mut socket| async move {
+        let Some(actor) = actor else {
+            let close = CloseFrame { code: 4001, reason: "invalid or expired token".into() };
+            let _ = socket.send(WsMessage::Close(Some(close))).await;
+            return;
+        };
+        metrics::gauge!("parley_agent_connections").increment(1.0);
+        let sub = engine.hub.subscribe(&workspace_stream(&actor.workspace_id));
+        let hello = json!({"type": "hello", "teammate_id": actor.teammate_id});
+        realtime::drive(socket, engine.hub.clone(), sub, hello, AgentSide { engine, actor }).await;
+    })
+}
+
+struct AgentSide {
+    engine: Engine,
+    actor: Actor,
+}
+
+#[derive(Deserialize)]
+struct SendFrame {
+    echo_id: Option<String>,
+    conversation_id: String,
+    body: String,
+    kind: Option<Kind>,
+}
+
+#[derive(Deserialize)]
+struct TypingFrame {
+    conversation_id: String,
+    on: bool,
+}
+
+#[derive(Deserialize)]
+struct SeenFrame {
+    conversation_id: String,
+    message_id: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(frame: Value) -> Result<T, Error> {
+    parley_engine::http::parse_json(frame.to_string().as_bytes())
+}
+
+impl Handler for AgentSide {
+    async fn handle(&mut self, kind: &str, frame: Value) -> Result<Vec<Value>, Error> {
+        let engine = &self.engine;
+        let actor = &self.actor;
+        match kind {
+            "message.send" => {
+                let f: SendFrame = parse(frame)?;
+                let kind = f.kind.unwrap_or(Kind::Chat);
+                if !matches!(kind, Kind::Chat | Kind::Note) {
+                    return Err(Error::invalid("kind", "kind must be chat or note"));
+                }
+                let sent = chat::send(&engine.db, &engine.hub, NewMessage {
+                    workspace_id: actor.workspace_id.clone(),
+                    conversation_id: Some(f.conversation_id),
+                    sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
+                    body: f.body,
+                    kind,
+                    echo_id: f.echo_id.clone(),
+                    buttons: None,
+                })
+                .await?;
+                Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
+            }
+            "typing" => {
+                let f: TypingFrame = parse(frame)?;
+                let person = chat::conversation_person(&engine.db, &actor.workspace_id, &f.conversation_id).await?;
+                let typing = json!({"type": "typing", "conversation_id": f.conversation_id,
+                    "author": {"type": "teammate", "id": actor.teammate_id, "name": actor.name}, "on": f.on});
+                engine.hub.send_ephemeral(&workspace_stream(&actor.workspace_id), typing.clone()).await;
+                engine.hub.send_ephemeral(&person_stream(&person), typing).await;
+                Ok(vec![])
+            }
+            "seen" => {
+                let f: SeenFrame = parse(frame)?;
+                chat::teammate_seen(&engine.db, actor, &f.conversation_id, &f.message_id).await?;
+                Ok(vec![])
+            }
+            other => Err(Error::BadRequest {
+                code: "unknown_type",
+                message: format!("unknown frame type {other:?}"),
+                field: Some("type".into()),
+            }),
+        }
+    }
+
+    async fn closed(self) {
+        metrics::gauge!("parley_agent_connections").decrement(1.0);
+    }
+}

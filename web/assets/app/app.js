@@ -1,0 +1,754 @@
+// Parley team inbox: login, the conversation list, the open thread and its
+// composer, all kept live by the agent WebSocket.
+
+import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from './api.js';
+import { connectSocket } from './socket.js';
+import { flashTitle, playTone, probe, stopFlash } from './notify.js';
+import {
+  STATUS_LABELS,
+  authorName,
+  conversationRow,
+  h,
+  messageView,
+  personName,
+  refreshRelativeTimes,
+} from './views.js';
+
+const TYPING_EVERY_MS = 3000; // send "typing on" at most this often, "off" after this idle
+const TYPING_EXPIRES_MS = 8000; // forget someone's "typing" if their "off" never came
+const NEAR_EDGE_PX = 80;
+
+const $ = (id) => document.getElementById(id);
+const els = Object.fromEntries(
+  [
+    'login', 'login-form', 'login-email', 'login-password', 'login-submit', 'login-error',
+    'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
+    'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
+    'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
+    'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
+    'composer-send', 'composer-error',
+  ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
+);
+
+// Session state, reset on sign-out.
+let me = null;
+let socket = null;
+let teammates = [];
+let clockTimer = null;
+const convs = new Map(); // id -> newest known Conversation
+const rows = new Map(); // id -> <li> of the list, only for conversations matching the filters
+const handledMessages = new Set(); // message ids already applied, so replays and echoes are no-ops
+const drafts = new Map(); // conversation id -> unsent composer text
+const filter = { status: 'open', assignee: 'all' };
+let list = { gen: 0, cursor: null, done: false, loading: false };
+let current = null; // the open thread: {id, els: Map(id -> element), older, loading, ...}
+let threadGen = 0;
+const typing = new Map(); // "type:id" -> {name, timer}: who is typing in the open thread
+let myTyping = { conversationId: null, sentAt: 0, idleTimer: null };
+let sendQueue = Promise.resolve(); // keeps our messages in the order they were written
+
+const attentive = () => document.visibilityState === 'visible' && document.hasFocus();
+const isMe = (author) => author?.type === 'teammate' && author.id === me?.id;
+const mutedForMe = (conv) => !!conv.participants?.some((p) => p.teammate?.id === me.id && p.muted);
+const activityOf = (conv) => Date.parse(conv.updated_at ?? conv.last_message?.created_at) || 0;
+
+function matchesFilter(conv) {
+  if (conv.status !== filter.status || conv.archived) return false;
+  if (filter.assignee === 'me') return conv.assignee?.id === me.id;
+  if (filter.assignee === 'none') return !conv.assignee;
+  return true;
+}
+
+/* ---------- session ---------- */
+
+async function boot() {
+  wireUi();
+  setUnauthorizedHandler(() => signOut('Your session has expired. Please sign in again.'));
+  if (!getToken()) return showLogin('');
+  try {
+    const { teammate } = await api('GET', '/auth/me');
+    startSession(teammate);
+  } catch (e) {
+    if (e.status !== 401) showLogin(e.message); // a 401 already went through signOut
+  }
+}
+
+function showLogin(message) {
+  els.app.hidden = true;
+  els.login.hidden = false;
+  els.loginError.textContent = message;
+  els.loginEmail.focus();
+}
+
+async function onLoginSubmit(e) {
+  e.preventDefault();
+  const email = els.loginEmail.value.trim();
+  const password = els.loginPassword.value;
+  if (!email || !password) {
+    els.loginError.textContent = 'Enter your email and password.';
+    return;
+  }
+  setToken(null); // a stale token must not turn a wrong password into "session expired"
+  els.loginSubmit.disabled = true;
+  els.loginSubmit.textContent = 'Signing in…';
+  els.loginError.textContent = '';
+  try {
+    const res = await api('POST', '/auth/login', { email, password });
+    setToken(res.token);
+    els.loginPassword.value = '';
+    startSession(res.teammate);
+  } catch (err) {
+    els.loginError.textContent = err.message;
+    els.loginPassword.select();
+  } finally {
+    els.loginSubmit.disabled = false;
+    els.loginSubmit.textContent = 'Sign in';
+  }
+}
+
+function startSession(teammate) {
+  me = teammate;
+  els.login.hidden = true;
+  els.app.hidden = false;
+  els.meName.textContent = me.name;
+  setConnState(false, 'Connecting…');
+  socket = connectSocket(getToken(), {
+    onFrame,
+    onHello,
+    onState: (up) => setConnState(up, up ? 'Live' : 'Reconnecting…'),
+    onAuthFailed: () => signOut('Your session has ended. Please sign in again.'),
+    // If the token was refused at the upgrade, /auth/me answers 401 and signs us out.
+    onDropBeforeHello: () => api('GET', '/auth/me').catch(() => {}),
+  });
+  clockTimer = setInterval(() => refreshRelativeTimes(els.conversationList), 30_000);
+  loadTeammates();
+  loadList(true);
+  route();
+}
+
+function signOut(message = '') {
+  setToken(null);
+  if (!me) return showLogin(message);
+  stopTyping();
+  socket?.stop();
+  socket = null;
+  clearInterval(clockTimer);
+  stopFlash();
+  closeThread();
+  me = null;
+  teammates = [];
+  convs.clear();
+  rows.clear();
+  handledMessages.clear();
+  drafts.clear();
+  list = { gen: list.gen + 1, cursor: null, done: false, loading: false };
+  els.conversationList.replaceChildren();
+  setConnState(false, '');
+  showLogin(message);
+}
+
+async function logout() {
+  try {
+    await api('POST', '/auth/logout');
+  } catch {
+    // Signing out locally is what matters.
+  }
+  signOut();
+}
+
+function setConnState(up, text) {
+  probe.connected = up;
+  els.conn.textContent = text;
+  els.conn.classList.toggle('is-up', up);
+}
+
+async function loadTeammates() {
+  try {
+    teammates = (await api('GET', '/teammates')).items ?? [];
+  } catch {
+    teammates = []; // the select still offers "Unassigned" and the current assignee
+  }
+  if (current && convs.has(current.id)) renderHeader(convs.get(current.id));
+}
+
+/* ---------- conversation list ---------- */
+
+async function loadList(reset = false) {
+  if (reset) {
+    list = { gen: list.gen + 1, cursor: null, done: false, loading: false };
+    rows.clear();
+    els.conversationList.replaceChildren();
+  }
+  if (list.loading || list.done) return;
+  const gen = list.gen;
+  list.loading = true;
+  setListStatus('Loading…');
+  const query = new URLSearchParams({ status: filter.status, archived: 'false' });
+  if (filter.assignee !== 'all') query.set('assignee', filter.assignee);
+  if (list.cursor) query.set('cursor', list.cursor);
+  try {
+    const page = await api('GET', `/conversations?${query}`);
+    if (gen !== list.gen) return;
+    for (const item of page.items ?? []) {
+      if (rows.has(item.id)) continue; // already placed by a live update
+      const conv = remember(item);
+      if (matchesFilter(conv)) appendRow(conv);
+    }
+    list.cursor = page.next_cursor ?? null;
+    list.done = !list.cursor;
+    list.loading = false;
+    setListStatus();
+    // Too short to scroll, or scrolled to the end while loading: no scroll event will ask.
+    if (nearListEnd()) loadList();
+  } catch (e) {
+    if (gen !== list.gen) return;
+    list.loading = false;
+    setListStatus(`Could not load conversations: ${e.message}`, true);
+  }
+}
+
+function nearListEnd() {
+  const el = els.conversationList;
+  // A hidden list (phone width, thread shown) has no size and is not "at the end".
+  return el.clientHeight > 0 && el.scrollTop + el.clientHeight >= el.scrollHeight - NEAR_EDGE_PX;
+}
+
+function setListStatus(text, retry = false) {
+  els.listStatusText.textContent = text ?? (rows.size ? '' : 'No conversations here');
+  els.listRetry.hidden = !retry;
+}
+
+function rowFor(conv) {
+  const button = conversationRow(conv, { selected: current?.id === conv.id, meId: me.id });
+  button.addEventListener('click', () => {
+    location.hash = `#/c/${enc(conv.id)}`;
+    if (current?.id === conv.id) showThreadView(); // same hash: no hashchange
+  });
+  return h('li', { 'data-id': conv.id }, button);
+}
+
+function appendRow(conv) {
+  const li = rowFor(conv);
+  els.conversationList.append(li);
+  rows.set(conv.id, li);
+}
+
+// Show a conversation's latest state in the list: moved to the top on new messages,
+// updated in place otherwise, removed once it no longer matches the filters.
+function placeRow(conv, toTop) {
+  const old = rows.get(conv.id);
+  if (!matchesFilter(conv)) {
+    if (old) {
+      old.remove();
+      rows.delete(conv.id);
+      setListStatus();
+    }
+    return;
+  }
+  const li = rowFor(conv);
+  const hadFocus = old?.contains(document.activeElement);
+  if (old && !toTop) old.replaceWith(li);
+  else if (toTop) {
+    old?.remove();
+    els.conversationList.prepend(li);
+  } else if (!insertByActivity(li, conv)) return; // belongs to a page not loaded yet
+  rows.set(conv.id, li);
+  if (hadFocus) li.firstElementChild.focus();
+  setListStatus();
+}
+
+function insertByActivity(li, conv) {
+  const at = activityOf(conv);
+  for (const other of els.conversationList.children) {
+    const otherConv = convs.get(other.dataset.id);
+    if (!otherConv || activityOf(otherConv) < at) {
+      els.conversationList.insertBefore(li, other);
+      return true;
+    }
+  }
+  if (!list.done) return false;
+  els.conversationList.append(li);
+  return true;
+}
+
+function markSelectedRow() {
+  for (const [id, li] of rows) li.firstElementChild.setAttribute('aria-current', String(id === current?.id));
+}
+
+// Merge a conversation into what we know. The thread being looked at never shows unread.
+function remember(conv) {
+  const prev = convs.get(conv.id);
+  const merged = { ...prev, ...conv };
+  // Summaries pushed to the whole team may carry no per-teammate count: keep ours.
+  if (typeof conv.unread !== 'number') merged.unread = prev?.unread ?? 0;
+  const viewed = current?.id === merged.id && !current.loading;
+  if (viewed && (attentive() || current.seenId === merged.last_message?.id)) merged.unread = 0;
+  convs.set(merged.id, merged);
+  return merged;
+}
+
+function setFilter(key, value) {
+  if (filter[key] === value) return;
+  filter[key] = value;
+  const attr = key === 'status' ? 'data-status' : 'data-assignee';
+  for (const b of document.querySelectorAll(`[${attr}]`)) b.setAttribute('aria-pressed', String(b.getAttribute(attr) === value));
+  loadList(true);
+}
+
+/* ---------- socket frames ---------- */
+
+function onHello(_frame, reset) {
+  probe.seq = socket.seq;
+  if (reset) {
+    // The server could not replay what we missed: fetch everything again.
+    loadList(true);
+    if (current) openConversation(current.id);
+  }
+  // A "seen" could not go out while offline; one for the thread just opened still counts.
+  markSeen(current?.seenId === null);
+}
+
+function onFrame(frame) {
+  probe.seq = socket?.seq ?? probe.seq;
+  switch (frame.type) {
+    case 'message.created':
+      if (frame.message) onMessageCreated(frame.message, frame.conversation);
+      break;
+    case 'message.updated':
+      if (frame.message) onMessageUpdated(frame.message);
+      break;
+    case 'message.deleted':
+      onMessageDeleted(frame.message_id, frame.conversation_id);
+      break;
+    case 'conversation.updated':
+      if (frame.conversation) applyConversation(frame.conversation);
+      break;
+    case 'typing':
+      onTyping(frame);
+      break;
+    case 'presence.update':
+      onPresence(frame.person_id, frame.online);
+      break;
+    case 'error':
+      console.warn('Parley socket error:', frame.code, frame.message);
+      break;
+  }
+}
+
+// Shared by socket frames and our own sends (summary is null for those).
+async function onMessageCreated(msg, summary) {
+  const id = msg.conversation_id;
+  let prev = convs.get(id);
+  if (!summary && !prev) {
+    try {
+      summary = await api('GET', `/conversations/${enc(id)}`);
+    } catch {
+      return;
+    }
+    prev = convs.get(id);
+  }
+  const fresh = !handledMessages.has(msg.id) && prev?.last_message?.id !== msg.id;
+  handledMessages.add(msg.id);
+  const viewing = current?.id === id;
+  if (viewing) showInThread(msg);
+  if (!fresh) {
+    if (summary) applyConversation(summary);
+    return;
+  }
+
+  const inbound = msg.author?.type === 'person';
+  const conv = remember(summary ?? { ...prev, last_message: msg, updated_at: msg.created_at });
+  const seenNow = viewing && attentive();
+  if (inbound && !seenNow) conv.unread = Math.max(conv.unread || 0, (prev?.unread || 0) + 1);
+  placeRow(conv, true);
+  if (viewing) {
+    renderHeader(conv);
+    if (seenNow) markSeen();
+  }
+  if (inbound && !mutedForMe(conv)) {
+    playTone();
+    if (document.hidden || !viewing) flashTitle(id);
+  }
+}
+
+function applyConversation(summary) {
+  const conv = remember(summary);
+  placeRow(conv, false);
+  if (current?.id === conv.id) renderHeader(conv);
+}
+
+function onMessageUpdated(msg) {
+  const old = current?.id === msg.conversation_id && current.els.get(msg.id);
+  if (old) {
+    const el = messageView(msg, convs.get(msg.conversation_id)?.person);
+    old.replaceWith(el);
+    current.els.set(msg.id, el);
+  }
+  const conv = convs.get(msg.conversation_id);
+  if (conv?.last_message?.id === msg.id) {
+    conv.last_message = msg;
+    placeRow(conv, false);
+  }
+}
+
+async function onMessageDeleted(messageId, conversationId) {
+  const el = current?.id === conversationId && current.els.get(messageId);
+  if (el) {
+    el.remove();
+    current.els.delete(messageId);
+  }
+  // The list preview needs the message before it, which only the server knows.
+  if (convs.get(conversationId)?.last_message?.id === messageId) {
+    try {
+      applyConversation(await api('GET', `/conversations/${enc(conversationId)}`));
+    } catch {
+      // Keep the old preview; the next update will fix it.
+    }
+  }
+}
+
+function onTyping(frame) {
+  if (!current || frame.conversation_id !== current.id || !frame.author || isMe(frame.author)) return;
+  const key = `${frame.author.type}:${frame.author.id}`;
+  clearTimeout(typing.get(key)?.timer);
+  typing.delete(key);
+  if (frame.on) {
+    const name = authorName(frame.author, convs.get(current.id)?.person);
+    const timer = setTimeout(() => {
+      typing.delete(key);
+      renderTyping();
+    }, TYPING_EXPIRES_MS);
+    typing.set(key, { name, timer });
+  }
+  renderTyping();
+}
+
+function renderTyping() {
+  const names = [...typing.values()].map((t) => t.name);
+  els.typing.textContent =
+    names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…`
+    : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`;
+}
+
+function clearTyping() {
+  for (const t of typing.values()) clearTimeout(t.timer);
+  typing.clear();
+  renderTyping();
+}
+
+function onPresence(personId, online) {
+  for (const conv of convs.values()) {
+    if (conv.person?.id !== personId) continue;
+    conv.person = { ...conv.person, online: !!online };
+    if (rows.has(conv.id)) placeRow(conv, false);
+    if (current?.id === conv.id) renderPresence(conv);
+  }
+}
+
+/* ---------- thread ---------- */
+
+function route() {
+  const match = /^#\/c\/(.+)$/.exec(location.hash);
+  const id = match ? decodeURIComponent(match[1]) : null;
+  if (!me) return;
+  if (!id) closeThread();
+  else if (id !== current?.id) openConversation(id);
+  else showThreadView();
+}
+
+function showThreadView() {
+  els.app.classList.add('show-thread');
+}
+
+function closeThread() {
+  leaveThread();
+  current = null;
+  threadGen++;
+  els.threadMain.hidden = true;
+  els.threadEmpty.hidden = false;
+  els.app.classList.remove('show-thread');
+  markSelectedRow();
+}
+
+// Before switching away: stop "typing" and keep the unsent text for later.
+function leaveThread() {
+  if (!current) return;
+  stopTyping();
+  drafts.set(current.id, els.composerInput.value);
+  clearTyping();
+}
+
+async function openConversation(id) {
+  leaveThread();
+  const gen = ++threadGen;
+  current = { id, els: new Map(), older: null, loadingOlder: false, loading: true, buffer: [], seenId: null };
+  els.threadEmpty.hidden = true;
+  els.threadMain.hidden = false;
+  showThreadView();
+  markSelectedRow();
+  els.messages.replaceChildren();
+  els.messages.dataset.history = 'loading';
+  els.jump.hidden = true;
+  els.threadError.textContent = '';
+  els.composerError.textContent = '';
+  els.composerInput.value = drafts.get(id) ?? '';
+  if (convs.has(id)) renderHeader(convs.get(id));
+  else {
+    els.threadName.textContent = 'Loading…';
+    els.threadSub.textContent = els.threadStatus.textContent = '';
+  }
+
+  try {
+    const [conv, page] = await Promise.all([
+      api('GET', `/conversations/${enc(id)}`),
+      api('GET', `/conversations/${enc(id)}/messages?limit=50`),
+    ]);
+    if (gen !== threadGen) return;
+    current.loading = false;
+    const merged = remember(conv);
+    placeRow(merged, false);
+    renderHeader(merged);
+    for (const msg of page.items ?? []) addMessage(msg, 'end');
+    for (const msg of current.buffer) addMessage(msg, 'end'); // arrived while loading
+    current.buffer = [];
+    current.older = page.next_cursor ?? null;
+    els.messages.dataset.history = current.older ? 'more' : 'start';
+    scrollToBottom();
+    markSeen(true); // opening it is looking at it
+    fillThread();
+  } catch (e) {
+    if (gen !== threadGen) return;
+    current.loading = false;
+    els.messages.dataset.history = '';
+    els.threadError.textContent =
+      e instanceof ApiError && e.status === 404 ? 'This conversation does not exist or was deleted.' : e.message;
+  }
+}
+
+function addMessage(msg, where) {
+  if (current.els.has(msg.id)) return false;
+  handledMessages.add(msg.id);
+  const el = messageView(msg, convs.get(current.id)?.person);
+  current.els.set(msg.id, el);
+  if (where === 'end') els.messages.append(el);
+  else els.messages.prepend(el);
+  return true;
+}
+
+function showInThread(msg) {
+  if (current.loading) {
+    current.buffer.push(msg);
+    return;
+  }
+  const follow = nearBottom() || isMe(msg.author);
+  if (!addMessage(msg, 'end')) return;
+  if (msg.author) {
+    clearTimeout(typing.get(`${msg.author.type}:${msg.author.id}`)?.timer);
+    typing.delete(`${msg.author.type}:${msg.author.id}`);
+    renderTyping();
+  }
+  if (follow) scrollToBottom();
+  else els.jump.hidden = false;
+}
+
+async function loadOlder() {
+  if (!current || current.loading || current.loadingOlder || !current.older) return;
+  const { id } = current;
+  const gen = threadGen;
+  current.loadingOlder = true;
+  els.messages.dataset.history = 'loading';
+  try {
+    const page = await api(
+      'GET',
+      `/conversations/${enc(id)}/messages?limit=50&before=${enc(current.older)}`,
+    );
+    if (gen !== threadGen) return;
+    const el = els.messages;
+    const fromBottom = el.scrollHeight - el.scrollTop; // keep what the agent is reading in place
+    const items = page.items ?? [];
+    for (let i = items.length - 1; i >= 0; i--) addMessage(items[i], 'start');
+    current.older = page.next_cursor ?? null;
+    el.dataset.history = current.older ? 'more' : 'start';
+    el.scrollTop = el.scrollHeight - fromBottom;
+    current.loadingOlder = false;
+    fillThread();
+  } catch (e) {
+    if (gen !== threadGen) return;
+    current.loadingOlder = false;
+    els.messages.dataset.history = 'more';
+    els.threadError.textContent = `Could not load earlier messages: ${e.message}`;
+  }
+}
+
+// Too short to scroll, or still at the top: no scroll event will ask for more.
+function fillThread() {
+  if (els.messages.scrollTop < NEAR_EDGE_PX) loadOlder();
+}
+
+function nearBottom() {
+  const el = els.messages;
+  return el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_EDGE_PX;
+}
+
+function scrollToBottom() {
+  els.messages.scrollTop = els.messages.scrollHeight;
+  els.jump.hidden = true;
+}
+
+// Tell the server the newest message was read; `force` when the agent just opened it.
+function markSeen(force = false) {
+  if (!current || current.loading || (!force && !attentive())) return;
+  stopFlash(current.id);
+  const conv = convs.get(current.id);
+  if (conv?.unread) {
+    conv.unread = 0;
+    placeRow(conv, false);
+  }
+  const newest = els.messages.lastElementChild?.dataset.messageId;
+  if (!newest || newest === current.seenId) return;
+  if (socket?.send({ type: 'seen', conversation_id: current.id, message_id: newest })) current.seenId = newest;
+}
+
+function renderHeader(conv) {
+  els.threadName.textContent = personName(conv.person);
+  els.threadSub.textContent = [conv.title, conv.person?.email].filter(Boolean).join(' · ');
+  renderPresence(conv);
+  els.threadStatus.textContent = STATUS_LABELS[conv.status] ?? String(conv.status ?? '');
+  els.threadStatus.dataset.status = conv.status;
+  els.closeButton.hidden = conv.status === 'closed';
+  els.reopenButton.hidden = conv.status === 'open';
+
+  const options = [h('option', { value: '' }, 'Unassigned')];
+  for (const t of teammates) options.push(h('option', { value: t.id }, t.id === me.id ? `${t.name} (you)` : t.name));
+  if (conv.assignee && !teammates.some((t) => t.id === conv.assignee.id)) {
+    options.push(h('option', { value: conv.assignee.id }, conv.assignee.name));
+  }
+  els.assigneeSelect.replaceChildren(...options);
+  els.assigneeSelect.value = conv.assignee?.id ?? '';
+}
+
+function renderPresence(conv) {
+  const online = !!conv.person?.online;
+  els.threadDot.className = online ? 'dot is-online' : 'dot';
+  els.threadDot.title = online ? 'Online' : 'Offline';
+  els.threadDot.setAttribute('aria-label', els.threadDot.title);
+}
+
+async function patchConversation(changes) {
+  if (!current) return;
+  const { id } = current;
+  const controls = [els.assigneeSelect, els.closeButton, els.reopenButton];
+  els.threadError.textContent = '';
+  controls.forEach((c) => (c.disabled = true));
+  try {
+    applyConversation(await api('PATCH', `/conversations/${enc(id)}`, changes));
+  } catch (e) {
+    if (current?.id === id) {
+      els.threadError.textContent = e.message;
+      if (convs.has(id)) renderHeader(convs.get(id)); // put the select back
+    }
+  } finally {
+    controls.forEach((c) => (c.disabled = false));
+  }
+}
+
+/* ---------- composer ---------- */
+
+function onComposerKeydown(e) {
+  if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+  e.preventDefault();
+  sendComposer();
+}
+
+function sendComposer() {
+  const text = els.composerInput.value;
+  const body = text.trim();
+  if (!current || !body) return;
+  const kind = els.composerNote.checked ? 'note' : 'chat';
+  const id = current.id;
+  stopTyping();
+  els.composerInput.value = '';
+  els.composerError.textContent = '';
+  sendQueue = sendQueue.then(async () => {
+    try {
+      const msg = await api('POST', `/conversations/${enc(id)}/messages`, { body, kind });
+      await onMessageCreated(msg, null);
+    } catch (e) {
+      // Give the text back (ahead of anything typed since) so nothing is lost.
+      if (current?.id === id) {
+        const typed = els.composerInput.value;
+        els.composerInput.value = typed ? `${text}\n${typed}` : text;
+        els.composerError.textContent = e.message;
+      } else {
+        drafts.set(id, [text, drafts.get(id)].filter(Boolean).join('\n'));
+      }
+    }
+  });
+}
+
+// Typing signals go to the visitor, so never while writing an internal note.
+function onComposerInput() {
+  if (!current || els.composerNote.checked || !els.composerInput.value.trim()) return;
+  const now = Date.now();
+  if (myTyping.conversationId !== current.id || now - myTyping.sentAt >= TYPING_EVERY_MS) {
+    if (socket?.send({ type: 'typing', conversation_id: current.id, on: true })) {
+      myTyping.conversationId = current.id;
+      myTyping.sentAt = now;
+    }
+  }
+  clearTimeout(myTyping.idleTimer);
+  myTyping.idleTimer = setTimeout(stopTyping, TYPING_EVERY_MS);
+}
+
+function stopTyping() {
+  clearTimeout(myTyping.idleTimer);
+  if (myTyping.conversationId) socket?.send({ type: 'typing', conversation_id: myTyping.conversationId, on: false });
+  myTyping = { conversationId: null, sentAt: 0, idleTimer: null };
+}
+
+function onNoteToggle() {
+  const note = els.composerNote.checked;
+  els.composer.classList.toggle('is-note', note);
+  els.composerSend.textContent = note ? 'Add note' : 'Send';
+  els.composerInput.placeholder = note
+    ? 'Write an internal note… (only teammates see it)'
+    : 'Reply to the customer… (Enter to send, Shift+Enter for a new line)';
+  if (note) stopTyping();
+}
+
+/* ---------- wiring ---------- */
+
+function wireUi() {
+  els.loginForm.addEventListener('submit', onLoginSubmit);
+  els.logout.addEventListener('click', logout);
+  els.listRetry.addEventListener('click', () => loadList(true));
+  for (const b of document.querySelectorAll('[data-status]')) b.addEventListener('click', () => setFilter('status', b.dataset.status));
+  for (const b of document.querySelectorAll('[data-assignee]')) b.addEventListener('click', () => setFilter('assignee', b.dataset.assignee));
+  els.conversationList.addEventListener('scroll', () => nearListEnd() && loadList());
+
+  els.back.addEventListener('click', () => (location.hash = ''));
+  els.assigneeSelect.addEventListener('change', () => patchConversation({ assignee_id: els.assigneeSelect.value || null }));
+  els.closeButton.addEventListener('click', () => patchConversation({ status: 'closed' }));
+  els.reopenButton.addEventListener('click', () => patchConversation({ status: 'open' }));
+  els.messages.addEventListener('scroll', () => {
+    if (nearBottom()) els.jump.hidden = true;
+    if (els.messages.scrollTop < NEAR_EDGE_PX) loadOlder();
+  });
+  els.jump.addEventListener('click', scrollToBottom);
+
+  els.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendComposer();
+  });
+  els.composerInput.addEventListener('keydown', onComposerKeydown);
+  els.composerInput.addEventListener('input', onComposerInput);
+  els.composerNote.addEventListener('change', onNoteToggle);
+
+  addEventListener('hashchange', route);
+  // Coming back to the tab is when the open conversation counts as read.
+  addEventListener('focus', () => markSeen());
+  document.addEventListener('visibilitychange', () => markSeen());
+}
+
+boot();

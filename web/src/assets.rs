@@ -1,0 +1,57 @@
+//! The team web app and the demo site, embedded in the binary.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parley_engine::{workspace, Engine, Result};
+use serde::Deserialize;
+
+/// Every file of the web app: (name under /app/, content type, content).
+const APP_FILES: &[(&str, &str, &str)] = &[
+    ("app.js", "text/javascript; charset=utf-8", include_str!("../assets/app/app.js")),
+    ("api.js", "text/javascript; charset=utf-8", include_str!("../assets/app/api.js")),
+    ("socket.js", "text/javascript; charset=utf-8", include_str!("../assets/app/socket.js")),
+    ("notify.js", "text/javascript; charset=utf-8", include_str!("../assets/app/notify.js")),
+    ("views.js", "text/javascript; charset=utf-8", include_str!("../assets/app/views.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),
+];
+
+const INDEX: &str = include_str!("../assets/app/index.html");
+const DEMO: &str = include_str!("../assets/demo.html");
+
+pub fn router(engine: Engine) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/app/{file}", get(app_file))
+        .route("/demo", get(demo))
+        .with_state(engine)
+}
+
+async fn index() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX))
+}
+
+async fn app_file(Path(file): Path<String>) -> Response {
+    match APP_FILES.iter().find(|(name, _, _)| *name == file) {
+        Some((_, mime, body)) => ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
+        None => parley_engine::Error::NotFound("file").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DemoQuery {
+    app_id: Option<String>,
+}
+
+/// A sample customer site that embeds the widget exactly as a real one would,
+/// for the first workspace (or `?app_id=`).
+async fn demo(State(engine): State<Engine>, Query(q): Query<DemoQuery>) -> Result<Response> {
+    let ws = match q.app_id {
+        Some(app_id) => workspace::by_app_id(&engine.db, &app_id).await?,
+        None => workspace::first(&engine.db).await?,
+    };
+    let page = DEMO.replace("{{APP_ID}}", &ws.app_id);
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], Html(page)).into_response())
+}

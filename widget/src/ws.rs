@@ -1,0 +1,143 @@
+//! `GET /widget/v1/ws?token=…`: the visitor's realtime socket.
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use parley_engine::chat::{self, Kind, NewMessage, Sender};
+use parley_engine::hub::{person_stream, workspace_stream};
+use parley_engine::people::{self, Visitor};
+use parley_engine::realtime::{self, Handler};
+use parley_engine::{events, Engine, Error};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+    let visitor = match &q.token {
+        Some(t) => people::authenticate_visitor(&engine.db, t).await.ok(),
+        None => None,
+    };
+    realtime::configure(ws).on_upgrade(move |mut socket| async move {
+        let Some(visitor) = visitor else {
+            // Refused after the upgrade, so the client sees a close code it can
+            // act on (4001: get a new session) instead of a failed handshake.
+            let close = CloseFrame { code: 4001, reason: "invalid or expired visitor token".into() };
+            let _ = socket.send(WsMessage::Close(Some(close))).await;
+            return;
+        };
+        if let Err(e) = engine.presence.connected(&visitor.workspace_id, &visitor.person_id).await {
+            tracing::warn!(error = %e, "recording presence");
+        }
+        metrics::gauge!("parley_widget_connections").increment(1.0);
+        let sub = engine.hub.subscribe(&person_stream(&visitor.person_id));
+        let hello = json!({"type": "hello", "person_id": visitor.person_id});
+        realtime::drive(socket, engine.hub.clone(), sub, hello, VisitorSide { engine, visitor }).await;
+    })
+}
+
+struct VisitorSide {
+    engine: Engine,
+    visitor: Visitor,
+}
+
+#[derive(Deserialize)]
+struct SendFrame {
+    echo_id: Option<String>,
+    conversation_id: Option<String>,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct TypingFrame {
+    conversation_id: String,
+    on: bool,
+}
+
+#[derive(Deserialize)]
+struct SeenFrame {
+    conversation_id: String,
+    message_id: String,
+}
+
+#[derive(Deserialize)]
+struct TrackFrame {
+    name: String,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct PageViewFrame {
+    url: String,
+    title: Option<String>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(frame: Value) -> Result<T, Error> {
+    parley_engine::http::parse_json(frame.to_string().as_bytes())
+}
+
+impl Handler for VisitorSide {
+    async fn handle(&mut self, kind: &str, frame: Value) -> Result<Vec<Value>, Error> {
+        let (ws, me) = (&self.visitor.workspace_id, &self.visitor.person_id);
+        let engine = &self.engine;
+        match kind {
+            "message.send" => {
+                let f: SendFrame = parse(frame)?;
+                let sent = chat::send(&engine.db, &engine.hub, NewMessage {
+                    workspace_id: ws.clone(),
+                    conversation_id: f.conversation_id,
+                    sender: Sender::Person(me.clone()),
+                    body: f.body,
+                    kind: Kind::Chat,
+                    echo_id: f.echo_id.clone(),
+                    buttons: None,
+                })
+                .await?;
+                Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
+            }
+            "typing" => {
+                let f: TypingFrame = parse(frame)?;
+                chat::person_conversation(&engine.db, ws, me, &f.conversation_id).await?;
+                let name = people::summary(&engine.db, ws, me).await?.name;
+                engine.hub.send_ephemeral(&workspace_stream(ws), json!({
+                    "type": "typing", "conversation_id": f.conversation_id,
+                    "author": {"type": "person", "id": me, "name": name}, "on": f.on})).await;
+                Ok(vec![])
+            }
+            "seen" => {
+                let f: SeenFrame = parse(frame)?;
+                chat::person_seen(&engine.db, &engine.hub, ws, me, &f.conversation_id, &f.message_id).await?;
+                Ok(vec![])
+            }
+            "track" => {
+                let f: TrackFrame = parse(frame)?;
+                events::record(&engine.db, ws, me, &f.name, &f.data).await?;
+                Ok(vec![])
+            }
+            "page.view" => {
+                let f: PageViewFrame = parse(frame)?;
+                if f.url.len() > 2048 {
+                    return Err(Error::invalid("url", "url is longer than 2048 bytes"));
+                }
+                events::record(&engine.db, ws, me, "page.view", &json!({"url": f.url, "title": f.title})).await?;
+                Ok(vec![])
+            }
+            other => Err(Error::BadRequest {
+                code: "unknown_type",
+                message: format!("unknown frame type {other:?}"),
+                field: Some("type".into()),
+            }),
+        }
+    }
+
+    async fn closed(self) {
+        metrics::gauge!("parley_widget_connections").decrement(1.0);
+        if let Err(e) = self.engine.presence.disconnected(&self.visitor.workspace_id, &self.visitor.person_id).await {
+            tracing::warn!(error = %e, "recording presence");
+        }
+    }
+}
