@@ -4,14 +4,14 @@
 //! Every secret handed out is random and stored only as its SHA-256, so the
 //! database never holds a usable credential.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
 use crate::util::{hash_token, new_id, new_token, now_ms};
-use crate::{with_db, with_tx, Db, Error, Result};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 /// Teammate sessions last 30 days.
 const SESSION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -70,9 +70,7 @@ pub async fn hash_password(password: String) -> Result<String> {
 
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
+        PasswordHash::new(&hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
     })
     .await
     .unwrap_or(false)

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{Actor, Role};
-use crate::hub::{person_stream, workspace_stream, Appended, Hub};
+use crate::hub::{Appended, Hub, person_stream, workspace_stream};
 use crate::people::PersonSummary;
 use crate::util::{new_id, now_ms, rfc3339};
-use crate::{with_db, with_tx, Db, Error, Result};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -245,7 +245,12 @@ macro_rules! hydrate {
     }};
 }
 
-fn build_conversation(r: ConversationRow, participants: Vec<ParticipantRow>, last_message: Option<Message>, unread: Option<i64>) -> Conversation {
+fn build_conversation(
+    r: ConversationRow,
+    participants: Vec<ParticipantRow>,
+    last_message: Option<Message>,
+    unread: Option<i64>,
+) -> Conversation {
     Conversation {
         person: PersonSummary {
             id: r.person_id,
@@ -291,8 +296,7 @@ pub async fn conversation(db: &Db, workspace_id: &str, id: &str, reader: Option<
 /// Loads a conversation inside a transaction (to build frames that reflect it).
 macro_rules! conversation_in_tx {
     ($tx:expr, $id:expr) => {{
-        let rows: Vec<ConversationRow> =
-            sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind($id).fetch_all(&mut *$tx).await?;
+        let rows: Vec<ConversationRow> = sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind($id).fetch_all(&mut *$tx).await?;
         hydrate!($tx, rows, None).into_iter().next().ok_or(Error::NotFound("conversation"))?
     }};
 }
@@ -371,7 +375,14 @@ fn parse_ms(rfc: &str) -> i64 {
 /// A page of a thread: the `limit` messages before `before` (or the newest),
 /// returned oldest first; `next_cursor` is the id to pass as `before` for the
 /// page above. `for_person` hides notes.
-pub async fn messages(db: &Db, workspace_id: &str, conversation_id: &str, before: Option<&str>, limit: Option<i64>, for_person: bool) -> Result<Page<Message>> {
+pub async fn messages(
+    db: &Db,
+    workspace_id: &str,
+    conversation_id: &str,
+    before: Option<&str>,
+    limit: Option<i64>,
+    for_person: bool,
+) -> Result<Page<Message>> {
     let limit = limit.unwrap_or(50).clamp(1, PAGE_MAX);
     let mut rows: Vec<MessageRow> = with_db!(db, pool => sqlx::query_as(message_select!(
         "WHERE m.conversation_id = $1 AND m.workspace_id = $2 AND ($3 IS NULL OR m.id < $3) \
@@ -494,7 +505,10 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 (cid, pid, status)
             }
             None => {
-                let Sender::Person(pid) = &m.sender else { return Err(Error::NotFound("conversation")) };
+                // Only a person without a conversation_id starts a new one.
+                let (None, Sender::Person(pid)) = (&m.conversation_id, &m.sender) else {
+                    return Err(Error::NotFound("conversation"));
+                };
                 let cid = new_id();
                 sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $4)")
                     .bind(&cid).bind(&m.workspace_id).bind(pid).bind(now).execute(&mut *tx).await?;

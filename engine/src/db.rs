@@ -61,11 +61,7 @@ impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(20)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
+            let pool = PgPoolOptions::new().max_connections(20).acquire_timeout(Duration::from_secs(10)).connect_with(opts).await?;
             Db::Postgres(pool)
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -76,15 +72,9 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.clone())
-                .await?;
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             // Opened after the write pool has created the file.
-            let read = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(opts.read_only(true))
-                .await?;
+            let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
             Db::Sqlite { read, write }
         };
         db.migrate().await?;

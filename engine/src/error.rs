@@ -95,11 +95,7 @@ impl Error {
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message: self.public_message(),
-                field: self.field().map(str::to_owned),
-            },
+            error: ErrorDetail { code: self.code().to_owned(), message: self.public_message(), field: self.field().map(str::to_owned) },
         }
     }
 }

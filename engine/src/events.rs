@@ -3,15 +3,13 @@
 use serde_json::Value;
 
 use crate::util::{new_id, now_ms};
-use crate::{with_tx, Db, Error, Result};
+use crate::{Db, Error, Result, with_tx};
 
 const MAX_DATA: usize = 16 * 1024;
 
 /// Checks an event name: short, printable, like `purchased` or `page.view`.
 pub fn check_name(field: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    let ok = !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
     if ok { Ok(()) } else { Err(Error::invalid(field, "event names are 1 to 100 letters, digits, or _ - . :")) }
 }
 

@@ -1,9 +1,9 @@
 //! Extractors shared by the HTTP edges of `widget` and `inbox`: JSON bodies whose
 //! failures answer in the API's error shape, naming the offending field.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::Error;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::util::now_ms;
-use crate::{with_db, Db, Result};
+use crate::{Db, Result, with_db};
 
 const CHANNEL: &str = "parley_hub";
 /// NOTIFY payloads are limited to 8000 bytes; larger frames are fetched by peers.
@@ -164,9 +164,7 @@ impl StreamTx for sqlx::PgConnection {
 
 impl Hub {
     pub fn new(db: Db, node_id: String) -> Hub {
-        Hub {
-            inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }),
-        }
+        Hub { inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }) }
     }
 
     pub fn node_id(&self) -> &str {
@@ -178,10 +176,7 @@ impl Hub {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let stream: Arc<str> = Arc::from(stream);
         let latest = Arc::new(AtomicI64::new(0));
-        self.lock()
-            .entry(stream.clone())
-            .or_default()
-            .push(Subscriber { id, tx, latest: latest.clone() });
+        self.lock().entry(stream.clone()).or_default().push(Subscriber { id, tx, latest: latest.clone() });
         Subscription { hub: self.clone(), stream, id, rx, latest }
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::auth::verify_user_hash;
 use crate::util::{hash_token, new_id, new_token, now_ms};
 use crate::workspace::Workspace;
-use crate::{with_db, with_tx, Db, Error, Result};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PersonSummary {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::hub::{workspace_stream, Hub};
+use crate::hub::{Hub, workspace_stream};
 use crate::util::now_ms;
-use crate::{with_db, with_tx, Db, Result};
+use crate::{Db, Result, with_db, with_tx};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A node silent this long is taken for dead and its connections forgotten.

@@ -8,11 +8,11 @@
 //! handed to the side-specific [`Handler`].
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
-use crate::hub::{Hub, Push, Subscription};
 use crate::Error;
+use crate::hub::{Hub, Push, Subscription};
 
 /// The largest client frame read; a larger one ends the connection at the
 /// protocol level, so it is well above the largest valid message.

@@ -30,9 +30,7 @@ pub fn now_ms() -> i64 {
 
 /// RFC 3339 with milliseconds, the API's time format.
 pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub fn parse_rfc3339(field: &str, value: &str) -> crate::Result<i64> {

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::auth::{hash_password, Actor, Role};
+use crate::auth::{Actor, Role, hash_password};
 use crate::util::{new_id, new_token, now_ms};
-use crate::{with_db, with_tx, Db, Error, Result};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Workspace {
@@ -98,13 +98,7 @@ fn check_new_teammate(t: &NewTeammate<'_>) -> Result<String> {
 pub async fn create_teammate(db: &Db, workspace_id: &str, t: NewTeammate<'_>) -> Result<Teammate> {
     let email = check_new_teammate(&t)?;
     let hash = hash_password(t.password.to_owned()).await?;
-    let mate = Teammate {
-        id: new_id(),
-        name: t.name.trim().to_owned(),
-        email,
-        role: t.role.as_str().to_owned(),
-        avatar_url: None,
-    };
+    let mate = Teammate { id: new_id(), name: t.name.trim().to_owned(), email, role: t.role.as_str().to_owned(), avatar_url: None };
     let taken: Option<(String,)> = with_db!(db, pool => sqlx::query_as("SELECT id FROM teammate WHERE email = $1")
         .bind(&mate.email).fetch_optional(pool).await?);
     if taken.is_some() {

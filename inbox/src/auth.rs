@@ -1,15 +1,15 @@
 //! `/api/v1/auth/*`: logging in and out.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
 use axum::Json as JsonOut;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use parley_engine::http::Json;
 use parley_engine::workspace::{self, Teammate};
-use parley_engine::{auth as engine_auth, Engine, Error, Result};
+use parley_engine::{Engine, Error, Result, auth as engine_auth};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{token, Auth, SESSION_COOKIE};
+use crate::extract::{Auth, SESSION_COOKIE, token};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {

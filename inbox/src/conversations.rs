@@ -1,8 +1,8 @@
 //! `/api/v1/conversations…` and `/api/v1/messages/{id}`: the inbox.
 
+use axum::Json as JsonOut;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json as JsonOut;
 use parley_engine::chat::{self, Conversation, ConversationPatch, Kind, ListFilter, Message, NewMessage, Page, ParticipantInput, Sender};
 use parley_engine::http::Json;
 use parley_engine::{Engine, Result};
@@ -24,7 +24,12 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = ConversationPatch,
     responses((status = 200, body = Conversation), (status = 404), (status = 422, description = "invalid field")))]
-pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>, Json(p): Json<ConversationPatch>) -> Result<JsonOut<Conversation>> {
+pub async fn update(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    Json(p): Json<ConversationPatch>,
+) -> Result<JsonOut<Conversation>> {
     let c = chat::update(&engine.db, &engine.hub, &actor, &id, p).await?;
     Ok(JsonOut(with_unread(&engine, &actor, c).await?))
 }
@@ -50,7 +55,12 @@ pub struct ThreadQuery {
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(ThreadQuery),
     responses((status = 200, body = Page<Message>, description = "Oldest first within the page; next_cursor is the `before` of the page above"), (status = 404)))]
-pub async fn messages(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>, Query(q): Query<ThreadQuery>) -> Result<JsonOut<Page<Message>>> {
+pub async fn messages(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ThreadQuery>,
+) -> Result<JsonOut<Page<Message>>> {
     chat::conversation_person(&engine.db, &actor.workspace_id, &id).await?;
     Ok(JsonOut(chat::messages(&engine.db, &actor.workspace_id, &id, q.before.as_deref(), q.limit, false).await?))
 }
@@ -70,34 +80,52 @@ pub struct ReplyBody {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = ReplyBody,
     responses((status = 201, body = Message), (status = 403, description = "read_only or watcher participant"), (status = 404),
         (status = 409, description = "conversation_archived"), (status = 413, description = "body over 64 KiB"), (status = 422, description = "empty body")))]
-pub async fn reply(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>, Json(b): Json<ReplyBody>) -> Result<(StatusCode, JsonOut<Message>)> {
+pub async fn reply(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    Json(b): Json<ReplyBody>,
+) -> Result<(StatusCode, JsonOut<Message>)> {
     let kind = b.kind.unwrap_or(Kind::Chat);
     if !matches!(kind, Kind::Chat | Kind::Note) {
         return Err(parley_engine::Error::invalid("kind", "kind must be chat or note"));
     }
-    let sent = chat::send(&engine.db, &engine.hub, NewMessage {
-        workspace_id: actor.workspace_id.clone(),
-        conversation_id: Some(id),
-        sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
-        body: b.body,
-        kind,
-        echo_id: b.echo_id,
-        buttons: None,
-    })
+    let sent = chat::send(
+        &engine.db,
+        &engine.hub,
+        NewMessage {
+            workspace_id: actor.workspace_id.clone(),
+            conversation_id: Some(id),
+            sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
+            body: b.body,
+            kind,
+            echo_id: b.echo_id,
+            buttons: None,
+        },
+    )
     .await?;
     Ok((if sent.created { StatusCode::CREATED } else { StatusCode::OK }, JsonOut(sent.message)))
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "conversations", request_body = ParticipantInput,
     responses((status = 200, body = Conversation), (status = 403), (status = 404), (status = 422)))]
-pub async fn put_participant(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>, Json(p): Json<ParticipantInput>) -> Result<JsonOut<Conversation>> {
+pub async fn put_participant(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    Json(p): Json<ParticipantInput>,
+) -> Result<JsonOut<Conversation>> {
     let c = chat::put_participant(&engine.db, &engine.hub, &actor, &id, p).await?;
     Ok(JsonOut(with_unread(&engine, &actor, c).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/participants/{teammate_id}", tag = "conversations",
     responses((status = 200, body = Conversation), (status = 403), (status = 404)))]
-pub async fn remove_participant(State(engine): State<Engine>, Auth(actor): Auth, Path((id, teammate_id)): Path<(String, String)>) -> Result<JsonOut<Conversation>> {
+pub async fn remove_participant(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path((id, teammate_id)): Path<(String, String)>,
+) -> Result<JsonOut<Conversation>> {
     let c = chat::remove_participant(&engine.db, &engine.hub, &actor, &id, &teammate_id).await?;
     Ok(JsonOut(with_unread(&engine, &actor, c).await?))
 }

@@ -2,8 +2,8 @@
 //! HttpOnly session cookie.
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use parley_engine::auth::{self, Actor};
 use parley_engine::{Engine, Error};
 
@@ -11,11 +11,7 @@ pub const SESSION_COOKIE: &str = "parley_session";
 
 /// The token of a request: `Authorization: Bearer …` first, then the cookie.
 pub fn token(headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
+    if let Some(t) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
         return Some(t.trim().to_owned());
     }
     headers

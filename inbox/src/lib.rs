@@ -7,8 +7,8 @@
 //!   assignment, participants, archive, deletes.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
-use axum::routing::{delete, get, post};
 use axum::Router;
+use axum::routing::{delete, get, post};
 use parley_engine::Engine;
 
 pub mod auth;
@@ -27,10 +27,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/teammates", get(workspace::list_teammates).post(workspace::create_teammate))
         .route("/api-keys", post(workspace::create_api_key))
         .route("/conversations", get(conversations::list))
-        .route(
-            "/conversations/{id}",
-            get(conversations::get).patch(conversations::update).delete(conversations::delete),
-        )
+        .route("/conversations/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))
         .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))
         .route("/conversations/{id}/participants", post(conversations::put_participant))
         .route("/conversations/{id}/participants/{teammate_id}", delete(conversations::remove_participant))

@@ -1,8 +1,8 @@
 //! `/api/v1/workspace`, `/api/v1/teammates`, `/api/v1/api-keys`.
 
+use axum::Json as JsonOut;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json as JsonOut;
 use parley_engine::auth::{self, NewApiKey, Role};
 use parley_engine::http::Json;
 use parley_engine::workspace::{self as ws, NewTeammate, Teammate};
@@ -81,10 +81,19 @@ pub struct TeammateBody {
 
 #[utoipa::path(post, path = "/api/v1/teammates", tag = "workspace", request_body = TeammateBody,
     responses((status = 201, body = Teammate), (status = 403, description = "admins only"), (status = 409, description = "email taken"), (status = 422, description = "invalid field")))]
-pub async fn create_teammate(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<TeammateBody>) -> Result<(StatusCode, JsonOut<Teammate>)> {
+pub async fn create_teammate(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Json(body): Json<TeammateBody>,
+) -> Result<(StatusCode, JsonOut<Teammate>)> {
     actor.require_admin()?;
     let role = Role::parse("role", &body.role)?;
-    let t = ws::create_teammate(&engine.db, &actor.workspace_id, NewTeammate { email: &body.email, name: &body.name, password: &body.password, role }).await?;
+    let t = ws::create_teammate(
+        &engine.db,
+        &actor.workspace_id,
+        NewTeammate { email: &body.email, name: &body.name, password: &body.password, role },
+    )
+    .await?;
     Ok((StatusCode::CREATED, JsonOut(t)))
 }
 
@@ -95,7 +104,11 @@ pub struct ApiKeyBody {
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "workspace", request_body = ApiKeyBody,
     responses((status = 201, body = NewApiKey, description = "The key is shown once"), (status = 403, description = "admins only")))]
-pub async fn create_api_key(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<ApiKeyBody>) -> Result<(StatusCode, JsonOut<NewApiKey>)> {
+pub async fn create_api_key(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Json(body): Json<ApiKeyBody>,
+) -> Result<(StatusCode, JsonOut<NewApiKey>)> {
     if actor.via_api_key {
         return Err(Error::forbidden("API keys cannot create API keys"));
     }

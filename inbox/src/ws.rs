@@ -10,7 +10,7 @@ use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::realtime::{self, Handler};
 use parley_engine::{Engine, Error};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -76,15 +76,19 @@ impl Handler for AgentSide {
                 if !matches!(kind, Kind::Chat | Kind::Note) {
                     return Err(Error::invalid("kind", "kind must be chat or note"));
                 }
-                let sent = chat::send(&engine.db, &engine.hub, NewMessage {
-                    workspace_id: actor.workspace_id.clone(),
-                    conversation_id: Some(f.conversation_id),
-                    sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
-                    body: f.body,
-                    kind,
-                    echo_id: f.echo_id.clone(),
-                    buttons: None,
-                })
+                let sent = chat::send(
+                    &engine.db,
+                    &engine.hub,
+                    NewMessage {
+                        workspace_id: actor.workspace_id.clone(),
+                        conversation_id: Some(f.conversation_id),
+                        sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
+                        body: f.body,
+                        kind,
+                        echo_id: f.echo_id.clone(),
+                        buttons: None,
+                    },
+                )
                 .await?;
                 Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
             }

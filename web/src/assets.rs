@@ -1,11 +1,11 @@
 //! The team web app and the demo site, embedded in the binary.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use parley_engine::{workspace, Engine, Result};
+use parley_engine::{Engine, Result, workspace};
 use serde::Deserialize;
 
 /// Every file of the web app: (name under /app/, content type, content).
@@ -22,11 +22,7 @@ const INDEX: &str = include_str!("../assets/app/index.html");
 const DEMO: &str = include_str!("../assets/demo.html");
 
 pub fn router(engine: Engine) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/app/{file}", get(app_file))
-        .route("/demo", get(demo))
-        .with_state(engine)
+    Router::new().route("/", get(index)).route("/app/{file}", get(app_file)).route("/demo", get(demo)).with_state(engine)
 }
 
 async fn index() -> impl IntoResponse {

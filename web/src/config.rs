@@ -151,7 +151,8 @@ impl Config {
             c.admin_password = f.admin.password.or(c.admin_password);
             c.smtp_url = f.email.smtp_url.or(c.smtp_url);
             if let Some(d) = f.email.fallback_delay {
-                c.email_fallback_delay = parse_duration(&d).ok_or_else(|| anyhow::anyhow!("email.fallback_delay {d:?}: use e.g. 10m or 5s"))?;
+                c.email_fallback_delay =
+                    parse_duration(&d).ok_or_else(|| anyhow::anyhow!("email.fallback_delay {d:?}: use e.g. 10m or 5s"))?;
             }
             c.meili_url = f.search.meili_url.or(c.meili_url);
             c.meili_key = f.search.meili_key.or(c.meili_key);
@@ -169,7 +170,8 @@ impl Config {
         c.admin_password = get("PARLEY_ADMIN_PASSWORD").or(c.admin_password);
         c.smtp_url = get("PARLEY_SMTP_URL").or(c.smtp_url);
         if let Some(d) = get("PARLEY_EMAIL_FALLBACK_DELAY") {
-            c.email_fallback_delay = parse_duration(&d).ok_or_else(|| anyhow::anyhow!("PARLEY_EMAIL_FALLBACK_DELAY {d:?}: use e.g. 10m or 5s"))?;
+            c.email_fallback_delay =
+                parse_duration(&d).ok_or_else(|| anyhow::anyhow!("PARLEY_EMAIL_FALLBACK_DELAY {d:?}: use e.g. 10m or 5s"))?;
         }
         c.meili_url = get("MEILI_URL").or(c.meili_url);
         c.meili_key = get("MEILI_KEY").or(c.meili_key);

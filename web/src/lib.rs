@@ -12,9 +12,9 @@
 
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use parley_engine::{workspace, Db, Engine};
+use axum::extract::DefaultBodyLimit;
+use parley_engine::{Db, Engine, workspace};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -37,8 +37,7 @@ pub struct App {
 /// for links when the config has none.
 pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
     }
     let db = Db::connect(&config.database_url()).await?;
     match workspace::bootstrap(&db, config.admin_email.as_deref(), config.admin_password.as_deref()).await? {
@@ -47,7 +46,9 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
             tracing::info!(workspace = %workspace.name, app_id = %workspace.app_id, admin = %email, "created the first workspace");
             if let Some(pw) = generated_password {
                 // Shown once, on the console of the person who started Parley.
-                println!("\nParley: created workspace \"Default\" with admin {email}\n        password: {pw}\n        (shown once; set PARLEY_ADMIN_PASSWORD to choose it)\n");
+                println!(
+                    "\nParley: created workspace \"Default\" with admin {email}\n        password: {pw}\n        (shown once; set PARLEY_ADMIN_PASSWORD to choose it)\n"
+                );
             }
         }
     }

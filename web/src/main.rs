@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use parley::Config;
 use parley_engine::auth::Role;
-use parley_engine::{workspace, Db};
+use parley_engine::{Db, workspace};
 
 #[derive(Parser)]
 #[command(name = "parley", version, about = "Parley: live chat, automations and messaging in one binary")]
@@ -104,9 +104,10 @@ async fn main() -> anyhow::Result<()> {
                     Err(_) => workspace::create(&db, "Default").await?,
                 },
             };
-            let t = workspace::create_teammate(&db, &ws.id, workspace::NewTeammate { email: &email, name: &name, password: &password, role })
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {e}", e.field().unwrap_or("error")))?;
+            let t =
+                workspace::create_teammate(&db, &ws.id, workspace::NewTeammate { email: &email, name: &name, password: &password, role })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", e.field().unwrap_or("error")))?;
             println!("created {} {} ({}) in workspace {:?} (app id {})", t.role, t.name, t.email, ws.name, ws.app_id);
             Ok(())
         }

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -52,11 +52,8 @@ async fn metrics_text() -> Response {
 pub async fn track_requests(req: Request, next: Next) -> Response {
     prometheus();
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
@@ -70,7 +67,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
     let mut doc = parley_inbox::ApiDoc::openapi();
     doc.merge(parley_widget::ApiDoc::openapi());
     doc.info.title = "Parley".into();
-    doc.info.description = Some("Parley's REST API. WebSocket frames are described in API.md.".into());
+    doc.info.description = Some("Parley's REST API. Realtime frames travel on /widget/v1/ws (visitors) and /api/v1/ws (teammates).".into());
     doc
 }
 

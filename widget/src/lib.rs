@@ -33,8 +33,5 @@ pub fn router(engine: Engine) -> Router {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(session::create, session::conversation, script::serve),
-    components(schemas(session::SessionBody, session::SessionAnswer))
-)]
+#[openapi(paths(session::create, session::conversation, script::serve), components(schemas(session::SessionBody, session::SessionAnswer)))]
 pub struct ApiDoc;

@@ -1,12 +1,12 @@
 //! `POST /widget/v1/session` and `GET /widget/v1/conversation`.
 
+use axum::Json as JsonOut;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json as JsonOut;
 use parley_engine::chat::{self, WidgetState};
 use parley_engine::http::Json;
 use parley_engine::people::{self, SessionRequest, Visitor};
-use parley_engine::{workspace, Engine, Error, Result};
+use parley_engine::{Engine, Error, Result, workspace};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -7,9 +7,9 @@ use parley_engine::chat::{self, Kind, NewMessage, Sender};
 use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::people::{self, Visitor};
 use parley_engine::realtime::{self, Handler};
-use parley_engine::{events, Engine, Error};
+use parley_engine::{Engine, Error, events};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -87,15 +87,19 @@ impl Handler for VisitorSide {
         match kind {
             "message.send" => {
                 let f: SendFrame = parse(frame)?;
-                let sent = chat::send(&engine.db, &engine.hub, NewMessage {
-                    workspace_id: ws.clone(),
-                    conversation_id: f.conversation_id,
-                    sender: Sender::Person(me.clone()),
-                    body: f.body,
-                    kind: Kind::Chat,
-                    echo_id: f.echo_id.clone(),
-                    buttons: None,
-                })
+                let sent = chat::send(
+                    &engine.db,
+                    &engine.hub,
+                    NewMessage {
+                        workspace_id: ws.clone(),
+                        conversation_id: f.conversation_id,
+                        sender: Sender::Person(me.clone()),
+                        body: f.body,
+                        kind: Kind::Chat,
+                        echo_id: f.echo_id.clone(),
+                        buttons: None,
+                    },
+                )
                 .await?;
                 Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
             }
@@ -103,9 +107,15 @@ impl Handler for VisitorSide {
                 let f: TypingFrame = parse(frame)?;
                 chat::person_conversation(&engine.db, ws, me, &f.conversation_id).await?;
                 let name = people::summary(&engine.db, ws, me).await?.name;
-                engine.hub.send_ephemeral(&workspace_stream(ws), json!({
+                engine
+                    .hub
+                    .send_ephemeral(
+                        &workspace_stream(ws),
+                        json!({
                     "type": "typing", "conversation_id": f.conversation_id,
-                    "author": {"type": "person", "id": me, "name": name}, "on": f.on})).await;
+                    "author": {"type": "person", "id": me, "name": name}, "on": f.on}),
+                    )
+                    .await;
                 Ok(vec![])
             }
             "seen" => {

@@ -1,0 +1,124 @@
+//! The demo site's widget and the inbox page, in headless Chromium.
+
+use fantoccini::{Client, Locator};
+use parley_tests::browser::{Driver, screenshot, wait_for};
+use parley_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, on_both_backends};
+
+on_both_backends!(a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers);
+
+/// A JS expression for an element inside the widget's shadow root.
+fn in_widget(selector: &str) -> String {
+    format!("document.getElementById('parley-widget').shadowRoot.querySelector('{selector}')")
+}
+
+async fn log_in(agent: &Client, app: &TestApp) {
+    agent.goto(&app.url("/")).await.unwrap();
+    agent.wait().for_element(Locator::Css("[data-testid=login-email]")).await.unwrap().send_keys(ADMIN_EMAIL).await.unwrap();
+    agent.find(Locator::Css("[data-testid=login-password]")).await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();
+    agent.find(Locator::Css("[data-testid=login-submit]")).await.unwrap().click().await.unwrap();
+    wait_for(agent, "the inbox socket", "window.__parley && window.__parley.connected").await;
+}
+
+async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+
+    let visitor = driver.browser(1280, 800).await;
+    visitor.goto(&app.url("/demo")).await.unwrap();
+    wait_for(&visitor, "the widget to connect", "window.Parley && Parley._state && Parley._state().connected").await;
+    // The host page's hostile CSS must not reach the widget.
+    visitor.execute("Parley('show')", vec![]).await.unwrap();
+    wait_for(
+        &visitor,
+        "the panel",
+        &format!("{} && !{}.hidden", in_widget("[data-testid=parley-panel]"), in_widget("[data-testid=parley-panel]")),
+    )
+    .await;
+    // The demo page sets `* { font-family: serif !important; color: red }`.
+    let style = visitor
+        .execute(
+            &format!("const s = getComputedStyle({}); return [s.fontFamily, s.color]", in_widget("[data-testid=parley-input]")),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_ne!(style[0], "serif", "host CSS leaked into the widget: {style}");
+    assert_ne!(style[1], "rgb(255, 0, 0)", "host CSS leaked into the widget: {style}");
+    let host_color = visitor
+        .execute("const s = document.createElement('span'); document.body.appendChild(s); return getComputedStyle(s).color", vec![])
+        .await
+        .unwrap();
+    assert_eq!(host_color, "rgb(255, 0, 0)", "the demo page's hostile CSS is in force outside the widget");
+
+    // The visitor types a message that looks like markup.
+    let text = "<img src=x onerror=alert(1)> Hi, can you help me?";
+    visitor
+        .execute(
+            &format!(
+                "const i = {}; i.value = arguments[0]; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
+                in_widget("[data-testid=parley-input]"),
+                in_widget("[data-testid=parley-send]")
+            ),
+            vec![text.into()],
+        )
+        .await
+        .unwrap();
+    wait_for(&visitor, "the ack", &in_widget("[data-testid=parley-message][data-message-id]")).await;
+
+    // The inbox shows the conversation live, unread, with a tone and a flashing title.
+    wait_for(&agent, "the conversation row", "document.querySelector('[data-testid=conversation-row]')").await;
+    let unread = wait_for(&agent, "the unread count", "document.querySelector('[data-testid=conversation-row]').dataset.unread").await;
+    assert_eq!(unread, "1");
+    wait_for(&agent, "the tone", "window.__parley.tonesPlayed > 0").await;
+    wait_for(&agent, "the title flash", "window.__parley.titleFlashing").await;
+
+    agent.find(Locator::Css("[data-testid=conversation-row]")).await.unwrap().click().await.unwrap();
+    let shown = wait_for(&agent, "the message in the thread", "document.querySelector('[data-testid=thread-message][data-author-type=person]') && document.querySelector('[data-testid=thread-message][data-author-type=person]').textContent").await;
+    assert!(shown.as_str().unwrap().contains(text), "the markup shows as text: {shown}");
+    let injected = agent.execute("return document.querySelectorAll('[data-testid=thread-message] img').length", vec![]).await.unwrap();
+    assert_eq!(injected, 0, "no element was injected from the message body");
+
+    // The agent answers with Enter.
+    let composer = agent.find(Locator::Css("[data-testid=composer-input]")).await.unwrap();
+    composer.send_keys("Of course! What do you need?\u{E007}").await.unwrap();
+    wait_for(&agent, "the reply in the thread", "document.querySelector('[data-testid=thread-message][data-author-type=teammate]')").await;
+
+    // The widget shows the reply from the agent.
+    let reply = wait_for(
+        &visitor,
+        "the reply in the widget",
+        &format!(
+            "{} && {}.textContent",
+            in_widget("[data-testid=parley-message][data-author-type=teammate]"),
+            in_widget("[data-testid=parley-message][data-author-type=teammate]")
+        ),
+    )
+    .await;
+    assert!(reply.as_str().unwrap().contains("Of course! What do you need?"), "{reply}");
+    let shown_own = visitor
+        .execute(&format!("return {}.textContent", in_widget("[data-testid=parley-message][data-author-type=person]")), vec![])
+        .await
+        .unwrap();
+    assert!(shown_own.as_str().unwrap().contains(text), "the visitor's markup shows as text too");
+    let widget_imgs = visitor
+        .execute(&format!("return {}.querySelectorAll('img').length", in_widget("[data-testid=parley-panel]")), vec![])
+        .await
+        .unwrap();
+    assert_eq!(widget_imgs, 0);
+
+    screenshot(&visitor, &format!("demo-widget-{tag}")).await;
+    screenshot(&agent, &format!("inbox-thread-{tag}")).await;
+
+    // The stored thread has both messages.
+    let list = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
+    let cid = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let bodies: Vec<_> = app.thread(&cid).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(bodies, [text, "Of course! What do you need?"]);
+
+    visitor.close().await.unwrap();
+    agent.close().await.unwrap();
+}

@@ -1,0 +1,343 @@
+//! Chatting: visitor ⇄ agent, resume, idempotent sends, restarts, archive, notes.
+
+use std::time::Duration;
+
+use parley_tests::{Backend, TestApp, on_both_backends};
+use serde_json::json;
+
+on_both_backends!(
+    a_visitor_and_an_agent_chat_live_both_ways,
+    a_reconnecting_visitor_gets_every_missed_frame_in_order,
+    the_same_echo_id_sent_twice_is_stored_once,
+    every_acked_message_survives_a_server_restart,
+    an_archived_conversation_refuses_the_person_until_unarchived,
+    notes_never_reach_the_person,
+    threads_and_the_inbox_list_page_with_cursors,
+    presence_follows_open_widget_connections,
+    assign_close_and_reopen_reach_the_inbox_live,
+);
+
+async fn a_visitor_and_an_agent_chat_live_both_ways(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut agent = app.agent_ws(&app.token).await;
+    assert_eq!(agent.hello["type"], "hello");
+    assert_eq!(agent.hello["teammate_id"], app.admin_id);
+
+    let (vtoken, person_id) = app.visitor_with(json!({"name": "Vera Visitor"})).await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    assert_eq!(widget.hello["person_id"], person_id);
+
+    let sent = widget.say("v-1", "Hello, is anyone there?").await;
+    assert_eq!(sent["body"], "Hello, is anyone there?");
+    assert_eq!(sent["author"]["type"], "person");
+    let conversation_id = sent["conversation_id"].as_str().unwrap().to_owned();
+
+    // The agent sees it live, with the conversation it belongs to.
+    let created = agent.next_of("message.created").await;
+    assert_eq!(created["message"]["id"], sent["id"]);
+    assert_eq!(created["conversation"]["person"]["name"], "Vera Visitor");
+    assert!(created["seq"].as_i64().unwrap() > agent.hello["seq"].as_i64().unwrap());
+
+    // The inbox lists it as unread for the agent.
+    let list = app.get("/api/v1/conversations?status=open", &app.token).await.ok().unwrap();
+    assert_eq!(list["items"][0]["id"], conversation_id.as_str());
+    assert_eq!(list["items"][0]["unread"], 1);
+
+    // The agent replies over REST; the visitor sees it live with the agent's name.
+    let reply = app
+        .post(&format!("/api/v1/conversations/{conversation_id}/messages"), &app.token, json!({"body": "Hi Vera, how can I help?"}))
+        .await;
+    assert_eq!(reply.status, 201);
+    let seen = widget.next_message_not_from("person").await;
+    assert_eq!(seen["message"]["body"], "Hi Vera, how can I help?");
+    assert_eq!(seen["message"]["author"]["type"], "teammate");
+    assert_eq!(seen["message"]["author"]["name"], "Admin");
+
+    // And the visitor answers again over the same socket.
+    widget.say("v-2", "Where is my order?").await;
+    let again = agent.next_message_not_from("teammate").await;
+    assert_eq!(again["message"]["body"], "Where is my order?");
+
+    let thread: Vec<String> = app.thread(&conversation_id).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(thread, ["Hello, is anyone there?", "Hi Vera, how can I help?", "Where is my order?"]);
+
+    // Typing reaches the other side, without a seq (it is not replayed).
+    widget.send(json!({"type": "typing", "conversation_id": conversation_id, "on": true})).await;
+    let typing = agent.next_of("typing").await;
+    assert_eq!(typing["author"]["type"], "person");
+    assert_eq!(typing["on"], true);
+    assert!(typing.get("seq").is_none());
+}
+
+async fn a_reconnecting_visitor_gets_every_missed_frame_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let first = widget.say("r-1", "first").await;
+    let conversation_id = first["conversation_id"].as_str().unwrap().to_owned();
+    let own = widget.next_of("message.created").await;
+    let last_seq = own["seq"].as_i64().unwrap();
+    widget.close().await;
+
+    // While the visitor is away, the agent writes three messages.
+    for i in 1..=3 {
+        app.post(&format!("/api/v1/conversations/{conversation_id}/messages"), &app.token, json!({"body": format!("missed {i}")}))
+            .await
+            .ok()
+            .unwrap();
+    }
+
+    let mut widget = app.widget_ws(&vtoken).await;
+    assert_eq!(widget.hello["seq"], last_seq + 3, "hello tells the stream's position");
+    widget.send(json!({"type": "resume", "after": last_seq})).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let f = widget.next_of("message.created").await;
+        got.push((f["seq"].as_i64().unwrap(), f["message"]["body"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(
+        got,
+        vec![(last_seq + 1, "missed 1".to_owned()), (last_seq + 2, "missed 2".to_owned()), (last_seq + 3, "missed 3".to_owned())]
+    );
+
+    // New frames continue after the replay, in order.
+    app.post(&format!("/api/v1/conversations/{conversation_id}/messages"), &app.token, json!({"body": "live again"})).await.ok().unwrap();
+    let live = widget.next_of("message.created").await;
+    assert_eq!(live["seq"], last_seq + 4);
+    assert_eq!(live["message"]["body"], "live again");
+
+    // A resume from the future is refused, and the socket stays usable.
+    widget.send(json!({"type": "resume", "after": 1_000_000})).await;
+    let err = widget.next_of("error").await;
+    assert_eq!(err["field"], "after");
+    widget.send(json!({"type": "ping"})).await;
+    widget.next_of("pong").await;
+}
+
+async fn the_same_echo_id_sent_twice_is_stored_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let a = widget.say("dup-1", "only once please").await;
+    // The client did not see the ack (say it reconnected) and resends.
+    let mut widget2 = app.widget_ws(&vtoken).await;
+    let b = widget2.say("dup-1", "only once please").await;
+    assert_eq!(a["id"], b["id"], "the resend is acked with the stored message");
+    let thread = app.thread(a["conversation_id"].as_str().unwrap()).await;
+    assert_eq!(thread.len(), 1);
+
+    // The agent's REST replies are idempotent the same way.
+    let cid = a["conversation_id"].as_str().unwrap();
+    let r1 = app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "hi", "echo_id": "agent-1"})).await;
+    let r2 = app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "hi", "echo_id": "agent-1"})).await;
+    assert_eq!((r1.status, r2.status), (201, 200));
+    assert_eq!(r1.body["id"], r2.body["id"]);
+    assert_eq!(app.thread(cid).await.len(), 2);
+}
+
+async fn every_acked_message_survives_a_server_restart(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(widget.say(&format!("keep-{i}"), &format!("message {i}")).await["id"].clone());
+    }
+    let cid = {
+        let list = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
+        list["items"][0]["id"].as_str().unwrap().to_owned()
+    };
+    drop(widget);
+    let app = app.restart().await;
+    let thread = app.thread(&cid).await;
+    let stored: Vec<_> = thread.iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(stored, ids, "every acked message, in order");
+    // The visitor's session survived too, and so did the stream position.
+    let mut widget = app.widget_ws(&vtoken).await;
+    assert_eq!(widget.hello["seq"], 20);
+    widget.say("after-restart", "still here").await;
+}
+
+async fn an_archived_conversation_refuses_the_person_until_unarchived(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let m = widget.say("a-1", "please help").await;
+    let cid = m["conversation_id"].as_str().unwrap().to_owned();
+
+    let archived = app.post(&format!("/api/v1/conversations/{cid}/archive"), &app.token, json!({})).await.ok().unwrap();
+    assert_eq!(archived["archived"], true);
+    let update = widget.next_of("conversation.updated").await;
+    assert_eq!(update["conversation"]["archived"], true);
+
+    widget.send(json!({"type": "message.send", "echo_id": "a-2", "conversation_id": cid, "body": "hello?"})).await;
+    let err = widget.next_of("error").await;
+    assert_eq!(err["code"], "conversation_archived");
+    assert_eq!(err["echo_id"], "a-2");
+    // The person no longer sees it on load.
+    let state = app.request("GET", "/widget/v1/conversation", Some(&vtoken), None).await.ok().unwrap();
+    assert!(state["conversation"].is_null());
+    assert_eq!(app.thread(&cid).await.len(), 1, "nothing was stored");
+    // It is in the archived list, not the live one.
+    let live = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
+    assert!(live["items"].as_array().unwrap().iter().all(|c| c["id"] != cid.as_str()));
+    let arch = app.get("/api/v1/conversations?archived=true", &app.token).await.ok().unwrap();
+    assert_eq!(arch["items"][0]["id"], cid.as_str());
+
+    app.post(&format!("/api/v1/conversations/{cid}/unarchive"), &app.token, json!({})).await.ok().unwrap();
+    widget.send(json!({"type": "message.send", "echo_id": "a-3", "conversation_id": cid, "body": "back again"})).await;
+    let ack = widget.next_of("ack").await;
+    assert_eq!(ack["message"]["conversation_id"], cid.as_str());
+}
+
+async fn notes_never_reach_the_person(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let cid = widget.say("n-1", "hi").await["conversation_id"].as_str().unwrap().to_owned();
+    widget.next_of("message.created").await;
+    let mut agent = app.agent_ws(&app.token).await;
+
+    let note =
+        app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "VIP, be nice", "kind": "note"})).await;
+    assert_eq!(note.status, 201);
+    assert_eq!(note.body["kind"], "note");
+    let seen = agent.next_of("message.created").await;
+    assert_eq!(seen["message"]["kind"], "note");
+    widget.expect_none_of("message.created", Duration::from_millis(500)).await;
+
+    // Not in the widget's history either, nor in a replay.
+    let state = app.request("GET", "/widget/v1/conversation", Some(&vtoken), None).await.ok().unwrap();
+    assert!(state["messages"].as_array().unwrap().iter().all(|m| m["kind"] != "note"));
+    let mut again = app.widget_ws(&vtoken).await;
+    again.send(json!({"type": "resume", "after": 0})).await;
+    again.send(json!({"type": "ping"})).await;
+    loop {
+        let f = again.next().await.unwrap();
+        assert_ne!(f["message"]["kind"], "note", "a note was replayed to the person");
+        if f["type"] == "pong" {
+            break;
+        }
+    }
+    // People cannot write notes.
+    widget.send(json!({"type": "message.send", "echo_id": "n-2", "body": "x", "kind": "note"})).await;
+    let ack = widget.next_of("ack").await;
+    assert_eq!(ack["message"]["kind"], "chat");
+}
+
+async fn threads_and_the_inbox_list_page_with_cursors(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // 7 visitors, 7 conversations.
+    let mut cids = Vec::new();
+    for i in 0..7 {
+        let (t, _) = app.visitor().await;
+        let mut w = app.widget_ws(&t).await;
+        cids.push(w.say("x", &format!("visitor {i}")).await["conversation_id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/conversations?limit=3&cursor={c}"),
+            None => "/api/v1/conversations?limit=3".to_owned(),
+        };
+        let page = app.get(&path, &app.token).await.ok().unwrap();
+        for c in page["items"].as_array().unwrap() {
+            seen.push(c["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    cids.reverse();
+    assert_eq!(seen, cids, "newest activity first, each once");
+
+    // A long thread pages backwards, each page oldest first.
+    let cid = &cids[0];
+    for i in 0..12 {
+        app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": format!("m{i}")})).await.ok().unwrap();
+    }
+    let p1 = app.get(&format!("/api/v1/conversations/{cid}/messages?limit=5"), &app.token).await.ok().unwrap();
+    let bodies =
+        |p: &serde_json::Value| p["items"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(bodies(&p1), ["m7", "m8", "m9", "m10", "m11"]);
+    let before = p1["next_cursor"].as_str().unwrap();
+    let p2 = app.get(&format!("/api/v1/conversations/{cid}/messages?limit=5&before={before}"), &app.token).await.ok().unwrap();
+    assert_eq!(bodies(&p2), ["m2", "m3", "m4", "m5", "m6"]);
+    let before = p2["next_cursor"].as_str().unwrap();
+    let p3 = app.get(&format!("/api/v1/conversations/{cid}/messages?limit=5&before={before}"), &app.token).await.ok().unwrap();
+    assert_eq!(bodies(&p3), ["visitor 6", "m0", "m1"]);
+    assert!(p3["next_cursor"].is_null());
+    let bad = app.get("/api/v1/conversations?cursor=garbage", &app.token).await;
+    assert_eq!((bad.status, bad.field()), (422, "cursor"));
+}
+
+async fn presence_follows_open_widget_connections(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut agent = app.agent_ws(&app.token).await;
+    let (vtoken, person_id) = app.visitor().await;
+    let tab1 = app.widget_ws(&vtoken).await;
+    let online = agent.next_of("presence.update").await;
+    assert_eq!((online["person_id"].as_str(), online["online"].as_bool()), (Some(person_id.as_str()), Some(true)));
+    let mut tab2 = app.widget_ws(&vtoken).await;
+    let cid = tab2.say("p", "hi").await["conversation_id"].as_str().unwrap().to_owned();
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["person"]["online"], true);
+
+    // Closing one of two tabs keeps the person online.
+    tab1.close().await;
+    agent.expect_none_of("presence.update", Duration::from_millis(500)).await;
+    tab2.close().await;
+    let offline = agent.next_of("presence.update").await;
+    assert_eq!(offline["online"], false);
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["person"]["online"], false);
+}
+
+async fn assign_close_and_reopen_reach_the_inbox_live(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (agent_id, agent_token) = app.teammate("Alice", "agent").await;
+    let mut alice = app.agent_ws(&agent_token).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let cid = widget.say("c", "help").await["conversation_id"].as_str().unwrap().to_owned();
+
+    let c = app.patch(&format!("/api/v1/conversations/{cid}"), &app.token, json!({"assignee_id": agent_id})).await.ok().unwrap();
+    assert_eq!(c["assignee"]["name"], "Alice");
+    let upd = alice.next_of("conversation.updated").await;
+    assert_eq!(upd["conversation"]["assignee"]["id"], agent_id.as_str());
+    let mine = app.get("/api/v1/conversations?assignee=me", &agent_token).await.ok().unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let unassigned = app.get("/api/v1/conversations?assignee=none", &agent_token).await.ok().unwrap();
+    assert_eq!(unassigned["items"].as_array().unwrap().len(), 0);
+
+    app.patch(&format!("/api/v1/conversations/{cid}"), &agent_token, json!({"status": "closed"})).await.ok().unwrap();
+    assert_eq!(alice.next_of("conversation.updated").await["conversation"]["status"], "closed");
+    let closed_frame = widget.next_where("conversation.updated", |f| f["conversation"]["status"] == "closed").await;
+    assert_eq!(closed_frame["conversation"]["archived"], false);
+    assert!(closed_frame["conversation"].get("participants").is_none(), "the person sees no internals");
+    let closed = app.get("/api/v1/conversations?status=closed", &agent_token).await.ok().unwrap();
+    assert_eq!(closed["items"][0]["id"], cid.as_str());
+
+    // The person writing again reopens it.
+    widget.say("c2", "one more thing").await;
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &agent_token).await.ok().unwrap();
+    assert_eq!(c["status"], "open");
+
+    // Snoozing needs a time; unassigning takes null.
+    let bad = app.patch(&format!("/api/v1/conversations/{cid}"), &agent_token, json!({"status": "snoozed"})).await;
+    assert_eq!((bad.status, bad.field()), (422, "snoozed_until"));
+    let s = app
+        .patch(
+            &format!("/api/v1/conversations/{cid}"),
+            &agent_token,
+            json!({"status": "snoozed", "snoozed_until": "2030-01-01T09:00:00Z", "assignee_id": null}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(s["status"], "snoozed");
+    assert_eq!(s["snoozed_until"], "2030-01-01T09:00:00.000Z");
+    assert!(s["assignee"].is_null());
+}

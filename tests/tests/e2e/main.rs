@@ -1,0 +1,12 @@
+//! Parley end to end: real servers on port 0, real WebSocket clients, a real
+//! browser. Each test runs on SQLite and on PostgreSQL with its own database.
+
+// In tests a panic is the failure report: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+mod access;
+mod browser;
+mod chat;
+mod nodes;
+mod ops;
+mod widget;
