@@ -202,6 +202,7 @@ struct ParticipantRow {
     conversation_id: String,
     teammate_id: String,
     name: String,
+    avatar_url: Option<String>,
     role: String,
     muted: bool,
 }
@@ -215,7 +216,7 @@ macro_rules! hydrate {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let participants: Vec<ParticipantRow> = sqlx::query_as(
-                "SELECT pa.conversation_id, pa.teammate_id, t.name, pa.role, pa.muted FROM participant pa \
+                "SELECT pa.conversation_id, pa.teammate_id, t.name, t.avatar_url, pa.role, pa.muted FROM participant pa \
                  JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id = $1 ORDER BY pa.added_at",
             )
             .bind(&r.id)
@@ -469,31 +470,39 @@ pub struct Sent {
 }
 
 /// Stores a message and publishes it. Idempotent per (author, echo_id).
+///
+/// This is the hot path of the whole product, so it is kept to a handful of
+/// statements: the conversation is touched with `UPDATE … RETURNING` (a check
+/// that fails afterwards rolls the transaction back), the message is built in
+/// memory rather than read back, and a resent echo_id is detected by the
+/// unique index rather than a lookup first.
 #[tracing::instrument(skip_all, fields(workspace = %m.workspace_id, author = m.sender.kind()))]
 pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     check_body("body", &m.body)?;
     check_echo(&m.echo_id)?;
-    if let Some(message) = by_echo(db, &m).await? {
-        return Ok(Sent { message, created: false });
-    }
     if m.kind == Kind::Note && matches!(m.sender, Sender::Person(_)) {
         return Err(Error::invalid("kind", "people cannot write notes"));
     }
     let now = now_ms();
     let id = crate::util::new_id();
+    let from_person = matches!(m.sender, Sender::Person(_));
     let (message, events) = with_tx!(db, tx => {
-        // Resolve the conversation and check the sender may write in it.
-        let conv: Option<(String, String, bool, String)> = match (&m.conversation_id, &m.sender) {
-            (Some(cid), _) => sqlx::query_as("SELECT id, person_id, archived, status FROM conversation WHERE id = $1 AND workspace_id = $2")
-                .bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+        let touched: Option<(String, String, bool)> = match (&m.conversation_id, &m.sender) {
+            (Some(cid), _) => sqlx::query_as(
+                "UPDATE conversation SET updated_at = $1, last_message_id = $2, \
+                 status = CASE WHEN $3 THEN 'open' ELSE status END, snoozed_until = CASE WHEN $3 THEN NULL ELSE snoozed_until END \
+                 WHERE id = $4 AND workspace_id = $5 RETURNING id, person_id, archived")
+                .bind(now).bind(&id).bind(from_person).bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+            // A person's message without a conversation goes to their latest live one.
             (None, Sender::Person(pid)) => sqlx::query_as(
-                "SELECT id, person_id, archived, status FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE \
-                 ORDER BY updated_at DESC LIMIT 1")
-                .bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+                "UPDATE conversation SET updated_at = $1, last_message_id = $2, status = 'open', snoozed_until = NULL \
+                 WHERE id = (SELECT id FROM conversation WHERE person_id = $3 AND workspace_id = $4 AND archived = FALSE \
+                 ORDER BY updated_at DESC LIMIT 1) RETURNING id, person_id, archived")
+                .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             (None, _) => return Err(Error::invalid("conversation_id", "conversation_id is required")),
         };
-        let (conversation_id, person_id, status) = match conv {
-            Some((cid, pid, archived, status)) => {
+        let (conversation_id, person_id) = match touched {
+            Some((cid, pid, archived)) => {
                 if let Sender::Person(me) = &m.sender
                     && *me != pid
                 {
@@ -502,7 +511,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 if archived && m.kind != Kind::Note {
                     return Err(archived_error());
                 }
-                (cid, pid, status)
+                (cid, pid)
             }
             None => {
                 // Only a person without a conversation_id starts a new one.
@@ -510,9 +519,9 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                     return Err(Error::NotFound("conversation"));
                 };
                 let cid = new_id();
-                sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $4)")
-                    .bind(&cid).bind(&m.workspace_id).bind(pid).bind(now).execute(&mut *tx).await?;
-                (cid, pid.clone(), "open".to_owned())
+                sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, last_message_id, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $5)")
+                    .bind(&cid).bind(&m.workspace_id).bind(pid).bind(&id).bind(now).execute(&mut *tx).await?;
+                (cid, pid.clone())
             }
         };
         if let Sender::Teammate { id: tid, .. } = &m.sender {
@@ -532,25 +541,49 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                          ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $3")
                 .bind(&conversation_id).bind(tid).bind(now).execute(&mut *tx).await?;
         }
+        let buttons = m.buttons.as_ref().map(|b| b.to_string());
         let inserted = sqlx::query(
             "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, buttons, echo_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING")
             .bind(&id).bind(&m.workspace_id).bind(&conversation_id).bind(m.sender.kind()).bind(m.sender.id())
-            .bind(&m.body).bind(m.kind.as_str()).bind(m.buttons.as_ref().map(|b| b.to_string())).bind(&m.echo_id).bind(now)
+            .bind(&m.body).bind(m.kind.as_str()).bind(&buttons).bind(&m.echo_id).bind(now)
             .execute(&mut *tx).await?;
         if inserted.rows_affected() == 0 {
-            // The same echo_id raced in from another connection: that one won.
+            // This echo_id was stored before (a resend): answer with that
+            // message and undo the touch above.
             drop(tx);
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
             return Ok(Sent { message, created: false });
         }
-        // A person writing into a snoozed or closed conversation reopens it.
-        let new_status = if matches!(m.sender, Sender::Person(_)) { "open".to_owned() } else { status };
-        sqlx::query("UPDATE conversation SET updated_at = $1, last_message_id = $2, status = $3, snoozed_until = CASE WHEN $3 = 'snoozed' THEN snoozed_until ELSE NULL END WHERE id = $4")
-            .bind(now).bind(&id).bind(&new_status).bind(&conversation_id).execute(&mut *tx).await?;
-        let row: MessageRow = sqlx::query_as(message_select!("WHERE m.id = $1")).bind(&id).fetch_one(&mut *tx).await?;
-        let message = Message::from(row);
-        let conversation = conversation_in_tx!(tx, &conversation_id);
+        let rows: Vec<ConversationRow> =
+            sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind(&conversation_id).fetch_all(&mut *tx).await?;
+        let row = rows.into_iter().next().ok_or(Error::NotFound("conversation"))?;
+        let participants: Vec<ParticipantRow> = sqlx::query_as(
+            "SELECT pa.conversation_id, pa.teammate_id, t.name, t.avatar_url, pa.role, pa.muted FROM participant pa \
+             JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id = $1 ORDER BY pa.added_at")
+            .bind(&conversation_id).fetch_all(&mut *tx).await?;
+        // The author's display name, from what was just read.
+        let (name, avatar_url) = match &m.sender {
+            Sender::Person(_) => (row.person_name.clone(), None),
+            Sender::Teammate { id: tid, .. } => participants
+                .iter()
+                .find(|p| p.teammate_id == *tid)
+                .map(|p| (Some(p.name.clone()), p.avatar_url.clone()))
+                .unwrap_or_default(),
+            Sender::Bot => (None, None),
+        };
+        let message = Message {
+            id: id.clone(),
+            conversation_id: conversation_id.clone(),
+            author: Author { kind: m.sender.kind().to_owned(), id: m.sender.id().map(str::to_owned), name, avatar_url },
+            body: m.body.clone(),
+            kind: m.kind,
+            buttons: m.buttons.clone(),
+            created_at: rfc3339(now),
+            echo_id: m.echo_id.clone(),
+            deleted: false,
+        };
+        let conversation = build_conversation(row, participants, Some(message.clone()), None);
         let mut events = vec![
             hub.append(&mut *tx, &workspace_stream(&m.workspace_id), &m.workspace_id,
                 json!({"type": "message.created", "message": message, "conversation": conversation})).await?,

@@ -71,6 +71,7 @@ struct Inner {
     node_id: String,
     subs: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
     next_id: AtomicU64,
+    seqs: SeqCache,
 }
 
 #[derive(Clone)]
@@ -111,28 +112,28 @@ struct Notice {
     f: Option<String>,
 }
 
+/// The last seq handed out per stream, for SQLite. A SQLite database has one
+/// node and one writer connection, so seqs can be allocated in memory inside
+/// the write transaction (saving a statement per event); a rolled-back
+/// transaction leaves a gap, which readers skip. PostgreSQL nodes allocate in
+/// the database instead.
+#[derive(Default)]
+pub struct SeqCache(Mutex<HashMap<String, i64>>);
+
+/// Streams remembered before the cache starts over (it refills from the store).
+const SEQ_CACHE_MAX: usize = 100_000;
+
 /// A connection that can append to streams: implemented for both backends'
 /// connections, so domain code inside `with_tx!` calls one function.
 pub trait StreamTx: Send {
-    fn next_seq(&mut self, stream: &str, workspace_id: &str) -> impl Future<Output = Result<i64>> + Send;
+    fn next_seq(&mut self, stream: &str, workspace_id: &str, cache: &SeqCache) -> impl Future<Output = Result<i64>> + Send;
     fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> impl Future<Output = Result<()>> + Send;
     fn notify_peers(&mut self, payload: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
-macro_rules! stream_tx_common {
+// The same statement for both backends' connections.
+macro_rules! store_event {
     () => {
-        async fn next_seq(&mut self, stream: &str, workspace_id: &str) -> Result<i64> {
-            let (seq,): (i64,) = sqlx::query_as(
-                "INSERT INTO stream (id, workspace_id, last_seq) VALUES ($1, $2, 1) \
-                 ON CONFLICT (id) DO UPDATE SET last_seq = stream.last_seq + 1 RETURNING last_seq",
-            )
-            .bind(stream)
-            .bind(workspace_id)
-            .fetch_one(&mut *self)
-            .await?;
-            Ok(seq)
-        }
-
         async fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> Result<()> {
             sqlx::query("INSERT INTO stream_event (stream, seq, frame, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(stream)
@@ -147,7 +148,28 @@ macro_rules! stream_tx_common {
 }
 
 impl StreamTx for sqlx::SqliteConnection {
-    stream_tx_common!();
+    async fn next_seq(&mut self, stream: &str, _workspace_id: &str, cache: &SeqCache) -> Result<i64> {
+        let known = cache.0.lock().unwrap_or_else(|p| p.into_inner()).get(stream).copied();
+        let last = match known {
+            Some(last) => last,
+            None => {
+                let (max,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM stream_event WHERE stream = $1")
+                    .bind(stream)
+                    .fetch_one(&mut *self)
+                    .await?;
+                max
+            }
+        };
+        let mut map = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SEQ_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(stream.to_owned(), last + 1);
+        Ok(last + 1)
+    }
+
+    store_event!();
+
     async fn notify_peers(&mut self, _payload: &str) -> Result<()> {
         // A SQLite database has one node: there are no peers.
         Ok(())
@@ -155,7 +177,22 @@ impl StreamTx for sqlx::SqliteConnection {
 }
 
 impl StreamTx for sqlx::PgConnection {
-    stream_tx_common!();
+    async fn next_seq(&mut self, stream: &str, workspace_id: &str, _cache: &SeqCache) -> Result<i64> {
+        // The row lock taken by the upsert is held until commit, so two nodes
+        // appending to one stream commit in seq order.
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO stream (id, workspace_id, last_seq) VALUES ($1, $2, 1) \
+             ON CONFLICT (id) DO UPDATE SET last_seq = stream.last_seq + 1 RETURNING last_seq",
+        )
+        .bind(stream)
+        .bind(workspace_id)
+        .fetch_one(&mut *self)
+        .await?;
+        Ok(seq)
+    }
+
+    store_event!();
+
     async fn notify_peers(&mut self, payload: &str) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&mut *self).await?;
         Ok(())
@@ -164,7 +201,9 @@ impl StreamTx for sqlx::PgConnection {
 
 impl Hub {
     pub fn new(db: Db, node_id: String) -> Hub {
-        Hub { inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }) }
+        Hub {
+            inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1), seqs: SeqCache::default() }),
+        }
     }
 
     pub fn node_id(&self) -> &str {
@@ -193,7 +232,7 @@ impl Hub {
         workspace_id: &str,
         mut frame: serde_json::Value,
     ) -> Result<Appended> {
-        let seq = tx.next_seq(stream, workspace_id).await?;
+        let seq = tx.next_seq(stream, workspace_id, &self.inner.seqs).await?;
         frame["seq"] = seq.into();
         let text = frame.to_string();
         tx.store_event(stream, seq, &text).await?;
@@ -252,9 +291,10 @@ impl Hub {
 
     /// The stream's current position (0 when nothing was ever appended).
     pub async fn current_seq(&self, stream: &str) -> Result<i64> {
-        let row: Option<(i64,)> = with_db!(&self.inner.db, pool => sqlx::query_as("SELECT last_seq FROM stream WHERE id = $1")
-            .bind(stream).fetch_optional(pool).await?);
-        Ok(row.map(|r| r.0).unwrap_or(0))
+        let (seq,): (i64,) = with_db!(&self.inner.db, pool => sqlx::query_as(
+            "SELECT COALESCE(MAX(seq), 0) FROM stream_event WHERE stream = $1")
+            .bind(stream).fetch_one(pool).await?);
+        Ok(seq)
     }
 
     /// Frames of `stream` after `after`, in order, at most `limit`.
@@ -266,13 +306,16 @@ impl Hub {
 
     /// Relays peers' events into this node, for as long as the process runs.
     /// Only PostgreSQL has peers.
-    pub fn spawn_relay(&self) {
+    pub fn spawn_relay(&self, shutdown: tokio_util::sync::CancellationToken) {
         let Db::Postgres(pool) = self.inner.db.clone() else { return };
         let hub = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = hub.relay(&pool).await {
-                    tracing::warn!(error = %e, "hub relay lost its connection; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    result = hub.relay(&pool) => if let Err(e) = result {
+                        tracing::warn!(error = %e, "hub relay lost its connection; reconnecting");
+                    },
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }

@@ -40,14 +40,18 @@ pub struct Engine {
     pub presence: presence::Presence,
     /// Base URL used in links and emails.
     pub public_url: String,
+    /// Cancelled when the server shuts down: live sockets close with 1012
+    /// ("service restart") so clients reconnect, to this node or another.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Engine {
     /// Connects the hub and presence to `db` and starts their background tasks.
     pub async fn start(db: Db, public_url: String) -> Result<Engine> {
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = hub::Hub::new(db.clone(), util::new_id());
-        hub.spawn_relay();
-        let presence = presence::Presence::start(db.clone(), hub.clone()).await?;
-        Ok(Engine { db, hub, presence, public_url })
+        hub.spawn_relay(shutdown.clone());
+        let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
+        Ok(Engine { db, hub, presence, public_url, shutdown })
     }
 }

@@ -28,14 +28,25 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub async fn start(db: Db, hub: Hub) -> Result<Presence> {
+    pub async fn start(db: Db, hub: Hub, shutdown: tokio_util::sync::CancellationToken) -> Result<Presence> {
         let p = Presence { db, hub, local: Arc::default() };
+        if !p.db.is_postgres() {
+            // A SQLite database has one node: whatever an earlier run counted
+            // died with it.
+            with_tx!(&p.db, tx => {
+                sqlx::query("DELETE FROM presence").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM node").execute(&mut *tx).await?;
+            });
+        }
         p.heartbeat().await?;
         let beat = p.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
                 if let Err(e) = beat.heartbeat().await {
                     tracing::warn!(error = %e, "presence heartbeat failed");
                 }

@@ -7,7 +7,7 @@
 //! types and oversize frames get an `error` frame; the socket stays open) and
 //! handed to the side-specific [`Handler`].
 
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
@@ -20,9 +20,10 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 const REPLAY_BATCH: i64 = 500;
 
 /// Sets small, explicit socket buffers: tungstenite's defaults (128 KiB each
-/// way) would cost far more than the rest of an idle connection.
+/// way) would cost far more than the rest of an idle connection. Chat frames
+/// are small; a larger one is simply read in several chunks.
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(MAX_FRAME)
@@ -113,11 +114,18 @@ fn bad_frame(message: &str) -> Error {
 
 /// Runs a connection until the client leaves. `hello` is sent first, with the
 /// stream's current `seq` added.
-pub async fn drive<H: Handler>(socket: WebSocket, hub: Hub, sub: Subscription, mut hello: Value, mut handler: H) {
+pub async fn drive<H: Handler>(
+    socket: WebSocket,
+    hub: Hub,
+    sub: Subscription,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut hello: Value,
+    mut handler: H,
+) {
     let mut conn = Conn { socket, hub, sub, last: 0 };
     // Subscribed before reading the position: nothing committed after this
     // read can be missed, and anything at or before it is history.
-    match conn.hub.current_seq(&conn.sub.stream).await {
+    match Box::pin(conn.hub.current_seq(&conn.sub.stream)).await {
         Ok(seq) => conn.last = seq,
         Err(e) => {
             tracing::error!(error = %e, "reading stream position");
@@ -132,17 +140,25 @@ pub async fn drive<H: Handler>(socket: WebSocket, hub: Hub, sub: Subscription, m
         let alive = tokio::select! {
             incoming = conn.socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => false,
-                Some(Ok(WsMessage::Text(text))) => on_text(&mut conn, &mut handler, text.as_str()).await,
+                Some(Ok(WsMessage::Text(text))) => Box::pin(on_text(&mut conn, &mut handler, text.as_str())).await,
                 Some(Ok(WsMessage::Binary(_))) => conn.send_json(&error_frame(&bad_frame("frames must be JSON text"), None)).await,
                 Some(Ok(_)) => true,
             },
-            Some(push) = conn.sub.rx.recv() => match conn.on_push(push).await {
+            // Handling futures are boxed: a task's allocation is as large as its
+            // largest await point, and an idle socket should not pay for the
+            // database calls of a busy one.
+            Some(push) = conn.sub.rx.recv() => match Box::pin(conn.on_push(push)).await {
                 Ok(alive) => alive,
                 Err(e) => {
                     tracing::error!(error = %e, "delivering frames");
                     false
                 }
             },
+            _ = shutdown.cancelled() => {
+                let close = CloseFrame { code: 1012, reason: "server restarting".into() };
+                let _ = conn.socket.send(WsMessage::Close(Some(close))).await;
+                false
+            }
         };
         if !alive {
             break;

@@ -32,7 +32,7 @@ pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, hea
         metrics::gauge!("parley_agent_connections").increment(1.0);
         let sub = engine.hub.subscribe(&workspace_stream(&actor.workspace_id));
         let hello = json!({"type": "hello", "teammate_id": actor.teammate_id});
-        realtime::drive(socket, engine.hub.clone(), sub, hello, AgentSide { engine, actor }).await;
+        realtime::drive(socket, engine.hub.clone(), sub, engine.shutdown.clone(), hello, AgentSide { engine, actor }).await;
     })
 }
 

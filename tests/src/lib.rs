@@ -34,7 +34,10 @@ pub fn missing(what: &str) {
     if in_ci() {
         panic!("{what} is not available, and CI=true requires every test to run");
     }
-    eprintln!("SKIPPED: {what} is not available on this machine (CI=true makes this a failure)");
+    // Straight to stderr: the test harness captures eprintln!, and a skip
+    // must be visible.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what} is not available on this machine (CI=true makes this a failure)");
 }
 
 #[derive(Clone, Debug)]
@@ -141,12 +144,17 @@ impl TestApp {
 
     /// Starts a server on `backend`, keeping files in `data_dir` (reused across restarts).
     pub async fn spawn_in(backend: Backend, data_dir: PathBuf) -> TestApp {
-        Self::try_spawn(backend, data_dir).await.expect("starting the test server")
+        Self::spawn_at(backend, data_dir, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    async fn try_spawn(backend: Backend, data_dir: PathBuf) -> anyhow::Result<TestApp> {
+    /// Starts a server listening on `bind` (to come back on a stopped server's address).
+    pub async fn spawn_at(backend: Backend, data_dir: PathBuf, bind: SocketAddr) -> TestApp {
+        Self::try_spawn(backend, data_dir, bind).await.expect("starting the test server")
+    }
+
+    async fn try_spawn(backend: Backend, data_dir: PathBuf, bind: SocketAddr) -> anyhow::Result<TestApp> {
         let config = parley::Config {
-            bind: "127.0.0.1:0".parse()?,
+            bind,
             data_dir: data_dir.clone(),
             database_url: match &backend {
                 Backend::Sqlite => None,

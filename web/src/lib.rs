@@ -72,6 +72,12 @@ impl App {
     /// Serves until `shutdown` resolves, then closes storage.
     pub async fn run_until_stopped(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let db = self.engine.db.clone();
+        let sockets = self.engine.shutdown.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Upgraded sockets outlive graceful HTTP shutdown: close them.
+            sockets.cancel();
+        };
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
         db.close().await;
         Ok(())

@@ -29,13 +29,13 @@ pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, ws:
             let _ = socket.send(WsMessage::Close(Some(close))).await;
             return;
         };
-        if let Err(e) = engine.presence.connected(&visitor.workspace_id, &visitor.person_id).await {
+        if let Err(e) = Box::pin(engine.presence.connected(&visitor.workspace_id, &visitor.person_id)).await {
             tracing::warn!(error = %e, "recording presence");
         }
         metrics::gauge!("parley_widget_connections").increment(1.0);
         let sub = engine.hub.subscribe(&person_stream(&visitor.person_id));
         let hello = json!({"type": "hello", "person_id": visitor.person_id});
-        realtime::drive(socket, engine.hub.clone(), sub, hello, VisitorSide { engine, visitor }).await;
+        realtime::drive(socket, engine.hub.clone(), sub, engine.shutdown.clone(), hello, VisitorSide { engine, visitor }).await;
     })
 }
 
@@ -146,7 +146,7 @@ impl Handler for VisitorSide {
 
     async fn closed(self) {
         metrics::gauge!("parley_widget_connections").decrement(1.0);
-        if let Err(e) = self.engine.presence.disconnected(&self.visitor.workspace_id, &self.visitor.person_id).await {
+        if let Err(e) = Box::pin(self.engine.presence.disconnected(&self.visitor.workspace_id, &self.visitor.person_id)).await {
             tracing::warn!(error = %e, "recording presence");
         }
     }

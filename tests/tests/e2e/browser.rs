@@ -113,11 +113,61 @@ async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_brows
     screenshot(&visitor, &format!("demo-widget-{tag}")).await;
     screenshot(&agent, &format!("inbox-thread-{tag}")).await;
 
-    // The stored thread has both messages.
+    // The agent typing shows in the widget.
+    let composer = agent.find(Locator::Css("[data-testid=composer-input]")).await.unwrap();
+    composer.send_keys("Let me check").await.unwrap();
+    let typing =
+        wait_for(&visitor, "the typing indicator", &format!("!{0}.hidden && {0}.textContent", in_widget("[data-testid=parley-typing]")))
+            .await;
+    assert!(typing.as_str().unwrap().contains("Admin"), "{typing}");
+
+    // With the panel closed, a reply raises the unread badge; opening clears it.
+    visitor.execute("Parley('hide')", vec![]).await.unwrap();
+    composer.send_keys(" - found it!\u{E007}").await.unwrap();
+    let badge =
+        wait_for(&visitor, "the unread badge", &format!("!{0}.hidden && {0}.textContent", in_widget("[data-testid=parley-badge]"))).await;
+    assert_eq!(badge, "1");
+    visitor.execute("Parley('show')", vec![]).await.unwrap();
+    wait_for(&visitor, "the badge to clear", &format!("{}.hidden", in_widget("[data-testid=parley-badge]"))).await;
+
     let list = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
     let cid = list["items"][0]["id"].as_str().unwrap().to_owned();
     let bodies: Vec<_> = app.thread(&cid).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(bodies, [text, "Of course! What do you need?"]);
+    assert_eq!(bodies, [text, "Of course! What do you need?", "Let me check - found it!"]);
+
+    // The server restarts; a reply is written while the widget is away; the
+    // widget reconnects on its own and resumes, missing nothing.
+    let (addr, data_dir, backend) = (app.addr, app.data_dir.clone(), app.backend.clone());
+    let mut app = app;
+    app.stop().await;
+    wait_for(&visitor, "the widget to notice", "!Parley._state().connected").await;
+    let mut away = TestApp::spawn_in(backend.clone(), data_dir.clone()).await;
+    away.post(&format!("/api/v1/conversations/{cid}/messages"), &away.token, serde_json::json!({"body": "Sent while you were away"}))
+        .await
+        .ok()
+        .unwrap();
+    away.stop().await;
+    let back = TestApp::spawn_at(backend, data_dir, addr).await;
+    wait_for(&visitor, "the widget to reconnect", "Parley._state().connected").await;
+    wait_for(
+        &visitor,
+        "the missed reply",
+        &format!(
+            "Array.from({}.querySelectorAll('[data-testid=parley-message]')).some(m => m.textContent.includes('Sent while you were away'))",
+            in_widget("[data-testid=parley-panel]")
+        ),
+    )
+    .await;
+    let shown = visitor
+        .execute(
+            &format!("return {}.querySelectorAll('[data-testid=parley-message]').length", in_widget("[data-testid=parley-panel]")),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, 4, "each message once, none lost or doubled");
+    screenshot(&visitor, &format!("demo-widget-after-restart-{tag}")).await;
+    drop(back);
 
     visitor.close().await.unwrap();
     agent.close().await.unwrap();

@@ -323,6 +323,9 @@ function onFrame(frame) {
     case 'conversation.updated':
       if (frame.conversation) applyConversation(frame.conversation);
       break;
+    case 'conversation.deleted':
+      onConversationDeleted(frame.conversation_id);
+      break;
     case 'typing':
       onTyping(frame);
       break;
@@ -404,6 +407,18 @@ async function onMessageDeleted(messageId, conversationId) {
     } catch {
       // Keep the old preview; the next update will fix it.
     }
+  }
+}
+
+// An admin deleted a conversation for good: it leaves the list and the thread.
+function onConversationDeleted(id) {
+  rows.get(id)?.remove();
+  rows.delete(id);
+  convs.delete(id);
+  drafts.delete(id);
+  if (current?.id === id) {
+    location.hash = '';
+    closeThread();
   }
 }
 

@@ -1,0 +1,305 @@
+//! Parley's load generator.
+//!
+//! Starts a `parley serve` process on a fresh SQLite (or `--database-url`)
+//! database, then:
+//!
+//! 1. opens `--idle` widget sockets that stay idle, and reports the server's
+//!    resident memory per connection (from /proc, before and after);
+//! 2. connects `--agents` agent sockets and `--visitors` active widget sockets
+//!    that send `--rate` messages per second in total for `--seconds`, and
+//!    reports visitor → agent delivery latency (send to the first agent's
+//!    `message.created`) and send → ack latency, as p50/p99/max.
+//!
+//! Raise the open-files limit first (`ulimit -n 65536`): every socket is a file
+//! descriptor on both ends.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Debug)]
+#[command(about = "Load generator for Parley: idle-socket memory and message latency")]
+struct Args {
+    /// The parley binary to start (build it with --release).
+    #[arg(long, default_value = "target/release/parley")]
+    parley: PathBuf,
+    /// Idle widget sockets to hold open for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Widget sockets that send messages.
+    #[arg(long, default_value_t = 200)]
+    visitors: usize,
+    /// Agent sockets that receive every message.
+    #[arg(long, default_value_t = 5)]
+    agents: usize,
+    /// Messages per second, in total across visitors.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// How long to send for.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Run against PostgreSQL instead of a fresh SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long, default_value_t = 18_480)]
+    port: u16,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+    }
+}
+
+fn start_server(args: &Args) -> anyhow::Result<Server> {
+    let dir = std::env::temp_dir().join(format!("parley-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = Command::new(&args.parley);
+    cmd.arg("serve")
+        .env("PARLEY_BIND", format!("127.0.0.1:{}", args.port))
+        .env("PARLEY_DATA_DIR", &dir)
+        .env("PARLEY_ADMIN_EMAIL", "load@example.test")
+        .env("PARLEY_ADMIN_PASSWORD", "load-test-password")
+        .env("PARLEY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(url) = &args.database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    let child = cmd.spawn().with_context(|| format!("starting {}", args.parley.display()))?;
+    Ok(Server { child, base: format!("127.0.0.1:{}", args.port) })
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> anyhow::Result<Socket> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // Wait for the hello, so the server has finished setting the socket up.
+    match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+        Ok(Some(Ok(Message::Text(_)))) => Ok(ws),
+        other => Err(anyhow!("no hello: {other:?}")),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "{name}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        v.len(),
+        percentile(&v, 0.50).as_secs_f64() * 1e3,
+        percentile(&v, 0.99).as_secs_f64() * 1e3,
+        v.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = start_server(&args)?;
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    // Wait for it to listen.
+    let mut ready = false;
+    for _ in 0..200 {
+        if http.get(format!("http://{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(ready, "the server did not become ready");
+    let login: Value = http
+        .post(format!("http://{base}/api/v1/auth/login"))
+        .json(&json!({"email": "load@example.test", "password": "load-test-password"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("login token")?.to_owned();
+    let app_id = login["workspace"]["app_id"].as_str().context("app id")?.to_owned();
+
+    let session = |http: reqwest::Client, base: String, app_id: String| async move {
+        let s: Value = http.post(format!("http://{base}/widget/v1/session")).json(&json!({"app_id": app_id})).send().await?.json().await?;
+        anyhow::Ok(s["token"].as_str().context("visitor token")?.to_owned())
+    };
+
+    // 1. Idle sockets and memory. They stay open through the latency run: a
+    // busy server also holds many idle sockets.
+    let mut idle = Vec::with_capacity(args.idle);
+    if args.idle > 0 {
+        // Warm up allocator arenas and pools with a few connections first.
+        let mut warm = Vec::new();
+        for _ in 0..50 {
+            let t = session(http.clone(), base.clone(), app_id.clone()).await?;
+            warm.push(connect(&format!("ws://{base}/widget/v1/ws?token={t}")).await?);
+        }
+        let tokens: Vec<String> = {
+            let mut out = Vec::with_capacity(args.idle);
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..args.idle {
+                set.spawn(session(http.clone(), base.clone(), app_id.clone()));
+                if set.len() >= 32 || i + 1 == args.idle {
+                    while let Some(r) = set.join_next().await {
+                        out.push(r??);
+                    }
+                }
+            }
+            out
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = server.rss_kib()?;
+        let started = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in tokens.iter().enumerate() {
+            let url = format!("ws://{base}/widget/v1/ws?token={t}");
+            set.spawn(async move { connect(&url).await });
+            if set.len() >= 64 || i + 1 == tokens.len() {
+                while let Some(r) = set.join_next().await {
+                    idle.push(r??);
+                }
+            }
+        }
+        let connect_time = started.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = server.rss_kib()?;
+        let per = (after.saturating_sub(before)) as f64 * 1024.0 / idle.len() as f64;
+        println!(
+            "idle widget sockets: {} opened in {:.1} s; server RSS {} MiB -> {} MiB; {:.0} bytes ({:.1} KB) per connection",
+            idle.len(),
+            connect_time.as_secs_f64(),
+            before / 1024,
+            after / 1024,
+            per,
+            per / 1000.0
+        );
+        drop(warm);
+    }
+
+    // 2. Latency under a steady message rate.
+    let origin = Instant::now();
+    let deliveries: Arc<Mutex<HashMap<String, Duration>>> = Arc::default();
+    let mut agent_tasks = Vec::new();
+    for _ in 0..args.agents {
+        let mut ws = connect(&format!("ws://{base}/api/v1/ws?token={token}")).await?;
+        let deliveries = deliveries.clone();
+        agent_tasks.push(tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(f) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                if f["type"] != "message.created" {
+                    continue;
+                }
+                let now = origin.elapsed();
+                let body = f["message"]["body"].as_str().unwrap_or("");
+                if let Some(sent_us) = body.strip_prefix("t:").and_then(|s| s.parse::<u64>().ok()) {
+                    let latency = now.saturating_sub(Duration::from_micros(sent_us));
+                    // The first agent to see it sets the delivery time.
+                    deliveries.lock().await.entry(body.to_owned()).or_insert(latency);
+                }
+            }
+        }));
+    }
+    let mut visitor_sockets = Vec::new();
+    for _ in 0..args.visitors {
+        let t = session(http.clone(), base.clone(), app_id.clone()).await?;
+        visitor_sockets.push(connect(&format!("ws://{base}/widget/v1/ws?token={t}")).await?);
+    }
+    let per_visitor = Duration::from_secs_f64(args.visitors as f64 / args.rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for (v, ws) in visitor_sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = ws.split();
+            let acks = tokio::spawn(async move {
+                let mut out = Vec::new();
+                while let Some(Ok(msg)) = rx.next().await {
+                    let Message::Text(text) = msg else { continue };
+                    let Ok(f) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                    if f["type"] == "ack" {
+                        let body = f["message"]["body"].as_str().unwrap_or("");
+                        if let Some(us) = body.strip_prefix("t:").and_then(|s| s.parse::<u64>().ok()) {
+                            out.push(origin.elapsed().saturating_sub(Duration::from_micros(us)));
+                        }
+                    } else if f["type"] == "error" {
+                        eprintln!("error frame: {f}");
+                    }
+                }
+                out
+            });
+            // Spread visitors over the interval so the rate is smooth.
+            tokio::time::sleep(per_visitor.mul_f64(v as f64 / 200.0_f64.max(1.0)).min(per_visitor)).await;
+            let mut tick = tokio::time::interval(per_visitor);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let body = format!("t:{}", origin.elapsed().as_micros());
+                let frame = json!({"type": "message.send", "echo_id": format!("{v}-{n}"), "body": body});
+                if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let _ = tx.close().await;
+            (n, acks.await.unwrap_or_default())
+        }));
+    }
+    let mut sent = 0;
+    let mut ack_latencies = Vec::new();
+    for t in tasks {
+        let (n, acks) = t.await?;
+        sent += n;
+        ack_latencies.extend(acks);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered: Vec<Duration> = deliveries.lock().await.values().copied().collect();
+    println!(
+        "sent {sent} messages in {} s ({:.0}/s) from {} visitors to {} agents; {} delivered, {} acked",
+        args.seconds,
+        sent as f64 / args.seconds as f64,
+        args.visitors,
+        args.agents,
+        delivered.len(),
+        ack_latencies.len()
+    );
+    report("visitor -> agent delivery", delivered);
+    report("visitor send -> ack (durable)", ack_latencies);
+    println!("server RSS at the end: {} MiB", server.rss_kib()? / 1024);
+    for t in agent_tasks {
+        t.abort();
+    }
+    drop(idle);
+    Ok(())
+}
