@@ -136,6 +136,10 @@ pub async fn drive<H: Handler>(
     if !conn.send_json(&hello).await {
         return handler.closed().await;
     }
+    // Created once: registering a fresh waiter on the shared token every turn
+    // of the loop would contend on its lock across all connections.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let alive = tokio::select! {
             incoming = conn.socket.recv() => match incoming {
@@ -154,7 +158,7 @@ pub async fn drive<H: Handler>(
                     false
                 }
             },
-            _ = shutdown.cancelled() => {
+            _ = &mut cancelled => {
                 let close = CloseFrame { code: 1012, reason: "server restarting".into() };
                 let _ = conn.socket.send(WsMessage::Close(Some(close))).await;
                 false
