@@ -163,7 +163,7 @@ pub struct PersonConversation {
     pub archived: bool,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct ConversationRow {
     id: String,
     person_id: String,
@@ -197,7 +197,7 @@ macro_rules! conversation_select {
     };
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct ParticipantRow {
     conversation_id: String,
     teammate_id: String,
@@ -483,8 +483,18 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     if m.kind == Kind::Note && matches!(m.sender, Sender::Person(_)) {
         return Err(Error::invalid("kind", "people cannot write notes"));
     }
-    let now = now_ms();
     let id = crate::util::new_id();
+    if let Some(writer) = hub.batcher()
+        && batch::eligible(&m)
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        writer
+            .send(batch::Job { message: m, id, reply })
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the message writer has stopped")))?;
+        return answer.await.map_err(|_| Error::Internal(anyhow::anyhow!("the message writer has stopped")))?;
+    }
+    let now = now_ms();
     let from_person = matches!(m.sender, Sender::Person(_));
     let (message, events) = with_tx!(db, tx => {
         let touched: Option<(String, String, bool)> = match (&m.conversation_id, &m.sender) {
@@ -890,3 +900,5 @@ pub async fn conversation_person(db: &Db, workspace_id: &str, conversation_id: &
         .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
     row.map(|r| r.0).ok_or(Error::NotFound("conversation"))
 }
+
+pub(crate) mod batch;

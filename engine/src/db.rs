@@ -16,7 +16,7 @@ use sqlx::{PgPool, SqlitePool};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite { read: SqlitePool, write: SqlitePool, checkpointer: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -72,10 +72,15 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            // The writer never checkpoints (that would put an fsync on the path
+            // of whichever commit crosses the threshold); `checkpointer` does
+            // it in the background instead, without blocking the writer.
+            let quiet = opts.clone().pragma("wal_autocheckpoint", "0");
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(quiet.clone()).await?;
+            let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(quiet).await?;
             // Opened after the write pool has created the file.
             let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-            Db::Sqlite { read, write }
+            Db::Sqlite { read, write, checkpointer }
         };
         db.migrate().await?;
         Ok(db)
@@ -94,6 +99,15 @@ impl Db {
         Ok(())
     }
 
+    /// Copies committed WAL frames into the SQLite file (PASSIVE: never waits
+    /// for, or blocks, the writer or readers). A no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        if let Db::Sqlite { checkpointer, .. } = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(checkpointer).await?;
+        }
+        Ok(())
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }
@@ -104,9 +118,11 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, checkpointer } => {
                 read.close().await;
                 write.close().await;
+                // The last connection to close checkpoints the whole WAL.
+                checkpointer.close().await;
             }
             Db::Postgres(pool) => pool.close().await,
         }

@@ -72,6 +72,8 @@ struct Inner {
     subs: Mutex<HashMap<Arc<str>, Vec<Subscriber>>>,
     next_id: AtomicU64,
     seqs: SeqCache,
+    /// SQLite's group-commit writer for visitors' messages (`chat::batch`).
+    batcher: std::sync::OnceLock<mpsc::Sender<crate::chat::batch::Job>>,
 }
 
 #[derive(Clone)]
@@ -122,6 +124,30 @@ pub struct SeqCache(Mutex<HashMap<String, i64>>);
 
 /// Streams remembered before the cache starts over (it refills from the store).
 const SEQ_CACHE_MAX: usize = 100_000;
+
+impl SeqCache {
+    pub fn has(&self, stream: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains_key(stream)
+    }
+
+    /// The next seq of `stream` if it is cached (and takes it).
+    pub fn take_next(&self, stream: &str) -> Option<i64> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_mut(stream).map(|last| {
+            *last += 1;
+            *last
+        })
+    }
+
+    /// Records that `stream` has handed out up to `last`.
+    pub fn seed(&self, stream: &str, last: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SEQ_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(stream.to_owned(), last);
+    }
+}
 
 /// A connection that can append to streams: implemented for both backends'
 /// connections, so domain code inside `with_tx!` calls one function.
@@ -202,7 +228,14 @@ impl StreamTx for sqlx::PgConnection {
 impl Hub {
     pub fn new(db: Db, node_id: String) -> Hub {
         Hub {
-            inner: Arc::new(Inner { db, node_id, subs: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1), seqs: SeqCache::default() }),
+            inner: Arc::new(Inner {
+                db,
+                node_id,
+                subs: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                seqs: SeqCache::default(),
+                batcher: Default::default(),
+            }),
         }
     }
 
@@ -244,6 +277,26 @@ impl Hub {
         };
         tx.notify_peers(&serde_json::to_string(&notice).map_err(anyhow::Error::from)?).await?;
         Ok(Appended { stream: Arc::from(stream), seq, frame: Arc::from(text) })
+    }
+
+    pub fn set_batcher(&self, tx: mpsc::Sender<crate::chat::batch::Job>) -> std::result::Result<(), mpsc::Sender<crate::chat::batch::Job>> {
+        self.inner.batcher.set(tx)
+    }
+
+    pub fn batcher(&self) -> Option<&mpsc::Sender<crate::chat::batch::Job>> {
+        self.inner.batcher.get()
+    }
+
+    /// The in-memory seq allocator (SQLite's single writer only).
+    pub fn seqs(&self) -> &SeqCache {
+        &self.inner.seqs
+    }
+
+    /// Builds the event for `frame` at `seq` on `stream`, for a writer that
+    /// stores events itself (see `chat::batch`).
+    pub fn event(&self, stream: &str, seq: i64, mut frame: serde_json::Value) -> Appended {
+        frame["seq"] = seq.into();
+        Appended { stream: Arc::from(stream), seq, frame: Arc::from(frame.to_string()) }
     }
 
     /// Pushes committed events to this node's subscribers.

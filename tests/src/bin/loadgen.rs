@@ -104,6 +104,11 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
     }
 }
 
+/// The send time (µs since the run began) in a body `t:<micros>:<id>`.
+fn sent_micros(body: &str) -> Option<u64> {
+    body.strip_prefix("t:")?.split(':').next()?.parse().ok()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -222,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let now = origin.elapsed();
                 let body = f["message"]["body"].as_str().unwrap_or("");
-                if let Some(sent_us) = body.strip_prefix("t:").and_then(|s| s.parse::<u64>().ok()) {
+                if let Some(sent_us) = sent_micros(body) {
                     let latency = now.saturating_sub(Duration::from_micros(sent_us));
                     // The first agent to see it sets the delivery time.
                     deliveries.lock().await.entry(body.to_owned()).or_insert(latency);
@@ -248,7 +253,7 @@ async fn main() -> anyhow::Result<()> {
                     let Ok(f) = serde_json::from_str::<Value>(text.as_str()) else { continue };
                     if f["type"] == "ack" {
                         let body = f["message"]["body"].as_str().unwrap_or("");
-                        if let Some(us) = body.strip_prefix("t:").and_then(|s| s.parse::<u64>().ok()) {
+                        if let Some(us) = sent_micros(body) {
                             out.push(origin.elapsed().saturating_sub(Duration::from_micros(us)));
                         }
                     } else if f["type"] == "error" {
@@ -264,7 +269,8 @@ async fn main() -> anyhow::Result<()> {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 tick.tick().await;
-                let body = format!("t:{}", origin.elapsed().as_micros());
+                // The send time rides in the body; the suffix keeps bodies unique.
+                let body = format!("t:{}:{v}-{n}", origin.elapsed().as_micros());
                 let frame = json!({"type": "message.send", "echo_id": format!("{v}-{n}"), "body": body});
                 if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
                     break;

@@ -1,0 +1,336 @@
+//! Group commit for visitors' messages on SQLite.
+//!
+//! SQLite has one writer, and sqlx runs each statement on the connection's
+//! own thread, so a message written statement by statement costs a thread
+//! round trip per statement; under load those hops, not SQL, are the limit.
+//! This writer takes every visitor message waiting at that moment and stores
+//! the whole batch with a fixed number of statements (the rows travel as one
+//! JSON parameter, unpacked by `json_each`), in one transaction. A batch of one
+//! costs about what a lone message did; a batch of fifty costs little more.
+//!
+//! Checks that can refuse a message (an unknown, foreign or archived
+//! conversation) run on data read before anything is written, so a refused
+//! message never spoils its batch; a database failure fails the whole batch,
+//! and the clients resend with the same echo_ids.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Author, ConversationRow, Kind, Message, NewMessage, ParticipantRow, Sender, Sent, archived_error, build_conversation, by_echo,
+};
+use crate::hub::{Appended, Hub, person_stream, workspace_stream};
+use crate::util::{new_id, now_ms, rfc3339};
+use crate::{Db, Error, Result};
+
+/// The most messages written in one transaction.
+const BATCH_MAX: usize = 128;
+
+pub struct Job {
+    pub message: NewMessage,
+    pub id: String,
+    pub reply: oneshot::Sender<Result<Sent>>,
+}
+
+/// Starts the writer on SQLite's write pool; `chat::send` finds it on the hub.
+pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) {
+    let Db::Sqlite { write, .. } = db else { return };
+    let (tx, mut rx) = mpsc::channel::<Job>(4096);
+    if hub.set_batcher(tx).is_err() {
+        return;
+    }
+    let (write, db, hub) = (write.clone(), db.clone(), hub.clone());
+    tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                job = rx.recv() => match job { Some(j) => j, None => return },
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            metrics::histogram!("parley_send_batch_size").record(jobs.len() as f64);
+            let outcome = write_batch(&write, &db, &hub, &jobs).await;
+            match outcome {
+                Ok((results, events)) => {
+                    hub.deliver(&events);
+                    for (job, result) in jobs.into_iter().zip(results) {
+                        if result.as_ref().is_ok_and(|s| s.created) {
+                            metrics::counter!("parley_messages_total", "author" => "person").increment(1);
+                        }
+                        let _ = job.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, batch = jobs.len(), "writing a batch of messages failed");
+                    for job in jobs {
+                        let _ = job.reply.send(Err(Error::Internal(anyhow::anyhow!("storing the message failed"))));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Whether `m` can go through the batch writer: plain chat from a person.
+pub fn eligible(m: &NewMessage) -> bool {
+    matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none()
+}
+
+type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
+
+async fn write_batch(write: &sqlx::SqlitePool, db: &Db, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
+    let now = now_ms();
+    let mut tx = write.begin().await?;
+
+    // 1. Which conversation each message goes to.
+    let named: Vec<&str> = jobs.iter().filter_map(|j| j.message.conversation_id.as_deref()).collect();
+    let by_id: HashMap<String, (String, String, bool)> = if named.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "SELECT c.id, c.workspace_id, c.person_id, c.archived FROM conversation c WHERE c.id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json!(named).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.into_iter().map(|(id, ws, pid, archived)| (id, (ws, pid, archived))).collect()
+    };
+    let people: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.message.conversation_id.is_none())
+        .filter_map(|j| match &j.message.sender {
+            Sender::Person(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut latest: HashMap<String, String> = if people.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT j.value, (SELECT c.id FROM conversation c WHERE c.person_id = j.value AND c.archived = FALSE \
+             ORDER BY c.updated_at DESC LIMIT 1) FROM json_each($1) j",
+        )
+        .bind(json!(people).to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter_map(|(p, c): (String, Option<String>)| c.map(|c| (p, c)))
+        .collect();
+        rows.into_iter().collect()
+    };
+
+    // Per message: its conversation, or why it is refused.
+    let mut targets: Vec<Result<(String, String)>> = Vec::with_capacity(jobs.len());
+    let mut new_conversations = Vec::new();
+    for j in jobs {
+        let m = &j.message;
+        let Sender::Person(me) = &m.sender else {
+            targets.push(Err(Error::Internal(anyhow::anyhow!("only people's messages are batched"))));
+            continue;
+        };
+        let target = match &m.conversation_id {
+            Some(cid) => match by_id.get(cid) {
+                Some((ws, pid, archived)) if *ws == m.workspace_id && pid == me => {
+                    if *archived {
+                        Err(archived_error())
+                    } else {
+                        Ok((cid.clone(), pid.clone()))
+                    }
+                }
+                _ => Err(Error::NotFound("conversation")),
+            },
+            None => match latest.get(me) {
+                Some(cid) => Ok((cid.clone(), me.clone())),
+                None => {
+                    // A person's first message starts their conversation; a
+                    // second one in the same batch joins it.
+                    let cid = new_id();
+                    latest.insert(me.clone(), cid.clone());
+                    new_conversations.push(json!({"id": cid, "ws": m.workspace_id, "person": me}));
+                    Ok((cid, me.clone()))
+                }
+            },
+        };
+        targets.push(target);
+    }
+    if !new_conversations.is_empty() {
+        sqlx::query(
+            "INSERT INTO conversation (id, workspace_id, person_id, status, created_at, updated_at) \
+             SELECT j.value->>'id', j.value->>'ws', j.value->>'person', 'open', $2, $2 FROM json_each($1) j",
+        )
+        .bind(serde_json::Value::from(new_conversations).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // 2. The messages; a resent echo_id is skipped by the unique index.
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .zip(&targets)
+        .filter_map(|(j, t)| {
+            let (cid, pid) = t.as_ref().ok()?;
+            Some(json!({"id": j.id, "ws": j.message.workspace_id, "conv": cid, "person": pid, "body": j.message.body, "echo": j.message.echo_id}))
+        })
+        .collect();
+    let inserted: Vec<(String,)> = if rows.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, echo_id, created_at) \
+             SELECT j.value->>'id', j.value->>'ws', j.value->>'conv', 'person', j.value->>'person', j.value->>'body', 'chat', \
+             j.value->>'echo', $2 FROM json_each($1) j WHERE true ORDER BY j.key ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(serde_json::Value::from(rows).to_string())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().map(|r| r.0).collect();
+
+    // 3. Touch each conversation once: the newest message of the batch is its last.
+    let mut last: HashMap<&str, &str> = HashMap::new();
+    for (j, t) in jobs.iter().zip(&targets) {
+        if let Ok((cid, _)) = t
+            && inserted.contains(&j.id)
+        {
+            last.insert(cid.as_str(), j.id.as_str());
+        }
+    }
+    let mut summaries: HashMap<String, (ConversationRow, Vec<ParticipantRow>)> = HashMap::new();
+    if !last.is_empty() {
+        let touched: Vec<serde_json::Value> = last.iter().map(|(c, m)| json!({"id": c, "last": m})).collect();
+        let touched = serde_json::Value::from(touched).to_string();
+        sqlx::query(
+            "UPDATE conversation SET updated_at = $2, status = 'open', snoozed_until = NULL, \
+             last_message_id = (SELECT j.value->>'last' FROM json_each($1) j WHERE j.value->>'id' = conversation.id) \
+             WHERE id IN (SELECT value->>'id' FROM json_each($1))",
+        )
+        .bind(&touched)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let ids = json!(last.keys().collect::<Vec<_>>()).to_string();
+        let convs: Vec<ConversationRow> =
+            sqlx::query_as(conversation_select!("WHERE c.id IN (SELECT value FROM json_each($1))")).bind(&ids).fetch_all(&mut *tx).await?;
+        let parts: Vec<ParticipantRow> = sqlx::query_as(
+            "SELECT pa.conversation_id, pa.teammate_id, t.name, t.avatar_url, pa.role, pa.muted FROM participant pa \
+             JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id IN (SELECT value FROM json_each($1)) ORDER BY pa.added_at",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut parts_by: HashMap<String, Vec<ParticipantRow>> = HashMap::new();
+        for p in parts {
+            parts_by.entry(p.conversation_id.clone()).or_default().push(p);
+        }
+        for c in convs {
+            let p = parts_by.remove(&c.id).unwrap_or_default();
+            summaries.insert(c.id.clone(), (c, p));
+        }
+    }
+
+    // 4. Frames, in message order, with seqs from the single writer's allocator.
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut frames: Vec<(String, String, serde_json::Value)> = Vec::new();
+    for (j, t) in jobs.iter().zip(targets) {
+        let (cid, pid) = match t {
+            Ok(t) => t,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
+        if !inserted.contains(&j.id) {
+            // A resend: answer with what was stored the first time.
+            let found = by_echo(db, &j.message).await?;
+            results.push(found.map(|message| Sent { message, created: false }).ok_or(Error::NotFound("conversation")));
+            continue;
+        }
+        let Some((row, participants)) = summaries.get(&cid) else {
+            results.push(Err(Error::NotFound("conversation")));
+            continue;
+        };
+        let message = Message {
+            id: j.id.clone(),
+            conversation_id: cid.clone(),
+            author: Author { kind: "person".into(), id: Some(pid.clone()), name: row.person_name.clone(), avatar_url: None },
+            body: j.message.body.clone(),
+            kind: Kind::Chat,
+            buttons: None,
+            created_at: rfc3339(now),
+            echo_id: j.message.echo_id.clone(),
+            deleted: false,
+        };
+        let conversation = build_conversation(row.clone(), participants.clone(), Some(message.clone()), None);
+        let ws = &j.message.workspace_id;
+        frames.push((
+            workspace_stream(ws),
+            ws.clone(),
+            json!({"type": "message.created", "message": message, "conversation": conversation}),
+        ));
+        frames.push((person_stream(&pid), ws.clone(), json!({"type": "message.created", "message": message})));
+        results.push(Ok(Sent { message, created: true }));
+    }
+    let events = store_frames(&mut tx, hub, frames).await?;
+    tx.commit().await?;
+    Ok((results, events))
+}
+
+async fn seed_from_store(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, hub: &Hub, streams: &[&str]) -> Result<()> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT j.value, COALESCE((SELECT MAX(seq) FROM stream_event WHERE stream = j.value), 0) FROM json_each($1) j")
+            .bind(json!(streams).to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+    for (stream, max) in rows {
+        hub.seqs().seed(&stream, max);
+    }
+    Ok(())
+}
+
+/// Allocates seqs and stores every frame with one statement (two when some
+/// stream's position must first be read from the store).
+async fn store_frames(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    hub: &Hub,
+    frames: Vec<(String, String, serde_json::Value)>,
+) -> Result<Vec<Appended>> {
+    if frames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut unknown: Vec<&str> = frames.iter().map(|f| f.0.as_str()).filter(|s| !hub.seqs().has(s)).collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        seed_from_store(tx, hub, &unknown).await?;
+    }
+    let mut events = Vec::with_capacity(frames.len());
+    let mut rows = Vec::with_capacity(frames.len());
+    for (stream, _ws, frame) in frames {
+        let seq = match hub.seqs().take_next(&stream) {
+            Some(seq) => seq,
+            // The cache started over mid-batch: read this stream's position again.
+            None => {
+                seed_from_store(tx, hub, &[stream.as_str()]).await?;
+                hub.seqs().take_next(&stream).ok_or_else(|| Error::Internal(anyhow::anyhow!("no seq for {stream}")))?
+            }
+        };
+        let event = hub.event(&stream, seq, frame);
+        rows.push(json!({"s": stream, "q": seq, "f": &*event.frame}));
+        events.push(event);
+    }
+    sqlx::query("INSERT INTO stream_event (stream, seq, frame, created_at) SELECT j.value->>'s', j.value->>'q', j.value->>'f', $2 FROM json_each($1) j")
+        .bind(serde_json::Value::from(rows).to_string())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(events)
+}
