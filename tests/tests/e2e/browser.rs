@@ -135,6 +135,27 @@ async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_brows
     let bodies: Vec<_> = app.thread(&cid).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
     assert_eq!(bodies, [text, "Of course! What do you need?", "Let me check - found it!"]);
 
+    // Assign to oneself from the header, close, reopen.
+    let select = agent.find(Locator::Css("[data-testid=assignee-select]")).await.unwrap();
+    select.select_by_value(&app.admin_id).await.unwrap();
+    for _ in 0..50 {
+        let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+        if c["assignee"]["id"] == app.admin_id.as_str() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["assignee"]["id"], app.admin_id.as_str(), "assigned from the inbox");
+    agent.find(Locator::Css("[data-testid=close-button]")).await.unwrap().click().await.unwrap();
+    wait_for(&agent, "the reopen button", "!document.querySelector('[data-testid=reopen-button]').hidden").await;
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["status"], "closed");
+    agent.find(Locator::Css("[data-testid=reopen-button]")).await.unwrap().click().await.unwrap();
+    wait_for(&agent, "the close button", "!document.querySelector('[data-testid=close-button]').hidden").await;
+    let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["status"], "open");
+
     // The server restarts; a reply is written while the widget is away; the
     // widget reconnects on its own and resumes, missing nothing.
     let (addr, data_dir, backend) = (app.addr, app.data_dir.clone(), app.backend.clone());

@@ -15,6 +15,7 @@ on_both_backends!(
     threads_and_the_inbox_list_page_with_cursors,
     presence_follows_open_widget_connections,
     assign_close_and_reopen_reach_the_inbox_live,
+    a_burst_from_many_visitors_is_stored_once_each_in_order,
 );
 
 async fn a_visitor_and_an_agent_chat_live_both_ways(backend: Backend) {
@@ -338,6 +339,89 @@ async fn assign_close_and_reopen_reach_the_inbox_live(backend: Backend) {
         .ok()
         .unwrap();
     assert_eq!(s["status"], "snoozed");
+    assert_eq!(s["transparent"], false);
+    let t = app.patch(&format!("/api/v1/conversations/{cid}"), &agent_token, json!({"transparent": true})).await.ok().unwrap();
+    assert_eq!(t["transparent"], true);
+    assert_eq!(
+        alice.next_where("conversation.updated", |f| f["conversation"]["transparent"] == true).await["conversation"]["id"],
+        cid.as_str()
+    );
     assert_eq!(s["snoozed_until"], "2030-01-01T09:00:00.000Z");
     assert!(s["assignee"].is_null());
+}
+
+/// Many visitors writing at once (on SQLite they share write transactions):
+/// every message is acked and stored once, in order, a refused one spoils
+/// nothing, and the agents see each once with seqs in order.
+async fn a_burst_from_many_visitors_is_stored_once_each_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut agent = app.agent_ws(&app.token).await;
+    let start_seq = agent.hello["seq"].as_i64().unwrap();
+
+    // One visitor whose conversation is archived keeps writing into it.
+    let (archived_token, _) = app.visitor().await;
+    let mut archived = app.widget_ws(&archived_token).await;
+    let archived_cid = archived.say("first", "before the archive").await["conversation_id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/conversations/{archived_cid}/archive"), &app.token, json!({})).await.ok().unwrap();
+
+    const VISITORS: usize = 12;
+    const EACH: usize = 15;
+    let mut tasks = Vec::new();
+    for v in 0..VISITORS {
+        let (token, _) = app.visitor().await;
+        let mut ws = app.widget_ws(&token).await;
+        tasks.push(tokio::spawn(async move {
+            // Send everything without waiting, then collect the acks; one
+            // message is sent twice with the same echo_id.
+            for i in 0..EACH {
+                ws.send(json!({"type": "message.send", "echo_id": format!("{v}-{i}"), "body": format!("v{v} m{i}")})).await;
+            }
+            ws.send(json!({"type": "message.send", "echo_id": format!("{v}-0"), "body": format!("v{v} m0")})).await;
+            let mut acks = Vec::new();
+            while acks.len() < EACH + 1 {
+                let f = ws.next_of("ack").await;
+                acks.push((
+                    f["echo_id"].as_str().unwrap().to_owned(),
+                    f["message"]["id"].as_str().unwrap().to_owned(),
+                    f["message"]["conversation_id"].as_str().unwrap().to_owned(),
+                ));
+            }
+            acks
+        }));
+    }
+    for _ in 0..5 {
+        archived.send(json!({"type": "message.send", "echo_id": "late", "conversation_id": archived_cid, "body": "hello?"})).await;
+        assert_eq!(archived.next_of("error").await["code"], "conversation_archived");
+    }
+    let mut all_ids = std::collections::HashSet::new();
+    for (v, t) in tasks.into_iter().enumerate() {
+        let acks = t.await.unwrap();
+        let first = acks.iter().find(|a| a.0 == format!("{v}-0")).unwrap().1.clone();
+        let dup = acks.iter().filter(|a| a.0 == format!("{v}-0")).collect::<Vec<_>>();
+        assert_eq!(dup.len(), 2, "both sends of the same echo_id are acked");
+        assert!(dup.iter().all(|a| a.1 == first), "with the same stored message");
+        let cid = acks[0].2.clone();
+        assert!(acks.iter().all(|a| a.2 == cid), "one conversation per visitor");
+        let bodies: Vec<String> = app.thread(&cid).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("v{v} m{i}")).collect();
+        assert_eq!(bodies, expected, "stored once each, in the order sent");
+        all_ids.extend(acks.into_iter().map(|a| a.1));
+    }
+    assert_eq!(all_ids.len(), VISITORS * EACH);
+    assert_eq!(app.thread(&archived_cid).await.len(), 1, "nothing reached the archived conversation");
+
+    // The agent saw every message once, with seqs rising one by one.
+    let mut seen = std::collections::HashSet::new();
+    let mut last = start_seq;
+    while seen.len() < VISITORS * EACH {
+        let f = agent.next().await.unwrap();
+        if let Some(seq) = f["seq"].as_i64() {
+            assert_eq!(seq, last + 1, "seqs arrive in order without gaps: {f}");
+            last = seq;
+        }
+        if f["type"] == "message.created" && f["message"]["author"]["type"] == "person" && f["message"]["body"] != "before the archive" {
+            assert!(seen.insert(f["message"]["id"].as_str().unwrap().to_owned()), "delivered twice: {f}");
+        }
+    }
+    assert_eq!(seen, all_ids);
 }
