@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::util::now_ms;
-use crate::{Db, Result, with_db};
+use crate::{Db, Result, with_db, with_tx};
 
 const CHANNEL: &str = "parley_hub";
 /// NOTIFY payloads are limited to 8000 bytes; larger frames are fetched by peers.
@@ -348,6 +348,27 @@ impl Hub {
             "SELECT COALESCE(MAX(seq), 0) FROM stream_event WHERE stream = $1")
             .bind(stream).fetch_one(pool).await?);
         Ok(seq)
+    }
+
+    /// The oldest seq still stored for `stream` (frames before it were pruned).
+    pub async fn oldest_seq(&self, stream: &str) -> Result<Option<i64>> {
+        let (seq,): (Option<i64>,) = with_db!(&self.inner.db, pool => sqlx::query_as(
+            "SELECT MIN(seq) FROM stream_event WHERE stream = $1")
+            .bind(stream).fetch_one(pool).await?);
+        Ok(seq)
+    }
+
+    /// Deletes frames older than `older_than_ms`, keeping each stream's newest
+    /// (its position). Clients that were away longer reload their history.
+    pub async fn prune(&self, older_than_ms: i64) -> Result<u64> {
+        let cutoff = now_ms() - older_than_ms;
+        let gone = with_tx!(&self.inner.db, tx => {
+            sqlx::query(
+                "DELETE FROM stream_event WHERE created_at < $1 \
+                 AND seq < (SELECT MAX(e.seq) FROM stream_event e WHERE e.stream = stream_event.stream)")
+                .bind(cutoff).execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(gone)
     }
 
     /// Frames of `stream` after `after`, in order, at most `limit`.

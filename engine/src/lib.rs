@@ -51,6 +51,27 @@ fn spawn_checkpoints(db: Db, shutdown: tokio_util::sync::CancellationToken) {
     });
 }
 
+/// How long realtime frames are kept for `resume`.
+const FRAME_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Prunes old realtime frames hourly (every node may; the delete is idempotent).
+fn spawn_pruning(hub: hub::Hub, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match hub.prune(FRAME_RETENTION_MS).await {
+                Ok(n) if n > 0 => tracing::info!(frames = n, "pruned old realtime frames"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning realtime frames failed"),
+            }
+        }
+    });
+}
+
 /// Everything a request handler needs, cloned cheaply into each router.
 #[derive(Clone)]
 pub struct Engine {
@@ -72,6 +93,7 @@ impl Engine {
         hub.spawn_relay(shutdown.clone());
         chat::batch::start(&db, &hub, shutdown.clone());
         spawn_checkpoints(db.clone(), shutdown.clone());
+        spawn_pruning(hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
         Ok(Engine { db, hub, presence, public_url, shutdown })
     }

@@ -217,6 +217,16 @@ async fn resume(conn: &mut Conn, frame: &Value) -> Result<bool, Error> {
     if after > current {
         return Err(Error::invalid("after", format!("after is beyond this stream's position {current}")));
     }
+    // Frames this old were pruned: the client must reload its history.
+    if let Some(oldest) = conn.hub.oldest_seq(&conn.sub.stream).await?
+        && oldest > after + 1
+    {
+        conn.last = current;
+        return Err(Error::Conflict {
+            code: "resync_required",
+            message: format!("frames after {after} are no longer kept; reload the history and continue from seq {current}"),
+        });
+    }
     conn.last = after;
     conn.catch_up().await
 }

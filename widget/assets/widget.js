@@ -286,6 +286,10 @@
   }
 
   function fail(f) {
+    // Away longer than the server keeps frames: reload the history instead.
+    if (f.code === 'resync_required') {
+      return http('GET', '/widget/v1/conversation', null, token).then(function (c) { seq = null; load(c); }, function () {});
+    }
     if (f.code === 'conversation_archived') setArchived(true);
     var r = f.echo_id != null && recs.get('e' + f.echo_id);
     if (r) {

@@ -16,6 +16,7 @@ on_both_backends!(
     presence_follows_open_widget_connections,
     assign_close_and_reopen_reach_the_inbox_live,
     a_burst_from_many_visitors_is_stored_once_each_in_order,
+    a_client_away_longer_than_frames_are_kept_is_told_to_reload,
 );
 
 async fn a_visitor_and_an_agent_chat_live_both_ways(backend: Backend) {
@@ -424,4 +425,31 @@ async fn a_burst_from_many_visitors_is_stored_once_each_in_order(backend: Backen
         }
     }
     assert_eq!(seen, all_ids);
+}
+
+async fn a_client_away_longer_than_frames_are_kept_is_told_to_reload(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    let cid = widget.say("o-1", "one").await["conversation_id"].as_str().unwrap().to_owned();
+    widget.say("o-2", "two").await;
+    widget.say("o-3", "three").await;
+    widget.close().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Everything is "old": all but each stream's newest frame go.
+    let pruned = app.engine.hub.prune(0).await.unwrap();
+    assert!(pruned >= 2, "pruned {pruned}");
+
+    let mut widget = app.widget_ws(&vtoken).await;
+    assert_eq!(widget.hello["seq"], 3, "the position survives pruning");
+    widget.send(json!({"type": "resume", "after": 0})).await;
+    let err = widget.next_of("error").await;
+    assert_eq!(err["code"], "resync_required");
+    // What is still kept replays as usual, and new frames keep coming.
+    widget.send(json!({"type": "resume", "after": 2})).await;
+    assert_eq!(widget.next_of("message.created").await["seq"], 3);
+    widget.say("o-4", "four").await;
+    assert_eq!(widget.next_of("message.created").await["seq"], 4);
+    // The messages themselves are all still there.
+    assert_eq!(app.thread(&cid).await.len(), 4);
 }

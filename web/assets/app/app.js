@@ -333,7 +333,8 @@ function onFrame(frame) {
       onPresence(frame.person_id, frame.online);
       break;
     case 'error':
-      console.warn('Parley socket error:', frame.code, frame.message);
+      if (frame.code === 'resync_required') onHello(frame, true); // away too long to replay: reload
+      else console.warn('Parley socket error:', frame.code, frame.message);
       break;
   }
 }
