@@ -85,6 +85,7 @@ struct LoginRow {
 
 /// Checks an email and password; on success opens a session and returns its
 /// token and the teammate id. A wrong email and a wrong password look the same.
+#[tracing::instrument(skip_all)]
 pub async fn login(db: &Db, email: &str, password: &str) -> Result<(String, String)> {
     let email = email.trim().to_lowercase();
     let row: Option<LoginRow> = with_db!(db, pool => sqlx::query_as(

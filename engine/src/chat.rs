@@ -330,6 +330,7 @@ fn parse_status(field: &str, s: &str) -> Result<&'static str> {
 }
 
 /// The inbox list, most recent activity first, with keyset pagination.
+#[tracing::instrument(skip_all, fields(workspace = %actor.workspace_id))]
 pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversation>> {
     let status = f.status.as_deref().map(|s| parse_status("status", s)).transpose()?;
     let (assignee, unassigned) = match f.assignee.as_deref() {
@@ -376,6 +377,7 @@ fn parse_ms(rfc: &str) -> i64 {
 /// A page of a thread: the `limit` messages before `before` (or the newest),
 /// returned oldest first; `next_cursor` is the id to pass as `before` for the
 /// page above. `for_person` hides notes.
+#[tracing::instrument(skip_all, fields(conversation = %conversation_id))]
 pub async fn messages(
     db: &Db,
     workspace_id: &str,
@@ -656,6 +658,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[tracing::instrument(skip_all, fields(conversation = %id))]
 pub async fn update(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: ConversationPatch) -> Result<Conversation> {
     let status = p.status.as_deref().map(|s| parse_status("status", s)).transpose()?;
     let snoozed_until = p.snoozed_until.as_deref().map(|s| crate::util::parse_rfc3339("snoozed_until", s)).transpose()?;
@@ -705,6 +708,7 @@ pub struct ParticipantInput {
 }
 
 /// Adds a participant, or changes their role or mute.
+#[tracing::instrument(skip_all, fields(conversation = %id))]
 pub async fn put_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: ParticipantInput) -> Result<Conversation> {
     let role = match p.role.as_deref() {
         None => None,
@@ -729,6 +733,7 @@ pub async fn put_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: Par
     }))
 }
 
+#[tracing::instrument(skip_all, fields(conversation = %id))]
 pub async fn remove_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, teammate_id: &str) -> Result<Conversation> {
     if teammate_id != actor.teammate_id && actor.role != Role::Admin {
         return Err(Error::forbidden("only admins may remove another teammate"));
@@ -745,6 +750,7 @@ pub async fn remove_participant(db: &Db, hub: &Hub, actor: &Actor, id: &str, tea
 
 /// Archives or restores a conversation. An archived conversation disappears
 /// from the person's widget and refuses their messages.
+#[tracing::instrument(skip_all, fields(conversation = %id))]
 pub async fn set_archived(db: &Db, hub: &Hub, actor: &Actor, id: &str, archived: bool) -> Result<Conversation> {
     let ws = actor.workspace_id.as_str();
     tracing::info!(conversation = id, teammate = %actor.teammate_id, archived, "conversation archive changed");
@@ -754,6 +760,7 @@ pub async fn set_archived(db: &Db, hub: &Hub, actor: &Actor, id: &str, archived:
 }
 
 /// Deletes a conversation and its messages for good (admins only; logged).
+#[tracing::instrument(skip_all, fields(conversation = %id))]
 pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) -> Result<()> {
     actor.require_admin()?;
     let ws = actor.workspace_id.as_str();
@@ -782,6 +789,7 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
 
 /// Deletes a message: its text is erased, a tombstone stays so threads and
 /// replays keep their order. Admins may delete any message, agents their own.
+#[tracing::instrument(skip_all, fields(message = %message_id))]
 pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str) -> Result<()> {
     let ws = actor.workspace_id.as_str();
     let events = with_tx!(db, tx => {
@@ -809,6 +817,7 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
 }
 
 /// A teammate has read a conversation up to `message_id`.
+#[tracing::instrument(skip_all, fields(conversation = %conversation_id))]
 pub async fn teammate_seen(db: &Db, actor: &Actor, conversation_id: &str, message_id: &str) -> Result<()> {
     let at = message_time(db, &actor.workspace_id, conversation_id, message_id).await?;
     with_tx!(db, tx => {
@@ -821,6 +830,7 @@ pub async fn teammate_seen(db: &Db, actor: &Actor, conversation_id: &str, messag
 
 /// A person has seen their conversation up to `message_id`: teammates are told
 /// (read receipts).
+#[tracing::instrument(skip_all, fields(conversation = %conversation_id))]
 pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, conversation_id: &str, message_id: &str) -> Result<()> {
     let owner: Option<(String, bool)> = with_db!(db, pool => sqlx::query_as(
         "SELECT person_id, archived FROM conversation WHERE id = $1 AND workspace_id = $2")

@@ -60,6 +60,7 @@ fn clean(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
 ///   known person with that `external_id`.
 /// - A `user_id` without a valid hash in a workspace that requires one is
 ///   refused (403).
+#[tracing::instrument(skip_all, fields(workspace = %ws.id))]
 pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Result<Session> {
     let user_id = clean("user_id", req.user_id, 255)?;
     let email = clean("email", req.email, 254)?;

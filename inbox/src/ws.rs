@@ -18,7 +18,9 @@ pub struct WsQuery {
 }
 
 pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let token = q.token.or_else(|| crate::extract::token(&headers));
+    // A browser sends the session cookie with any site's WebSocket handshake,
+    // so a cookie is only trusted from a page on Parley's own origin.
+    let token = q.token.or_else(|| crate::extract::token(&headers).filter(|_| same_origin(&headers)));
     let actor = match &token {
         Some(t) => auth::authenticate(&engine.db, t).await.ok(),
         None => None,
@@ -34,6 +36,15 @@ pub async fn upgrade(State(engine): State<Engine>, Query(q): Query<WsQuery>, hea
         let hello = json!({"type": "hello", "teammate_id": actor.teammate_id});
         realtime::drive(socket, engine.hub.clone(), sub, engine.shutdown.clone(), hello, AgentSide { engine, actor }).await;
     })
+}
+
+/// Whether the handshake's `Origin` (if any) is this server's own host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser
+    };
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
 }
 
 struct AgentSide {

@@ -85,6 +85,7 @@ pub fn eligible(m: &NewMessage) -> bool {
 
 type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
 
+#[tracing::instrument(skip_all, fields(batch = jobs.len()))]
 async fn write_batch(write: &sqlx::SqlitePool, db: &Db, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
     let now = now_ms();
     let mut tx = write.begin().await?;

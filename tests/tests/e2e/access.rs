@@ -179,6 +179,25 @@ async fn bad_credentials_are_refused_everywhere(backend: Backend) {
             other => panic!("{path}: expected a 4001 close, got {other:?}"),
         }
     }
+    // The session cookie opens the agent socket only from Parley's own pages.
+    {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let login = app.login(parley_tests::ADMIN_EMAIL, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
+        let cookie = format!("parley_session={}", login["token"].as_str().unwrap());
+        for (origin, welcome) in [(format!("http://{}", app.addr), true), ("https://evil.example".to_owned(), false)] {
+            let mut req = app.ws_url("/api/v1/ws").into_client_request().unwrap();
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+            let (mut raw, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            let first = tokio::time::timeout(Duration::from_secs(5), raw.next()).await.unwrap().unwrap().unwrap();
+            match first {
+                tokio_tungstenite::tungstenite::Message::Text(t) => assert!(welcome && t.as_str().contains("hello"), "{origin}: {t}"),
+                tokio_tungstenite::tungstenite::Message::Close(Some(f)) => assert!(!welcome && u16::from(f.code) == 4001, "{origin}"),
+                other => panic!("{origin}: {other:?}"),
+            }
+        }
+    }
     // Logout ends the session.
     let login = app.login(parley_tests::ADMIN_EMAIL, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
     let t = login["token"].as_str().unwrap();
