@@ -549,9 +549,9 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 }
             }
             // A teammate has read what they answer.
-            sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, read_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $3")
-                .bind(&conversation_id).bind(tid).bind(now).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4")
+                .bind(&conversation_id).bind(tid).bind(&m.workspace_id).bind(now).execute(&mut *tx).await?;
         }
         let buttons = m.buttons.as_ref().map(|b| b.to_string());
         let inserted = sqlx::query(
@@ -821,9 +821,9 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
 pub async fn teammate_seen(db: &Db, actor: &Actor, conversation_id: &str, message_id: &str) -> Result<()> {
     let at = message_time(db, &actor.workspace_id, conversation_id, message_id).await?;
     with_tx!(db, tx => {
-        sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, read_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = CASE WHEN teammate_read.read_at > $3 THEN teammate_read.read_at ELSE $3 END")
-            .bind(conversation_id).bind(&actor.teammate_id).bind(at).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = CASE WHEN teammate_read.read_at > $4 THEN teammate_read.read_at ELSE $4 END")
+            .bind(conversation_id).bind(&actor.teammate_id).bind(&actor.workspace_id).bind(at).execute(&mut *tx).await?;
     });
     Ok(())
 }

@@ -153,16 +153,17 @@ impl SeqCache {
 /// connections, so domain code inside `with_tx!` calls one function.
 pub trait StreamTx: Send {
     fn next_seq(&mut self, stream: &str, workspace_id: &str, cache: &SeqCache) -> impl Future<Output = Result<i64>> + Send;
-    fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> impl Future<Output = Result<()>> + Send;
+    fn store_event(&mut self, stream: &str, workspace_id: &str, seq: i64, frame: &str) -> impl Future<Output = Result<()>> + Send;
     fn notify_peers(&mut self, payload: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 // The same statement for both backends' connections.
 macro_rules! store_event {
     () => {
-        async fn store_event(&mut self, stream: &str, seq: i64, frame: &str) -> Result<()> {
-            sqlx::query("INSERT INTO stream_event (stream, seq, frame, created_at) VALUES ($1, $2, $3, $4)")
+        async fn store_event(&mut self, stream: &str, workspace_id: &str, seq: i64, frame: &str) -> Result<()> {
+            sqlx::query("INSERT INTO stream_event (stream, workspace_id, seq, frame, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(stream)
+                .bind(workspace_id)
                 .bind(seq)
                 .bind(frame)
                 .bind(now_ms())
@@ -268,7 +269,7 @@ impl Hub {
         let seq = tx.next_seq(stream, workspace_id, &self.inner.seqs).await?;
         frame["seq"] = seq.into();
         let text = frame.to_string();
-        tx.store_event(stream, seq, &text).await?;
+        tx.store_event(stream, workspace_id, seq, &text).await?;
         let notice = Notice {
             n: self.inner.node_id.clone(),
             s: stream.to_owned(),

@@ -96,6 +96,7 @@ CREATE TABLE participant (
 CREATE TABLE teammate_read (
     conversation_id TEXT NOT NULL REFERENCES conversation(id),
     teammate_id     TEXT NOT NULL REFERENCES teammate(id),
+    workspace_id    TEXT NOT NULL REFERENCES workspace(id),
     read_at         BIGINT NOT NULL,
     PRIMARY KEY (conversation_id, teammate_id)
 );
@@ -139,14 +140,16 @@ CREATE TABLE stream (
 );
 
 CREATE TABLE stream_event (
-    stream     TEXT NOT NULL,
-    seq        BIGINT NOT NULL,
+    stream       TEXT NOT NULL,
+    seq          BIGINT NOT NULL,
+    workspace_id TEXT NOT NULL,
     frame      TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (stream, seq)
 );
 
 -- Live widget connections per node, so "online" is right across nodes.
+-- Nodes are the deployment's, not a workspace's.
 CREATE TABLE node (
     id           TEXT PRIMARY KEY,
     heartbeat_at BIGINT NOT NULL

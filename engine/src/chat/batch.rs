@@ -315,7 +315,7 @@ async fn store_frames(
     }
     let mut events = Vec::with_capacity(frames.len());
     let mut rows = Vec::with_capacity(frames.len());
-    for (stream, _ws, frame) in frames {
+    for (stream, ws, frame) in frames {
         let seq = match hub.seqs().take_next(&stream) {
             Some(seq) => seq,
             // The cache started over mid-batch: read this stream's position again.
@@ -325,13 +325,16 @@ async fn store_frames(
             }
         };
         let event = hub.event(&stream, seq, frame);
-        rows.push(json!({"s": stream, "q": seq, "f": &*event.frame}));
+        rows.push(json!({"s": stream, "w": ws, "q": seq, "f": &*event.frame}));
         events.push(event);
     }
-    sqlx::query("INSERT INTO stream_event (stream, seq, frame, created_at) SELECT j.value->>'s', j.value->>'q', j.value->>'f', $2 FROM json_each($1) j")
-        .bind(serde_json::Value::from(rows).to_string())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO stream_event (stream, workspace_id, seq, frame, created_at) \
+         SELECT j.value->>'s', j.value->>'w', j.value->>'q', j.value->>'f', $2 FROM json_each($1) j",
+    )
+    .bind(serde_json::Value::from(rows).to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
     Ok(events)
 }
