@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Author, ConversationRow, Kind, Message, NewMessage, ParticipantRow, Sender, Sent, archived_error, build_conversation, by_echo,
+    Author, ConversationRow, Kind, Message, MessageRow, NewMessage, ParticipantRow, Sender, Sent, archived_error, build_conversation,
 };
 use crate::hub::{Appended, Hub, person_stream, workspace_stream};
 use crate::util::{new_id, now_ms, rfc3339};
@@ -41,7 +41,7 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
     if hub.set_batcher(tx).is_err() {
         return;
     }
-    let (write, db, hub) = (write.clone(), db.clone(), hub.clone());
+    let (write, hub) = (write.clone(), hub.clone());
     tokio::spawn(async move {
         loop {
             let first = tokio::select! {
@@ -56,7 +56,7 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
                 }
             }
             metrics::histogram!("parley_send_batch_size").record(jobs.len() as f64);
-            let outcome = write_batch(&write, &db, &hub, &jobs).await;
+            let outcome = write_batch(&write, &hub, &jobs).await;
             match outcome {
                 Ok((results, events)) => {
                     hub.deliver(&events);
@@ -86,7 +86,7 @@ pub fn eligible(m: &NewMessage) -> bool {
 type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
 
 #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
-async fn write_batch(write: &sqlx::SqlitePool, db: &Db, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
+async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
     let now = now_ms();
     let mut tx = write.begin().await?;
 
@@ -250,9 +250,17 @@ async fn write_batch(write: &sqlx::SqlitePool, db: &Db, hub: &Hub, jobs: &[Job])
             }
         };
         if !inserted.contains(&j.id) {
-            // A resend: answer with what was stored the first time.
-            let found = by_echo(db, &j.message).await?;
-            results.push(found.map(|message| Sent { message, created: false }).ok_or(Error::NotFound("conversation")));
+            // A resend: answer with what was stored the first time, which may
+            // be earlier in this very batch (so read inside the transaction).
+            let found: Option<MessageRow> = sqlx::query_as(message_select!(
+                "WHERE m.workspace_id = $1 AND m.author_type = 'person' AND m.author_id = $2 AND m.echo_id = $3"
+            ))
+            .bind(&j.message.workspace_id)
+            .bind(&pid)
+            .bind(&j.message.echo_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            results.push(found.map(|row| Sent { message: Message::from(row), created: false }).ok_or(Error::NotFound("conversation")));
             continue;
         }
         let Some((row, participants)) = summaries.get(&cid) else {
@@ -337,4 +345,67 @@ async fn store_frames(
     .execute(&mut **tx)
     .await?;
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::people::{self, SessionRequest};
+    use crate::workspace;
+
+    fn visitor_message(ws: &str, person: &str, conversation: Option<&str>, echo: &str) -> NewMessage {
+        NewMessage {
+            workspace_id: ws.to_owned(),
+            conversation_id: conversation.map(str::to_owned),
+            sender: Sender::Person(person.to_owned()),
+            body: format!("body of {echo}"),
+            kind: Kind::Chat,
+            echo_id: Some(echo.to_owned()),
+            buttons: None,
+        }
+    }
+
+    /// Jobs queued before the writer runs share one batch: on a current-thread
+    /// runtime the writer task cannot run until the test awaits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_batch_stores_a_resend_once_and_a_refused_message_spoils_nothing() {
+        let dir = std::env::temp_dir().join(format!("parley-test-batch-{}", new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.unwrap();
+        let ws = workspace::create(&db, "Batch").await.unwrap();
+        let person = people::start_session(&db, &ws, SessionRequest::default()).await.unwrap().person_id;
+        let hub = Hub::new(db.clone(), new_id());
+        start(&db, &hub, tokio_util::sync::CancellationToken::new());
+        let writer = hub.batcher().unwrap().clone();
+
+        let mut answers = Vec::new();
+        for m in [
+            visitor_message(&ws.id, &person, None, "a"),
+            visitor_message(&ws.id, &person, Some("no-such-conversation"), "b"),
+            visitor_message(&ws.id, &person, None, "a"),
+            visitor_message(&ws.id, &person, None, "c"),
+        ] {
+            let (reply, answer) = oneshot::channel();
+            writer.try_send(Job { message: m, id: new_id(), reply }).unwrap();
+            answers.push(answer);
+        }
+        let mut results = Vec::new();
+        for a in answers {
+            results.push(a.await.unwrap());
+        }
+        let first = results[0].as_ref().unwrap();
+        assert!(first.created);
+        assert_eq!(results[1].as_ref().err().map(Error::code), Some("not_found"));
+        let resend = results[2].as_ref().unwrap();
+        assert!(!resend.created, "the resend in the same batch is not stored again");
+        assert_eq!(resend.message.id, first.message.id);
+        let third = results[3].as_ref().unwrap();
+        assert!(third.created);
+        assert_eq!(third.message.conversation_id, first.message.conversation_id, "one new conversation for the person");
+
+        let page = super::super::messages(&db, &ws.id, &first.message.conversation_id, None, None, false).await.unwrap();
+        let bodies: Vec<_> = page.items.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["body of a", "body of c"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

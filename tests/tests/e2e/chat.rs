@@ -128,13 +128,24 @@ async fn the_same_echo_id_sent_twice_is_stored_once(backend: Backend) {
     let thread = app.thread(a["conversation_id"].as_str().unwrap()).await;
     assert_eq!(thread.len(), 1);
 
+    // Two tabs resending the same echo_id at the same moment: still once.
+    let mut tab_a = app.widget_ws(&vtoken).await;
+    let mut tab_b = app.widget_ws(&vtoken).await;
+    let frame = json!({"type": "message.send", "echo_id": "both-tabs", "body": "sent from two tabs"});
+    tab_a.send(frame.clone()).await;
+    tab_b.send(frame).await;
+    let (ack_a, ack_b) = (tab_a.next_of("ack").await, tab_b.next_of("ack").await);
+    assert_eq!(ack_a["message"]["id"], ack_b["message"]["id"]);
+    assert_eq!(ack_a["message"]["body"], "sent from two tabs");
+    assert_eq!(app.thread(a["conversation_id"].as_str().unwrap()).await.len(), 2);
+
     // The agent's REST replies are idempotent the same way.
     let cid = a["conversation_id"].as_str().unwrap();
     let r1 = app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "hi", "echo_id": "agent-1"})).await;
     let r2 = app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "hi", "echo_id": "agent-1"})).await;
     assert_eq!((r1.status, r2.status), (201, 200));
     assert_eq!(r1.body["id"], r2.body["id"]);
-    assert_eq!(app.thread(cid).await.len(), 2);
+    assert_eq!(app.thread(cid).await.len(), 3);
 }
 
 async fn every_acked_message_survives_a_server_restart(backend: Backend) {
