@@ -186,12 +186,17 @@ struct ConversationRow {
 
 macro_rules! conversation_select {
     ($where:literal) => {
+        conversation_select!("", $where)
+    };
+    // `$extra` adds columns (starting with a comma).
+    ($extra:literal, $where:literal) => {
         concat!(
             "SELECT c.id, c.person_id, c.title, c.status, c.snoozed_until, c.archived, c.transparent, c.channel, \
              c.assignee_id, a.name AS assignee_name, c.last_message_id, c.created_at, c.updated_at, \
              p.name AS person_name, p.email AS person_email, p.external_id AS person_external_id, \
-             EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = c.person_id AND pr.connections > 0) AS person_online \
-             FROM conversation c JOIN person p ON p.id = c.person_id LEFT JOIN teammate a ON a.id = c.assignee_id ",
+             EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = c.person_id AND pr.connections > 0) AS person_online",
+            $extra,
+            " FROM conversation c JOIN person p ON p.id = c.person_id LEFT JOIN teammate a ON a.id = c.assignee_id ",
             $where
         )
     };

@@ -41,12 +41,16 @@ pub fn workspace_stream(workspace_id: &str) -> String {
     format!("w:{workspace_id}")
 }
 
+/// A serialised frame, shared by every connection it goes to: cloning it (and
+/// handing it to a socket) counts a reference instead of copying the text.
+pub type Frame = axum::extract::ws::Utf8Bytes;
+
 /// What a connection receives from the hub.
 #[derive(Clone, Debug)]
 pub enum Push {
     /// A frame; `seq` is `None` for ephemeral frames (typing, presence) that are
     /// neither stored nor replayed.
-    Frame { seq: Option<i64>, frame: Arc<str> },
+    Frame { seq: Option<i64>, frame: Frame },
     /// The connection may have missed frames: compare [`Subscription::latest`]
     /// with what it has sent and replay the difference.
     Nudge,
@@ -57,7 +61,7 @@ pub enum Push {
 pub struct Appended {
     pub stream: Arc<str>,
     pub seq: i64,
-    pub frame: Arc<str>,
+    pub frame: Frame,
 }
 
 struct Subscriber {
@@ -277,7 +281,7 @@ impl Hub {
             f: (text.len() <= INLINE_LIMIT).then(|| text.clone()),
         };
         tx.notify_peers(&serde_json::to_string(&notice).map_err(anyhow::Error::from)?).await?;
-        Ok(Appended { stream: Arc::from(stream), seq, frame: Arc::from(text) })
+        Ok(Appended { stream: Arc::from(stream), seq, frame: Frame::from(text) })
     }
 
     pub fn set_batcher(&self, tx: mpsc::Sender<crate::chat::batch::Job>) -> std::result::Result<(), mpsc::Sender<crate::chat::batch::Job>> {
@@ -297,7 +301,7 @@ impl Hub {
     /// stores events itself (see `chat::batch`).
     pub fn event(&self, stream: &str, seq: i64, mut frame: serde_json::Value) -> Appended {
         frame["seq"] = seq.into();
-        Appended { stream: Arc::from(stream), seq, frame: Arc::from(frame.to_string()) }
+        Appended { stream: Arc::from(stream), seq, frame: Frame::from(frame.to_string()) }
     }
 
     /// Pushes committed events to this node's subscribers.
@@ -310,7 +314,7 @@ impl Hub {
     /// Sends an ephemeral frame (typing, presence): to local subscribers and,
     /// on PostgreSQL, to peers. Not stored, not replayed.
     pub async fn send_ephemeral(&self, stream: &str, frame: serde_json::Value) {
-        let text: Arc<str> = Arc::from(frame.to_string());
+        let text = Frame::from(frame.to_string());
         self.push_local(stream, None, text.clone());
         if let Db::Postgres(pool) = &self.inner.db {
             if text.len() > INLINE_LIMIT {
@@ -326,7 +330,7 @@ impl Hub {
         }
     }
 
-    fn push_local(&self, stream: &str, seq: Option<i64>, frame: Arc<str>) {
+    fn push_local(&self, stream: &str, seq: Option<i64>, frame: Frame) {
         let subs = self.lock();
         let Some(list) = subs.get(stream) else { return };
         for sub in list {
@@ -420,7 +424,7 @@ impl Hub {
                 },
                 (None, None) => continue,
             };
-            self.push_local(&notice.s, notice.q, Arc::from(frame));
+            self.push_local(&notice.s, notice.q, Frame::from(frame));
         }
     }
 

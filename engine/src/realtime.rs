@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
 use crate::Error;
-use crate::hub::{Hub, Push, Subscription};
+use crate::hub::{Frame, Hub, Push, Subscription};
 
 /// The largest client frame read; a larger one ends the connection at the
 /// protocol level, so it is well above the largest valid message.
@@ -48,12 +48,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn send(&mut self, text: String) -> bool {
-        self.socket.send(WsMessage::Text(text.into())).await.is_ok()
+    async fn send(&mut self, text: Frame) -> bool {
+        self.socket.send(WsMessage::Text(text)).await.is_ok()
     }
 
     async fn send_json(&mut self, v: &Value) -> bool {
-        self.send(v.to_string()).await
+        self.send(Frame::from(v.to_string())).await
     }
 
     /// Sends every stored frame after `last`, in order.
@@ -62,7 +62,7 @@ impl Conn {
             let batch = self.hub.replay(&self.sub.stream, self.last, REPLAY_BATCH).await?;
             let n = batch.len() as i64;
             for (seq, frame) in batch {
-                if !self.send(frame).await {
+                if !self.send(Frame::from(frame)).await {
                     return Ok(false);
                 }
                 self.last = seq;
@@ -75,13 +75,13 @@ impl Conn {
 
     async fn on_push(&mut self, push: Push) -> Result<bool, Error> {
         match push {
-            Push::Frame { seq: None, frame } => Ok(self.send(frame.to_string()).await),
+            Push::Frame { seq: None, frame } => Ok(self.send(frame).await),
             Push::Frame { seq: Some(seq), frame } => {
                 if seq <= self.last {
                     Ok(true)
                 } else if seq == self.last + 1 {
                     self.last = seq;
-                    Ok(self.send(frame.to_string()).await)
+                    Ok(self.send(frame).await)
                 } else {
                     self.catch_up().await
                 }

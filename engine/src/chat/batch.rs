@@ -85,6 +85,22 @@ pub fn eligible(m: &NewMessage) -> bool {
 
 type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
 
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    participants_json: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ParticipantJson {
+    teammate_id: String,
+    name: String,
+    avatar_url: Option<String>,
+    role: String,
+    muted: i64,
+}
+
 #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
 async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
     let now = now_ms();
@@ -218,23 +234,33 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // Summaries with their participants in one read (participants as a
+        // JSON array column), saving a round trip per batch.
         let ids = json!(last.keys().collect::<Vec<_>>()).to_string();
-        let convs: Vec<ConversationRow> =
-            sqlx::query_as(conversation_select!("WHERE c.id IN (SELECT value FROM json_each($1))")).bind(&ids).fetch_all(&mut *tx).await?;
-        let parts: Vec<ParticipantRow> = sqlx::query_as(
-            "SELECT pa.conversation_id, pa.teammate_id, t.name, t.avatar_url, pa.role, pa.muted FROM participant pa \
-             JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id IN (SELECT value FROM json_each($1)) ORDER BY pa.added_at",
-        )
+        let rows: Vec<SummaryRow> = sqlx::query_as(conversation_select!(
+            ", (SELECT json_group_array(json_object('teammate_id', x.teammate_id, 'name', x.name, 'avatar_url', x.avatar_url, \
+              'role', x.role, 'muted', x.muted)) FROM (SELECT pa.teammate_id, t.name, t.avatar_url, pa.role, pa.muted \
+              FROM participant pa JOIN teammate t ON t.id = pa.teammate_id WHERE pa.conversation_id = c.id ORDER BY pa.added_at) x) \
+              AS participants_json",
+            "WHERE c.id IN (SELECT value FROM json_each($1))"
+        ))
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut parts_by: HashMap<String, Vec<ParticipantRow>> = HashMap::new();
-        for p in parts {
-            parts_by.entry(p.conversation_id.clone()).or_default().push(p);
-        }
-        for c in convs {
-            let p = parts_by.remove(&c.id).unwrap_or_default();
-            summaries.insert(c.id.clone(), (c, p));
+        for row in rows {
+            let listed: Vec<ParticipantJson> = serde_json::from_str(&row.participants_json).map_err(anyhow::Error::from)?;
+            let participants = listed
+                .into_iter()
+                .map(|p| ParticipantRow {
+                    conversation_id: row.conversation.id.clone(),
+                    teammate_id: p.teammate_id,
+                    name: p.name,
+                    avatar_url: p.avatar_url,
+                    role: p.role,
+                    muted: p.muted != 0,
+                })
+                .collect();
+            summaries.insert(row.conversation.id.clone(), (row.conversation, participants));
         }
     }
 

@@ -104,6 +104,22 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
     }
 }
 
+/// The parts of a frame the load generator reads; the rest is skipped
+/// without being built, so the clients stay cheap next to the server.
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Option<FrameMessage<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameMessage<'a> {
+    #[serde(borrow)]
+    body: std::borrow::Cow<'a, str>,
+}
+
 /// The send time (µs since the run began) in a body `t:<micros>:<id>`.
 fn sent_micros(body: &str) -> Option<u64> {
     body.strip_prefix("t:")?.split(':').next()?.parse().ok()
@@ -221,12 +237,12 @@ async fn main() -> anyhow::Result<()> {
         agent_tasks.push(tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(f) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                if f["type"] != "message.created" {
+                let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
+                if f.kind != "message.created" {
                     continue;
                 }
                 let now = origin.elapsed();
-                let body = f["message"]["body"].as_str().unwrap_or("");
+                let body: &str = f.message.as_ref().map(|m| m.body.as_ref()).unwrap_or("");
                 if let Some(sent_us) = sent_micros(body) {
                     let latency = now.saturating_sub(Duration::from_micros(sent_us));
                     // The first agent to see it sets the delivery time.
@@ -250,14 +266,13 @@ async fn main() -> anyhow::Result<()> {
                 let mut out = Vec::new();
                 while let Some(Ok(msg)) = rx.next().await {
                     let Message::Text(text) = msg else { continue };
-                    let Ok(f) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                    if f["type"] == "ack" {
-                        let body = f["message"]["body"].as_str().unwrap_or("");
-                        if let Some(us) = sent_micros(body) {
+                    let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
+                    if f.kind == "ack" {
+                        if let Some(us) = f.message.as_ref().and_then(|m| sent_micros(&m.body)) {
                             out.push(origin.elapsed().saturating_sub(Duration::from_micros(us)));
                         }
-                    } else if f["type"] == "error" {
-                        eprintln!("error frame: {f}");
+                    } else if f.kind == "error" {
+                        eprintln!("error frame: {}", text.as_str());
                     }
                 }
                 out
