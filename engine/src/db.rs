@@ -16,7 +16,7 @@ use sqlx::{PgPool, SqlitePool};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool, checkpointer: SqlitePool },
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -41,7 +41,10 @@ macro_rules! with_tx {
     ($db:expr, $tx:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite { write, .. } => {
-                let mut $tx = write.begin().await?;
+                // IMMEDIATE: take the write lock up front (waiting on the busy
+                // timeout), so a transaction that reads first never fails to
+                // upgrade after a checkpoint moved the WAL under it.
+                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -72,15 +75,15 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            // The writer never checkpoints (that would put an fsync on the path
-            // of whichever commit crosses the threshold); `checkpointer` does
-            // it in the background instead, without blocking the writer.
-            let quiet = opts.clone().pragma("wal_autocheckpoint", "0");
-            let write = SqlitePoolOptions::new().max_connections(1).connect_with(quiet.clone()).await?;
-            let checkpointer = SqlitePoolOptions::new().max_connections(1).connect_with(quiet).await?;
+            // The writer also checkpoints (SQLite's default, every 1000 WAL
+            // pages): only the committer can finish a checkpoint while commits
+            // keep coming, and a finished one is what lets the WAL start over.
+            // A background checkpointer was tried and left the WAL growing
+            // without end under steady load.
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             // Opened after the write pool has created the file.
             let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-            Db::Sqlite { read, write, checkpointer }
+            Db::Sqlite { read, write }
         };
         db.migrate().await?;
         Ok(db)
@@ -99,15 +102,6 @@ impl Db {
         Ok(())
     }
 
-    /// Copies committed WAL frames into the SQLite file (PASSIVE: never waits
-    /// for, or blocks, the writer or readers). A no-op on PostgreSQL.
-    pub async fn checkpoint(&self) -> anyhow::Result<()> {
-        if let Db::Sqlite { checkpointer, .. } = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(checkpointer).await?;
-        }
-        Ok(())
-    }
-
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }
@@ -118,11 +112,10 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write, checkpointer } => {
+            Db::Sqlite { read, write } => {
                 read.close().await;
-                write.close().await;
                 // The last connection to close checkpoints the whole WAL.
-                checkpointer.close().await;
+                write.close().await;
             }
             Db::Postgres(pool) => pool.close().await,
         }

@@ -45,12 +45,14 @@ pub fn workspace_stream(workspace_id: &str) -> String {
 /// handing it to a socket) counts a reference instead of copying the text.
 pub type Frame = axum::extract::ws::Utf8Bytes;
 
-/// What a connection receives from the hub.
+/// What a connection receives from the hub. Kept to 16 bytes: every socket's
+/// queue allocates room for 32 of these up front, so this size is paid by
+/// every idle connection.
 #[derive(Clone, Debug)]
 pub enum Push {
     /// A frame; `seq` is `None` for ephemeral frames (typing, presence) that are
-    /// neither stored nor replayed.
-    Frame { seq: Option<i64>, frame: Frame },
+    /// neither stored nor replayed. Seqs start at 1.
+    Frame { seq: Option<std::num::NonZeroI64>, frame: Arc<Frame> },
     /// The connection may have missed frames: compare [`Subscription::latest`]
     /// with what it has sent and replay the difference.
     Nudge,
@@ -333,11 +335,13 @@ impl Hub {
     fn push_local(&self, stream: &str, seq: Option<i64>, frame: Frame) {
         let subs = self.lock();
         let Some(list) = subs.get(stream) else { return };
+        let frame = Arc::new(frame);
+        let nonzero = seq.and_then(std::num::NonZeroI64::new);
         for sub in list {
             if let Some(seq) = seq {
                 sub.latest.fetch_max(seq, Ordering::AcqRel);
             }
-            let push = Push::Frame { seq, frame: frame.clone() };
+            let push = Push::Frame { seq: nonzero, frame: frame.clone() };
             if sub.tx.try_send(push).is_err() {
                 // Queue full: the connection is busy and will catch up from the
                 // store once it drains, guided by `latest`.
@@ -438,5 +442,16 @@ impl Hub {
                 let _ = sub.tx.try_send(Push::Nudge);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Push;
+
+    #[test]
+    fn a_queued_push_stays_small() {
+        // Each socket's queue holds room for 32 pushes from the start.
+        assert!(std::mem::size_of::<Push>() <= 16, "Push is {} bytes", std::mem::size_of::<Push>());
     }
 }

@@ -32,25 +32,6 @@ pub mod workspace;
 pub use db::Db;
 pub use error::{Error, Result};
 
-/// Checkpoints SQLite's WAL twice a second, off the writer's path.
-fn spawn_checkpoints(db: Db, shutdown: tokio_util::sync::CancellationToken) {
-    if db.is_postgres() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = db.checkpoint().await {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-        }
-    });
-}
-
 /// How long realtime frames are kept for `resume`.
 const FRAME_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -92,7 +73,6 @@ impl Engine {
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone());
         chat::batch::start(&db, &hub, shutdown.clone());
-        spawn_checkpoints(db.clone(), shutdown.clone());
         spawn_pruning(hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
         Ok(Engine { db, hub, presence, public_url, shutdown })

@@ -75,13 +75,14 @@ impl Conn {
 
     async fn on_push(&mut self, push: Push) -> Result<bool, Error> {
         match push {
-            Push::Frame { seq: None, frame } => Ok(self.send(frame).await),
+            Push::Frame { seq: None, frame } => Ok(self.send(Frame::clone(&frame)).await),
             Push::Frame { seq: Some(seq), frame } => {
+                let seq = seq.get();
                 if seq <= self.last {
                     Ok(true)
                 } else if seq == self.last + 1 {
                     self.last = seq;
-                    Ok(self.send(frame).await)
+                    Ok(self.send(Frame::clone(&frame)).await)
                 } else {
                     self.catch_up().await
                 }

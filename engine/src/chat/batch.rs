@@ -104,7 +104,7 @@ struct ParticipantJson {
 #[tracing::instrument(skip_all, fields(batch = jobs.len()))]
 async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Result<Outcome> {
     let now = now_ms();
-    let mut tx = write.begin().await?;
+    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
 
     // 1. Which conversation each message goes to.
     let named: Vec<&str> = jobs.iter().filter_map(|j| j.message.conversation_id.as_deref()).collect();
