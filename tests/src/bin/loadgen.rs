@@ -57,12 +57,14 @@ struct Args {
 struct Server {
     child: Child,
     base: String,
+    data_dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -90,7 +92,7 @@ fn start_server(args: &Args) -> anyhow::Result<Server> {
         cmd.env("DATABASE_URL", url);
     }
     let child = cmd.spawn().with_context(|| format!("starting {}", args.parley.display()))?;
-    Ok(Server { child, base: format!("127.0.0.1:{}", args.port) })
+    Ok(Server { child, base: format!("127.0.0.1:{}", args.port), data_dir: dir })
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
