@@ -23,8 +23,10 @@ const REPLAY_BATCH: i64 = 500;
 /// way) would cost far more than the rest of an idle connection. Chat frames
 /// are small; a larger one is simply read in several chunks.
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    // Writes gather up to 8 KiB before they go out (see `Conn::feed`); the
+    // buffer is only allocated when something is written.
     ws.read_buffer_size(2 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -48,8 +50,20 @@ struct Conn {
 }
 
 impl Conn {
+    /// Sends one frame now.
     async fn send(&mut self, text: Frame) -> bool {
         self.socket.send(WsMessage::Text(text)).await.is_ok()
+    }
+
+    /// Queues a frame in the socket's write buffer; [`Conn::flush`] sends it.
+    /// A busy socket (an agent receiving every message of the workspace) then
+    /// gets many frames per write instead of one system call each.
+    async fn feed(&mut self, text: Frame) -> bool {
+        futures_util::SinkExt::feed(&mut self.socket, WsMessage::Text(text)).await.is_ok()
+    }
+
+    async fn flush(&mut self) -> bool {
+        futures_util::SinkExt::flush(&mut self.socket).await.is_ok()
     }
 
     async fn send_json(&mut self, v: &Value) -> bool {
@@ -62,27 +76,36 @@ impl Conn {
             let batch = self.hub.replay(&self.sub.stream, self.last, REPLAY_BATCH).await?;
             let n = batch.len() as i64;
             for (seq, frame) in batch {
-                if !self.send(Frame::from(frame)).await {
+                if !self.feed(Frame::from(frame)).await {
                     return Ok(false);
                 }
                 self.last = seq;
             }
             if n < REPLAY_BATCH {
-                return Ok(true);
+                return Ok(self.flush().await);
             }
         }
     }
 
+    /// Sends `first` and whatever else is already queued, then flushes once.
+    async fn on_pushes(&mut self, first: Push) -> Result<bool, Error> {
+        let mut alive = self.on_push(first).await?;
+        while alive && let Ok(more) = self.sub.rx.try_recv() {
+            alive = self.on_push(more).await?;
+        }
+        Ok(alive && self.flush().await)
+    }
+
     async fn on_push(&mut self, push: Push) -> Result<bool, Error> {
         match push {
-            Push::Frame { seq: None, frame } => Ok(self.send(Frame::clone(&frame)).await),
+            Push::Frame { seq: None, frame } => Ok(self.feed(Frame::clone(&frame)).await),
             Push::Frame { seq: Some(seq), frame } => {
                 let seq = seq.get();
                 if seq <= self.last {
                     Ok(true)
                 } else if seq == self.last + 1 {
                     self.last = seq;
-                    Ok(self.send(Frame::clone(&frame)).await)
+                    Ok(self.feed(Frame::clone(&frame)).await)
                 } else {
                     self.catch_up().await
                 }
@@ -152,7 +175,7 @@ pub async fn drive<H: Handler>(
             // Handling futures are boxed: a task's allocation is as large as its
             // largest await point, and an idle socket should not pay for the
             // database calls of a busy one.
-            Some(push) = conn.sub.rx.recv() => match Box::pin(conn.on_push(push)).await {
+            Some(push) = conn.sub.rx.recv() => match Box::pin(conn.on_pushes(push)).await {
                 Ok(alive) => alive,
                 Err(e) => {
                     tracing::error!(error = %e, "delivering frames");
