@@ -6,7 +6,8 @@
 //! - [`workspace`]: tenants, teammates and the first-start bootstrap.
 //! - [`auth`]: passwords, session tokens, API keys, widget identity hashes.
 //! - [`people`]: people (leads and users) and visitor sessions.
-//! - [`chat`]: conversations and messages, the one place that writes them.
+//! - [`chat`]: conversations and messages, the one place that writes them;
+//!   on SQLite visitors' messages go through a group-commit writer (`chat::batch`).
 //! - [`events`]: the timeline of what people do.
 //! - [`hub`]: durable, ordered realtime streams and their fan-out (relayed
 //!   between nodes with LISTEN/NOTIFY on PostgreSQL).
