@@ -600,7 +600,9 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             echo_id: m.echo_id.clone(),
             deleted: false,
         };
-        let conversation = build_conversation(row, participants, Some(message.clone()), None);
+        // The conversation's last message is `message` itself: the summary in
+        // the frame leaves it out rather than carry it twice.
+        let conversation = build_conversation(row, participants, None, None);
         let mut events = vec![
             hub.append(&mut *tx, &workspace_stream(&m.workspace_id), &m.workspace_id,
                 json!({"type": "message.created", "message": message, "conversation": conversation})).await?,

@@ -304,7 +304,8 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             echo_id: j.message.echo_id.clone(),
             deleted: false,
         };
-        let conversation = build_conversation(row.clone(), participants.clone(), Some(message.clone()), None);
+        // Its last message is `message` itself (see `chat::send`).
+        let conversation = build_conversation(row.clone(), participants.clone(), None, None);
         let ws = &j.message.workspace_id;
         frames.push((
             workspace_stream(ws),

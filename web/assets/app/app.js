@@ -312,6 +312,8 @@ function onFrame(frame) {
   probe.seq = socket?.seq ?? probe.seq;
   switch (frame.type) {
     case 'message.created':
+      // The frame's conversation leaves out its last message: it is `message`.
+      if (frame.conversation && frame.message) frame.conversation.last_message ??= frame.message;
       if (frame.message) onMessageCreated(frame.message, frame.conversation);
       break;
     case 'message.updated':
