@@ -78,6 +78,13 @@ impl App {
             // Upgraded sockets outlive graceful HTTP shutdown: close them.
             sockets.cancel();
         };
+        // Chat frames are small and latency-bound: send them at once instead
+        // of letting Nagle's algorithm hold them back for an ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "setting TCP_NODELAY");
+            }
+        });
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await?;
         db.close().await;
         Ok(())

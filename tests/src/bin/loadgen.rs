@@ -98,7 +98,8 @@ fn start_server(args: &Args) -> anyhow::Result<Server> {
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str) -> anyhow::Result<Socket> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // Browsers send WebSocket frames without Nagle's delay; so do these clients.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     // Wait for the hello, so the server has finished setting the socket up.
     match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
         Ok(Some(Ok(Message::Text(_)))) => Ok(ws),
