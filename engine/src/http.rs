@@ -32,16 +32,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 /// 422 `invalid` naming the path of the bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Error::BadRequest { code: "malformed_json", message: format!("malformed JSON: {inner}"), field: None }
-        } else {
-            let message = inner.to_string();
-            Error::Unprocessable { code: "invalid", field: field_path(&path, &message), message }
-        }
-    })
+    serde_path_to_error::deserialize(de).map_err(shape_error)
+}
+
+/// Reads an already parsed JSON value (a WebSocket frame) into `T`, naming
+/// the offending field the same way as [`parse_json`].
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(shape_error)
+}
+
+fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        Error::BadRequest { code: "malformed_json", message: format!("malformed JSON: {inner}"), field: None }
+    } else {
+        let message = inner.to_string();
+        Error::Unprocessable { code: "invalid", field: field_path(&path, &message), message }
+    }
 }
 
 /// Turns serde's `items[1].n` into the API's `items.1.n`; a missing field is

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use parley_engine::auth::{self, Actor};
 use parley_engine::chat::{self, Kind, NewMessage, Sender};
+use parley_engine::http::from_value;
 use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::realtime::{self, Handler};
 use parley_engine::{Engine, Error};
@@ -72,17 +73,13 @@ struct SeenFrame {
     message_id: String,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(frame: Value) -> Result<T, Error> {
-    parley_engine::http::parse_json(frame.to_string().as_bytes())
-}
-
 impl Handler for AgentSide {
     async fn handle(&mut self, kind: &str, frame: Value) -> Result<Vec<Value>, Error> {
         let engine = &self.engine;
         let actor = &self.actor;
         match kind {
             "message.send" => {
-                let f: SendFrame = parse(frame)?;
+                let f: SendFrame = from_value(frame)?;
                 let kind = f.kind.unwrap_or(Kind::Chat);
                 if !matches!(kind, Kind::Chat | Kind::Note) {
                     return Err(Error::invalid("kind", "kind must be chat or note"));
@@ -104,7 +101,7 @@ impl Handler for AgentSide {
                 Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
             }
             "typing" => {
-                let f: TypingFrame = parse(frame)?;
+                let f: TypingFrame = from_value(frame)?;
                 let person = chat::conversation_person(&engine.db, &actor.workspace_id, &f.conversation_id).await?;
                 let typing = json!({"type": "typing", "conversation_id": f.conversation_id,
                     "author": {"type": "teammate", "id": actor.teammate_id, "name": actor.name}, "on": f.on});
@@ -113,7 +110,7 @@ impl Handler for AgentSide {
                 Ok(vec![])
             }
             "seen" => {
-                let f: SeenFrame = parse(frame)?;
+                let f: SeenFrame = from_value(frame)?;
                 chat::teammate_seen(&engine.db, actor, &f.conversation_id, &f.message_id).await?;
                 Ok(vec![])
             }

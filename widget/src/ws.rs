@@ -4,6 +4,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use parley_engine::chat::{self, Kind, NewMessage, Sender};
+use parley_engine::http::from_value;
 use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::people::{self, Visitor};
 use parley_engine::realtime::{self, Handler};
@@ -76,17 +77,13 @@ struct PageViewFrame {
     title: Option<String>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(frame: Value) -> Result<T, Error> {
-    parley_engine::http::parse_json(frame.to_string().as_bytes())
-}
-
 impl Handler for VisitorSide {
     async fn handle(&mut self, kind: &str, frame: Value) -> Result<Vec<Value>, Error> {
         let (ws, me) = (&self.visitor.workspace_id, &self.visitor.person_id);
         let engine = &self.engine;
         match kind {
             "message.send" => {
-                let f: SendFrame = parse(frame)?;
+                let f: SendFrame = from_value(frame)?;
                 let sent = chat::send(
                     &engine.db,
                     &engine.hub,
@@ -104,7 +101,7 @@ impl Handler for VisitorSide {
                 Ok(vec![json!({"type": "ack", "echo_id": f.echo_id, "message": sent.message})])
             }
             "typing" => {
-                let f: TypingFrame = parse(frame)?;
+                let f: TypingFrame = from_value(frame)?;
                 chat::person_conversation(&engine.db, ws, me, &f.conversation_id).await?;
                 let name = people::summary(&engine.db, ws, me).await?.name;
                 engine
@@ -119,17 +116,17 @@ impl Handler for VisitorSide {
                 Ok(vec![])
             }
             "seen" => {
-                let f: SeenFrame = parse(frame)?;
+                let f: SeenFrame = from_value(frame)?;
                 chat::person_seen(&engine.db, &engine.hub, ws, me, &f.conversation_id, &f.message_id).await?;
                 Ok(vec![])
             }
             "track" => {
-                let f: TrackFrame = parse(frame)?;
+                let f: TrackFrame = from_value(frame)?;
                 events::record(&engine.db, ws, me, &f.name, &f.data).await?;
                 Ok(vec![])
             }
             "page.view" => {
-                let f: PageViewFrame = parse(frame)?;
+                let f: PageViewFrame = from_value(frame)?;
                 if f.url.len() > 2048 {
                     return Err(Error::invalid("url", "url is longer than 2048 bytes"));
                 }
