@@ -408,7 +408,7 @@ pub async fn messages(
 #[derive(Clone, Debug)]
 pub enum Sender {
     Person(String),
-    Teammate { id: String, role: Role },
+    Teammate { id: String },
     Bot,
 }
 

@@ -96,7 +96,7 @@ pub async fn reply(
         NewMessage {
             workspace_id: actor.workspace_id.clone(),
             conversation_id: Some(id),
-            sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
+            sender: Sender::Teammate { id: actor.teammate_id.clone() },
             body: b.body,
             kind,
             echo_id: b.echo_id,

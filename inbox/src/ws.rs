@@ -90,7 +90,7 @@ impl Handler for AgentSide {
                     NewMessage {
                         workspace_id: actor.workspace_id.clone(),
                         conversation_id: Some(f.conversation_id),
-                        sender: Sender::Teammate { id: actor.teammate_id.clone(), role: actor.role },
+                        sender: Sender::Teammate { id: actor.teammate_id.clone() },
                         body: f.body,
                         kind,
                         echo_id: f.echo_id.clone(),

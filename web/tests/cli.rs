@@ -16,6 +16,16 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+fn admin_create(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(PARLEY)
+        .args(["admin", "create"])
+        .args(args)
+        .env("PARLEY_DATA_DIR", dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("running parley admin create")
+}
+
 #[test]
 fn config_example_prints_a_commented_parley_toml() {
     let out = Command::new(PARLEY).args(["config", "example"]).output().expect("running parley");
@@ -66,28 +76,13 @@ async fn a_first_start_prints_a_generated_admin_password_that_logs_in_and_admin_
     let _ = child.wait();
     assert_eq!(answer, Some(200), "the printed password logs in");
 
-    // A second start does not create another admin or print a password.
-    let out = Command::new(PARLEY)
-        .args(["admin", "create", "--email", "agent@example.test", "--name", "Agent", "--password", "agent-password", "--role", "agent"])
-        .env("PARLEY_DATA_DIR", &dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running admin create");
+    // `admin create` adds teammates to the same data dir, refusing bad input.
+    let out = admin_create(&dir, &["--email", "agent@example.test", "--name", "Agent", "--password", "agent-password", "--role", "agent"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("agent@example.test"));
-    let again = Command::new(PARLEY)
-        .args(["admin", "create", "--email", "agent@example.test", "--name", "Agent", "--password", "agent-password"])
-        .env("PARLEY_DATA_DIR", &dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running admin create");
+    let again = admin_create(&dir, &["--email", "agent@example.test", "--name", "Agent", "--password", "agent-password"]);
     assert!(!again.status.success(), "a taken email is refused");
-    let short = Command::new(PARLEY)
-        .args(["admin", "create", "--email", "new@example.test", "--name", "New", "--password", "short"])
-        .env("PARLEY_DATA_DIR", &dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running admin create");
+    let short = admin_create(&dir, &["--email", "new@example.test", "--name", "New", "--password", "short"]);
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("password"));
     let _ = std::fs::remove_dir_all(&dir);
