@@ -12,7 +12,7 @@ use crate::auth::{Actor, Role};
 use crate::hub::{Appended, Hub, person_stream, workspace_stream};
 use crate::people::PersonSummary;
 use crate::util::{new_id, now_ms, rfc3339};
-use crate::{Db, Error, Result, with_db, with_tx};
+use crate::{Db, Error, Result, events, with_db, with_tx};
 
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -518,6 +518,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             (None, _) => return Err(Error::invalid("conversation_id", "conversation_id is required")),
         };
+        let mut started = false;
         let (conversation_id, person_id) = match touched {
             Some((cid, pid, archived)) => {
                 if let Sender::Person(me) = &m.sender
@@ -538,6 +539,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 let cid = new_id();
                 sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, last_message_id, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $5)")
                     .bind(&cid).bind(&m.workspace_id).bind(pid).bind(&id).bind(now).execute(&mut *tx).await?;
+                started = true;
                 (cid, pid.clone())
             }
         };
@@ -571,6 +573,19 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             drop(tx);
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
             return Ok(Sent { message, created: false });
+        }
+        // The person's timeline: what they said, and what reached them.
+        {
+            let mut c = crate::db::Conn::from(&mut *tx);
+            let data = json!({"conversation_id": conversation_id, "message_id": id}).to_string();
+            if started {
+                events::insert(&mut c, &m.workspace_id, &person_id, "conversation.started", &json!({"conversation_id": conversation_id}).to_string(), now).await?;
+            }
+            match (&m.sender, m.kind) {
+                (_, Kind::Note) => {}
+                (Sender::Person(_), _) => events::insert(&mut c, &m.workspace_id, &person_id, "message.sent", &data, now).await?,
+                _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
+            }
         }
         let rows: Vec<ConversationRow> =
             sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind(&conversation_id).fetch_all(&mut *tx).await?;

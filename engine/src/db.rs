@@ -121,3 +121,41 @@ impl Db {
         }
     }
 }
+
+/// One connection of either backend, for domain functions that run several
+/// statements inside a caller's transaction. Build it with `Conn::from(&mut *tx)`
+/// inside [`with_tx!`] and run statements with [`on_conn!`].
+pub enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for Conn<'a> {
+    fn from(c: &'a mut sqlx::SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::PgConnection> for Conn<'a> {
+    fn from(c: &'a mut sqlx::PgConnection) -> Self {
+        Conn::Postgres(c)
+    }
+}
+
+impl Conn<'_> {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+}
+
+/// Runs `$body` with `$c` bound to the connection inside a `&mut Conn`; use
+/// `&mut **$c` as the executor. Expanded once per backend, like [`with_db!`].
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite($c) => $body,
+            $crate::db::Conn::Postgres($c) => $body,
+        }
+    };
+}

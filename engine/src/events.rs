@@ -1,11 +1,20 @@
-//! The timeline: events a person did (page views, tracked events).
+//! The timeline: everything a person does or has done to them, as events
+//! (page views, tracked events, conversations, messages, attribute changes,
+//! merges), with a per-name summary (count, first, last) kept in step.
 
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::util::{new_id, now_ms};
-use crate::{Db, Error, Result, with_tx};
+use crate::db::Conn;
+use crate::people::input::{self as person_input, PersonInput};
+use crate::util::{new_id, now_ms, rfc3339};
+use crate::{Db, Error, Result, on_conn, with_db, with_tx};
 
 const MAX_DATA: usize = 16 * 1024;
+/// Events accepted in one batch request.
+pub const MAX_BATCH: usize = 1000;
 
 /// Checks an event name: short, printable, like `purchased` or `page.view`.
 pub fn check_name(field: &str, name: &str) -> Result<()> {
@@ -13,22 +22,263 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::invalid(field, "event names are 1 to 100 letters, digits, or _ - . :")) }
 }
 
-/// Records an event on a person's timeline.
-pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<()> {
-    check_name("name", name)?;
+fn check_data(field: &str, data: &Value) -> Result<String> {
     if !(data.is_object() || data.is_null()) {
-        return Err(Error::invalid("data", "data must be a JSON object"));
+        return Err(Error::invalid(field, "data must be a JSON object"));
     }
     let data = if data.is_null() { "{}".to_owned() } else { data.to_string() };
     if data.len() > MAX_DATA {
-        return Err(Error::PayloadTooLarge(format!("data is larger than {MAX_DATA} bytes")));
+        return Err(Error::PayloadTooLarge(format!("{field} is larger than {MAX_DATA} bytes")));
     }
-    with_tx!(db, tx => {
+    Ok(data)
+}
+
+/// Writes one event and its summary inside the caller's transaction.
+pub(crate) async fn insert(c: &mut Conn<'_>, workspace_id: &str, person_id: &str, name: &str, data: &str, at: i64) -> Result<()> {
+    on_conn!(c, c => {
         sqlx::query("INSERT INTO event (id, workspace_id, person_id, name, data, at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id()).bind(workspace_id).bind(person_id).bind(name).bind(&data).bind(now_ms())
-            .execute(&mut *tx).await?;
+            .bind(new_id()).bind(workspace_id).bind(person_id).bind(name).bind(data).bind(at)
+            .execute(&mut **c).await?;
+        sqlx::query(SUMMARY_UPSERT).bind(person_id).bind(workspace_id).bind(name).bind(1_i64).bind(at).bind(at).execute(&mut **c).await?;
     });
     Ok(())
+}
+
+/// Adds `count` events between `first` and `last` to a person's summary.
+const SUMMARY_UPSERT: &str = "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
+     first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
+     last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END";
+
+/// Records an event on a person's timeline (the widget's `track` and page views).
+pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<()> {
+    check_name("name", name)?;
+    let data = check_data("data", data)?;
+    with_tx!(db, tx => {
+        insert(&mut Conn::from(&mut *tx), workspace_id, person_id, name, &data, now_ms()).await?;
+    });
+    Ok(())
+}
+
+/// Who an event from the site's backend is about.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonRef {
+    pub id: Option<String>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// `POST /events` item.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub person: PersonRef,
+    pub name: String,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// When it happened: RFC 3339 or epoch ms; default now.
+    #[schema(value_type = Option<String>)]
+    pub at: Option<Value>,
+}
+
+/// What [`ingest`] did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ingested {
+    pub accepted: usize,
+    /// People created because an external_id or email was new.
+    pub people_created: usize,
+}
+
+enum Who {
+    Id(String),
+    External(String),
+    Email(String),
+}
+
+/// Stores a batch of events from the site's backend in one transaction: all or
+/// nothing. People named by `external_id` or `email` who do not exist yet are
+/// created; an unknown `id` is a 422 naming the item.
+#[tracing::instrument(skip_all, fields(workspace = %workspace_id, n = items.len()))]
+pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: bool) -> Result<Ingested> {
+    if items.len() > MAX_BATCH {
+        return Err(Error::PayloadTooLarge(format!("at most {MAX_BATCH} events per request")));
+    }
+    // A batch's errors name the item: `3.name`.
+    let path = |i: usize, f: &str| if batch { format!("{i}.{f}") } else { f.to_owned() };
+    let now = now_ms();
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, e) in items.iter().enumerate() {
+        check_name(&path(i, "name"), &e.name)?;
+        let data = check_data(&path(i, "data"), e.data.as_ref().unwrap_or(&Value::Null))?;
+        let at = match &e.at {
+            None | Some(Value::Null) => now,
+            Some(v) => person_input::date_ms(v).ok_or_else(|| Error::invalid(path(i, "at"), "at is RFC 3339 or epoch milliseconds"))?,
+        };
+        let who = match (&e.person.id, &e.person.external_id, &e.person.email) {
+            (Some(id), _, _) => Who::Id(id.clone()),
+            (None, Some(x), _) if !x.trim().is_empty() => Who::External(x.trim().to_owned()),
+            (None, _, Some(m)) => Who::Email(person_input::email(&path(i, "person.email"), m)?),
+            _ => return Err(Error::invalid(path(i, "person"), "person needs an id, external_id or email")),
+        };
+        rows.push((who, e.name.as_str(), data, at));
+    }
+    let mut created = 0;
+    with_tx!(db, tx => {
+        let mut c = Conn::from(&mut *tx);
+        // Resolve each distinct person once.
+        let mut resolved: HashMap<(u8, String), String> = HashMap::new();
+        let mut person_ids = Vec::with_capacity(rows.len());
+        for (i, (who, _, _, _)) in rows.iter().enumerate() {
+            let key = match who {
+                Who::Id(v) => (0, v.clone()),
+                Who::External(v) => (1, v.clone()),
+                Who::Email(v) => (2, v.clone()),
+            };
+            if let Some(id) = resolved.get(&key) {
+                person_ids.push(id.clone());
+                continue;
+            }
+            let id = match who {
+                Who::Id(id) => {
+                    let found: Option<(String,)> = on_conn!(&mut c, c => sqlx::query_as("SELECT id FROM person WHERE id = $1 AND workspace_id = $2")
+                        .bind(id).bind(workspace_id).fetch_optional(&mut **c).await?);
+                    found.ok_or_else(|| Error::invalid(path(i, "person.id"), "no person has this id"))?.0
+                }
+                Who::External(x) => resolve(&mut c, workspace_id, Some(x), None, now, &mut created).await?,
+                Who::Email(m) => resolve(&mut c, workspace_id, None, Some(m), now, &mut created).await?,
+            };
+            resolved.insert(key, id.clone());
+            person_ids.push(id);
+        }
+        write_many(&mut c, rows.iter().zip(&person_ids).map(|((_, name, data, at), pid)| (workspace_id, pid.as_str(), *name, data.as_str(), *at)))
+            .await?;
+    });
+    metrics::counter!("parley_events_total").increment(rows.len() as u64);
+    Ok(Ingested { accepted: rows.len(), people_created: created })
+}
+
+async fn resolve(
+    c: &mut Conn<'_>,
+    workspace_id: &str,
+    external_id: Option<&str>,
+    email: Option<&str>,
+    now: i64,
+    created: &mut usize,
+) -> Result<String> {
+    if let Some(row) = crate::people::profile::find_known(c, workspace_id, external_id, email).await? {
+        return Ok(row.id);
+    }
+    *created += 1;
+    let input = PersonInput { external_id: external_id.map(str::to_owned), email: email.map(str::to_owned), ..Default::default() };
+    crate::people::profile::write(c, workspace_id, None, &input, now).await
+}
+
+/// Writes many events with a few multi-row statements, and their summaries
+/// aggregated per (person, name).
+pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str, i64)>) -> Result<()> {
+    let rows: Vec<_> = rows.collect();
+    let mut sums: HashMap<(&str, &str, &str), (i64, i64, i64)> = HashMap::new();
+    for (ws, pid, name, _, at) in &rows {
+        let s = sums.entry((ws, pid, name)).or_insert((0, *at, *at));
+        s.0 += 1;
+        s.1 = s.1.min(*at);
+        s.2 = s.2.max(*at);
+    }
+    // 6 binds per row; both backends allow far more than 200 × 6.
+    for chunk in rows.chunks(200) {
+        on_conn!(c, c => {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO event (id, workspace_id, person_id, name, data, at) ");
+            q.push_values(chunk, |mut b, (ws, pid, name, data, at)| {
+                b.push_bind(new_id()).push_bind(*ws).push_bind(*pid).push_bind(*name).push_bind(*data).push_bind(*at);
+            });
+            q.build().execute(&mut **c).await?;
+        });
+    }
+    let sums: Vec<_> = sums.into_iter().collect();
+    for chunk in sums.chunks(200) {
+        on_conn!(c, c => {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) ");
+            q.push_values(chunk, |mut b, ((ws, pid, name), (n, first, last))| {
+                b.push_bind(*pid).push_bind(*ws).push_bind(*name).push_bind(*n).push_bind(*first).push_bind(*last);
+            });
+            q.push(
+                " ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
+                 first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
+                 last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END",
+            );
+            q.build().execute(&mut **c).await?;
+        });
+    }
+    Ok(())
+}
+
+/// How often a person did something, and when first and last.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    pub name: String,
+    pub count: i64,
+    pub first_at: String,
+    pub last_at: String,
+}
+
+pub async fn summaries(db: &Db, workspace_id: &str, person_id: &str) -> Result<Vec<Summary>> {
+    let rows: Vec<(String, i64, i64, i64)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT name, count, first_at, last_at FROM event_summary WHERE person_id = $1 AND workspace_id = $2 ORDER BY last_at DESC")
+        .bind(person_id).bind(workspace_id).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(|(name, count, f, l)| Summary { name, count, first_at: rfc3339(f), last_at: rfc3339(l) }).collect())
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Timeline {
+    pub items: Vec<Event>,
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a person's timeline, newest first; `before` is a cursor from an
+/// earlier page, `name` keeps one event name.
+pub async fn timeline(
+    db: &Db,
+    workspace_id: &str,
+    person_id: &str,
+    before: Option<&str>,
+    name: Option<&str>,
+    limit: i64,
+) -> Result<Timeline> {
+    crate::people::summary(db, workspace_id, person_id).await?;
+    if let Some(n) = name {
+        check_name("name", n)?;
+    }
+    let limit = limit.clamp(1, 200);
+    // The cursor is `at:id` of the last item shown.
+    let (at, id) = match before {
+        Some(c) => {
+            let (a, i) = c.split_once(':').ok_or_else(|| Error::invalid("before", "not a cursor from this endpoint"))?;
+            (a.parse::<i64>().map_err(|_| Error::invalid("before", "not a cursor from this endpoint"))?, i.to_owned())
+        }
+        None => (i64::MAX, String::new()),
+    };
+    let rows: Vec<(String, String, String, i64)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT id, name, data, at FROM event WHERE person_id = $1 AND workspace_id = $2 AND ($3 = '' OR name = $3) \
+         AND (at < $4 OR (at = $4 AND ($5 = '' OR id < $5))) ORDER BY at DESC, id DESC LIMIT $6")
+        .bind(person_id).bind(workspace_id).bind(name.unwrap_or("")).bind(at).bind(&id).bind(limit + 1).fetch_all(pool).await?);
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if more { rows.last().map(|(id, _, _, at)| format!("{at}:{id}")) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|(id, name, data, at)| Event { id, name, data: serde_json::from_str(&data).unwrap_or(Value::Null), at: rfc3339(at) })
+        .collect();
+    Ok(Timeline { items, next_cursor })
 }
 
 #[cfg(test)]

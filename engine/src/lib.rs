@@ -5,13 +5,17 @@
 //!   run one portable SQL text on either.
 //! - [`workspace`]: tenants, teammates and the first-start bootstrap.
 //! - [`auth`]: passwords, session tokens, API keys, widget identity hashes.
-//! - [`people`]: people (leads and users) and visitor sessions.
+//! - [`people`]: people (leads and users), their profiles, merges and visitor
+//!   sessions; [`companies`]: the organisations they belong to.
+//! - [`filter`]: the filter language of search, segments and audiences.
 //! - [`chat`]: conversations and messages, the one place that writes them;
 //!   on SQLite visitors' messages go through a group-commit writer (`chat::batch`).
 //! - [`events`]: the timeline of what people do.
 //! - [`hub`]: durable, ordered realtime streams and their fan-out (relayed
 //!   between nodes with LISTEN/NOTIFY on PostgreSQL).
 //! - [`presence`]: who is online, across nodes.
+//! - [`search`]: people search behind the [`search::PeopleIndex`] seam;
+//!   [`segments`]: saved filters.
 //! - [`realtime`]: the WebSocket connection loop both sockets share.
 //! - [`http`]: extractors shared by the HTTP edges.
 //! - [`error`]: the API's error type and its JSON shape.
@@ -19,14 +23,18 @@
 
 pub mod auth;
 pub mod chat;
+pub mod companies;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod filter;
 pub mod http;
 pub mod hub;
 pub mod people;
 pub mod presence;
 pub mod realtime;
+pub mod search;
+pub mod segments;
 pub mod util;
 pub mod workspace;
 
@@ -60,6 +68,8 @@ pub struct Engine {
     pub db: Db,
     pub hub: hub::Hub,
     pub presence: presence::Presence,
+    /// Where people are searched (SQL, or Meilisearch when configured).
+    pub people_index: std::sync::Arc<dyn search::PeopleIndex>,
     /// Base URL used in links and emails.
     pub public_url: String,
     /// Cancelled when the server shuts down: live sockets close with 1012
@@ -76,6 +86,7 @@ impl Engine {
         chat::batch::start(&db, &hub, shutdown.clone());
         spawn_pruning(hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
-        Ok(Engine { db, hub, presence, public_url, shutdown })
+        let people_index = search::SqlIndex::new(db.clone());
+        Ok(Engine { db, hub, presence, people_index, public_url, shutdown })
     }
 }

@@ -1,13 +1,22 @@
 //! People (visitors, leads and users) and their widget sessions.
 //!
+//! - [`input`]: what callers may say about a person, parsed at the edge.
+//! - [`profile`]: read, upsert, patch, delete and merge.
+//!
 //! An anonymous visitor is a person from the first request on (a lead); when
 //! the site identifies them (`user_id`, verified by `user_hash` when the
 //! workspace requires it) the session moves to the known person.
 
+pub mod input;
+pub mod profile;
+
 use serde::Serialize;
 
+pub use self::input::PersonInput;
+pub use self::profile::{Person, Upserted};
 use crate::auth::verify_user_hash;
-use crate::util::{hash_token, new_id, new_token, now_ms};
+use crate::db::Conn;
+use crate::util::{hash_token, new_token, now_ms};
 use crate::workspace::Workspace;
 use crate::{Db, Error, Result, with_db, with_tx};
 
@@ -37,18 +46,12 @@ pub struct SessionRequest {
     pub user_hash: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub struct Session {
     pub token: String,
     pub person_id: String,
-}
-
-fn clean(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
-    match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
-        Some(s) if s.len() > max => Err(Error::invalid(field, format!("{field} is longer than {max} bytes"))),
-        other => Ok(other),
-    }
 }
 
 /// Starts or resumes a visitor session.
@@ -57,14 +60,13 @@ fn clean(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
 ///   stays the same person across page loads).
 /// - A `user_id` is trusted only with a valid `user_hash`, or when the
 ///   workspace does not require verification; it then selects (or creates) the
-///   known person with that `external_id`.
+///   known person with that `external_id`. An anonymous visitor who turns out
+///   to be a known person is merged into them; one who is new becomes them.
 /// - A `user_id` without a valid hash in a workspace that requires one is
 ///   refused (403).
 #[tracing::instrument(skip_all, fields(workspace = %ws.id))]
 pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Result<Session> {
-    let user_id = clean("user_id", req.user_id, 255)?;
-    let email = clean("email", req.email, 254)?;
-    let name = clean("name", req.name, 200)?;
+    let user_id = input::text("user_id", req.user_id.as_deref(), 255)?;
     let verified = match (&user_id, &req.user_hash) {
         (Some(uid), Some(h)) => verify_user_hash(&ws.identity_secret, uid, h),
         _ => false,
@@ -74,46 +76,51 @@ pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Resu
     }
     let now = now_ms();
     // The person this browser already is, if its token is still valid.
-    let current: Option<(String,)> = match &req.token {
+    let current: Option<(String, Option<String>)> = match &req.token {
         Some(t) => with_db!(db, pool => sqlx::query_as(
-            "SELECT person_id FROM visitor_session WHERE token_hash = $1 AND workspace_id = $2")
+            "SELECT s.person_id, p.external_id FROM visitor_session s JOIN person p ON p.id = s.person_id \
+             WHERE s.token_hash = $1 AND s.workspace_id = $2")
             .bind(hash_token(t)).bind(&ws.id).fetch_optional(pool).await?),
         None => None,
     };
+    let told = PersonInput { email: req.email, name: req.name, attributes: req.attributes, ..Default::default() };
     let person_id = with_tx!(db, tx => {
-        let person_id = match &user_id {
-            Some(uid) => {
-                let known: Option<(String,)> = sqlx::query_as("SELECT id FROM person WHERE workspace_id = $1 AND external_id = $2")
-                    .bind(&ws.id).bind(uid).fetch_optional(&mut *tx).await?;
-                match known {
-                    Some((id,)) => id,
-                    None => {
-                        let id = new_id();
-                        sqlx::query("INSERT INTO person (id, workspace_id, external_id, email, name, created_at, updated_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6)")
-                            .bind(&id).bind(&ws.id).bind(uid).bind(&email).bind(&name).bind(now).execute(&mut *tx).await?;
-                        id
+        let mut c = Conn::from(&mut *tx);
+        let anonymous = current.as_ref().filter(|(_, ext)| ext.is_none()).map(|(id, _)| id.clone());
+        let target = match &user_id {
+            Some(uid) => match profile::find_known(&mut c, &ws.id, Some(uid), None).await?.filter(|r| r.external_id.as_deref() == Some(uid.as_str())) {
+                Some(known) => {
+                    if let Some(anon) = anonymous.filter(|a| *a != known.id) {
+                        profile::merge(&mut c, &ws.id, &anon, &known.id, now).await?;
                     }
+                    Some(known)
                 }
-            }
+                // A new user: the anonymous visitor becomes them.
+                None => match anonymous {
+                    Some(anon) => profile::load(&mut c, &ws.id, &anon).await?,
+                    None => None,
+                },
+            },
             None => match &current {
-                Some((id,)) => id.clone(),
-                None => {
-                    let id = new_id();
-                    sqlx::query("INSERT INTO person (id, workspace_id, email, name, created_at, updated_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $5, $5)")
-                        .bind(&id).bind(&ws.id).bind(&email).bind(&name).bind(now).execute(&mut *tx).await?;
-                    id
-                }
+                Some((id, _)) => profile::load(&mut c, &ws.id, id).await?,
+                None => None,
             },
         };
-        // Fill in what the site told us about the visitor, without erasing
-        // what we knew.
-        sqlx::query("UPDATE person SET email = COALESCE($1, email), name = COALESCE($2, name), last_seen_at = $3, updated_at = $3 WHERE id = $4")
-            .bind(&email).bind(&name).bind(now).bind(&person_id).execute(&mut *tx).await?;
-        person_id
+        let mut told = told.clone();
+        told.external_id = user_id.clone();
+        let id = profile::write(&mut c, &ws.id, target, &told, now).await?;
+        sqlx::query("UPDATE person SET last_seen_at = $1 WHERE id = $2").bind(now).bind(&id).execute(&mut *tx).await?;
+        id
     });
-    // Reuse the token when it already belongs to this person; otherwise issue one.
-    let token = match (&current, req.token) {
-        (Some((id,)), Some(t)) if *id == person_id => t,
+    // Reuse the token when it still belongs to this person (a merge moves
+    // the session too); otherwise issue one.
+    let still_mine: Option<(String,)> = match &req.token {
+        Some(t) => with_db!(db, pool => sqlx::query_as("SELECT person_id FROM visitor_session WHERE token_hash = $1 AND person_id = $2")
+            .bind(hash_token(t)).bind(&person_id).fetch_optional(pool).await?),
+        None => None,
+    };
+    let token = match (still_mine, req.token) {
+        (Some(_), Some(t)) => t,
         _ => {
             let t = new_token("pvt_");
             with_tx!(db, tx => {

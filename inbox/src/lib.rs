@@ -5,6 +5,8 @@
 //! - [`workspace`]: `/workspace`, `/teammates`, `/api-keys`.
 //! - [`conversations`]: the inbox: conversations, threads, replies, notes,
 //!   assignment, participants, archive, deletes.
+//! - [`people`]: people, their timelines, events, search, quick add, companies.
+//! - [`segments`]: saved filters.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
 use axum::Router;
@@ -14,6 +16,8 @@ use parley_engine::Engine;
 pub mod auth;
 pub mod conversations;
 pub mod extract;
+pub mod people;
+pub mod segments;
 pub mod workspace;
 pub mod ws;
 
@@ -34,6 +38,17 @@ pub fn router(engine: Engine) -> Router {
         .route("/conversations/{id}/archive", post(conversations::archive))
         .route("/conversations/{id}/unarchive", post(conversations::unarchive))
         .route("/messages/{id}", delete(conversations::delete_message))
+        .route("/people", post(people::upsert))
+        .route("/people/search", post(people::search))
+        .route("/people/{id}", get(people::get).patch(people::patch).delete(people::delete))
+        .route("/people/{id}/timeline", get(people::timeline))
+        .route("/events", post(people::track))
+        .route("/search", get(people::quick_add))
+        .route("/companies", get(people::companies))
+        .route("/companies/{id}", get(people::company))
+        .route("/segments", get(segments::list).post(segments::create))
+        .route("/segments/{id}", get(segments::get).patch(segments::update).delete(segments::delete))
+        .route("/segments/{id}/people", get(segments::people))
         .route("/ws", get(ws::upgrade));
     Router::new().nest("/api/v1", api).with_state(engine)
 }
@@ -46,6 +61,9 @@ pub fn router(engine: Engine) -> Router {
         conversations::list, conversations::get, conversations::update, conversations::delete,
         conversations::messages, conversations::reply, conversations::put_participant, conversations::remove_participant,
         conversations::archive, conversations::unarchive, conversations::delete_message,
+        people::upsert, people::get, people::patch, people::delete, people::timeline, people::track, people::search,
+        people::quick_add, people::companies, people::company,
+        segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
     ),
     components(schemas(parley_engine::error::ErrorBody)),
     modifiers(&BearerAuth),

@@ -20,6 +20,9 @@ pub struct SessionBody {
     pub user_hash: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// Custom attributes to set on the person.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -35,7 +38,14 @@ pub async fn create(State(engine): State<Engine>, Json(body): Json<SessionBody>)
     let s = people::start_session(
         &engine.db,
         &ws,
-        SessionRequest { token: body.token, user_id: body.user_id, user_hash: body.user_hash, email: body.email, name: body.name },
+        SessionRequest {
+            token: body.token,
+            user_id: body.user_id,
+            user_hash: body.user_hash,
+            email: body.email,
+            name: body.name,
+            attributes: body.attributes,
+        },
     )
     .await?;
     Ok(JsonOut(SessionAnswer { token: s.token, person_id: s.person_id }))

@@ -182,7 +182,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             "INSERT INTO conversation (id, workspace_id, person_id, status, created_at, updated_at) \
              SELECT j.value->>'id', j.value->>'ws', j.value->>'person', 'open', $2, $2 FROM json_each($1) j",
         )
-        .bind(serde_json::Value::from(new_conversations).to_string())
+        .bind(serde_json::Value::from(new_conversations.clone()).to_string())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -211,6 +211,31 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
         .await?
     };
     let inserted: std::collections::HashSet<String> = inserted.into_iter().map(|r| r.0).collect();
+
+    // The timeline: each stored message, and each conversation it started.
+    let started: std::collections::HashSet<&str> = new_conversations.iter().filter_map(|c| c["id"].as_str()).collect();
+    let mut timeline: Vec<(&str, String, &str, String)> = Vec::new();
+    for (j, t) in jobs.iter().zip(&targets) {
+        if let Ok((cid, pid)) = t
+            && inserted.contains(&j.id)
+        {
+            if started.contains(cid.as_str())
+                && !timeline.iter().any(|(_, _, n, d)| *n == "conversation.started" && d.contains(cid.as_str()))
+            {
+                timeline.push((&j.message.workspace_id, pid.clone(), "conversation.started", json!({"conversation_id": cid}).to_string()));
+            }
+            timeline.push((
+                &j.message.workspace_id,
+                pid.clone(),
+                "message.sent",
+                json!({"conversation_id": cid, "message_id": j.id}).to_string(),
+            ));
+        }
+    }
+    if !timeline.is_empty() {
+        let mut c = crate::db::Conn::from(&mut *tx);
+        crate::events::write_many(&mut c, timeline.iter().map(|(w, p, n, d)| (*w, p.as_str(), *n, d.as_str(), now))).await?;
+    }
 
     // 3. Touch each conversation once: the newest message of the batch is its last.
     let mut last: HashMap<&str, &str> = HashMap::new();

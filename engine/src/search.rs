@@ -1,0 +1,356 @@
+//! People search: free text plus a filter, sorted, in cursor pages with an
+//! exact total.
+//!
+//! [`PeopleIndex`] is the seam between the embedded SQL implementation
+//! ([`SqlIndex`]: FTS5 on SQLite, `tsvector` on PostgreSQL, the filter compiled
+//! to WHERE) and Meilisearch. Either answers with ids; profiles are
+//! always read from the database, so both show the same people the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::filter::{self, Bind, Dialect, Filter, Schema};
+use crate::people::{Person, profile};
+use crate::util::now_ms;
+use crate::{Db, Error, Result, with_db};
+
+pub const PAGE_MAX: i64 = 200;
+
+/// The sortable fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    #[default]
+    LastSeenAt,
+    CreatedAt,
+    Name,
+    Email,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    Asc,
+    #[default]
+    Desc,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sort {
+    #[serde(default)]
+    pub field: SortField,
+    #[serde(default)]
+    pub order: Order,
+}
+
+/// `POST /people/search` body.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Words matched (as prefixes) against name, email, phone and company.
+    pub q: Option<String>,
+    /// A filter in the filter language.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    pub sort: Option<Sort>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchPage {
+    /// How many people match in all.
+    pub total: i64,
+    pub items: Vec<Person>,
+    pub next_cursor: Option<String>,
+}
+
+/// A search ready to run: text split into words, filter parsed with its
+/// segments inlined, cursor decoded.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub workspace_id: String,
+    pub words: Vec<String>,
+    pub filter: Option<Filter>,
+    pub sort: Sort,
+    pub limit: i64,
+    pub cursor: Option<Value>,
+    pub now_ms: i64,
+}
+
+/// Ids of one page, in order, with the exact total.
+#[derive(Debug, Default)]
+pub struct IdPage {
+    pub total: i64,
+    pub ids: Vec<String>,
+    pub next_cursor: Option<Value>,
+}
+
+/// Where people are searched: SQL or Meilisearch.
+pub trait PeopleIndex: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn search<'a>(&'a self, q: &'a Prepared) -> BoxFuture<'a, Result<IdPage>>;
+}
+
+/// Words of a free-text query: letters and digits, lower-cased, at most 8.
+pub fn words(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(8).map(str::to_lowercase).collect()
+}
+
+/// Parses a filter against the workspace's attributes and inlines the
+/// segments it uses (and those they use).
+pub async fn resolve_filter(db: &Db, workspace_id: &str, value: &Value, path: &str) -> Result<Filter> {
+    let schema = profile::schema(db, workspace_id).await?;
+    let mut filter = Filter::parse(value, &schema, path)?;
+    let mut segments: HashMap<String, Filter> = HashMap::new();
+    let mut todo = filter.segment_ids();
+    while let Some(id) = todo.pop() {
+        if segments.contains_key(&id) {
+            continue;
+        }
+        let s = crate::segments::load(db, workspace_id, &id).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::invalid(path, format!("there is no segment {id}")),
+            e => e,
+        })?;
+        let f = parse_saved(&s.filter, &schema)?;
+        todo.extend(f.segment_ids());
+        segments.insert(id, f);
+        if segments.len() > 50 {
+            return Err(Error::invalid(path, "this filter uses more than 50 segments"));
+        }
+    }
+    if !segments.is_empty() {
+        filter.inline_segments(&segments)?;
+    }
+    Ok(filter)
+}
+
+/// A stored filter, parsed; one that no longer fits the schema matches nobody
+/// rather than failing every search that uses it.
+fn parse_saved(value: &Value, schema: &Schema) -> Result<Filter> {
+    match Filter::parse(value, schema, "segment") {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "a saved segment's filter no longer parses; it matches nobody");
+            Filter::parse(&serde_json::json!({"or": []}), schema, "segment")
+        }
+    }
+}
+
+pub fn encode_cursor(v: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+pub fn decode_cursor(field: &str, s: &str) -> Result<Value> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| Error::invalid(field, "not a cursor from this search"))
+}
+
+/// Checks and prepares a request.
+pub async fn prepare(db: &Db, workspace_id: &str, req: &SearchRequest) -> Result<Prepared> {
+    let words = match &req.q {
+        Some(q) if q.len() > 200 => return Err(Error::invalid("q", "q is at most 200 characters")),
+        Some(q) => words(q),
+        None => Vec::new(),
+    };
+    let filter = match &req.filter {
+        Some(v) if !v.is_null() => Some(resolve_filter(db, workspace_id, v, "filter").await?),
+        _ => None,
+    };
+    let limit = req.limit.unwrap_or(50);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(Error::invalid("limit", format!("limit is 1 to {PAGE_MAX}")));
+    }
+    let cursor = req.cursor.as_deref().map(|c| decode_cursor("cursor", c)).transpose()?;
+    Ok(Prepared {
+        workspace_id: workspace_id.to_owned(),
+        words,
+        filter,
+        sort: req.sort.unwrap_or_default(),
+        limit,
+        cursor,
+        now_ms: now_ms(),
+    })
+}
+
+/// Runs a search on `index` and reads the page's people.
+pub async fn search(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, req: &SearchRequest) -> Result<SearchPage> {
+    let p = prepare(db, workspace_id, req).await?;
+    let started = std::time::Instant::now();
+    let page = index.search(&p).await?;
+    metrics::histogram!("parley_people_search_seconds", "index" => index.name()).record(started.elapsed().as_secs_f64());
+    let items = profile::many(db, workspace_id, &page.ids).await?;
+    Ok(SearchPage { total: page.total, items, next_cursor: page.next_cursor.as_ref().map(encode_cursor) })
+}
+
+/// How many people match a filter.
+pub async fn count(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, filter: &Value) -> Result<i64> {
+    let req = SearchRequest { filter: Some(filter.clone()), limit: Some(1), ..Default::default() };
+    let p = prepare(db, workspace_id, &req).await?;
+    Ok(index.search(&p).await?.total)
+}
+
+/// The embedded index: SQL on whichever database Parley runs on.
+#[derive(Clone)]
+pub struct SqlIndex {
+    pub db: Db,
+}
+
+impl SqlIndex {
+    pub fn new(db: Db) -> Arc<dyn PeopleIndex> {
+        Arc::new(SqlIndex { db })
+    }
+}
+
+/// Applies `binds` to a query in order.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s.clone()),
+                Bind::Float(f) => q.bind(*f),
+                Bind::Int(i) => q.bind(*i),
+                Bind::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+impl SqlIndex {
+    async fn run(&self, p: &Prepared) -> Result<IdPage> {
+        let dialect = if self.db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
+        let mut binds = vec![Bind::Text(p.workspace_id.clone())];
+        let mut wh = String::from("p.workspace_id = $1");
+        if !p.words.is_empty() {
+            binds.push(Bind::Text(match dialect {
+                // Each word a quoted prefix; FTS5 ANDs them.
+                Dialect::Sqlite => p.words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
+                Dialect::Postgres => p.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
+            }));
+            wh.push_str(match dialect {
+                Dialect::Sqlite => " AND p.rowid IN (SELECT rowid FROM person_fts WHERE person_fts MATCH $2)",
+                Dialect::Postgres => " AND to_tsvector('simple', p.search_text) @@ to_tsquery('simple', $2)",
+            });
+        }
+        if let Some(f) = &p.filter {
+            let sql = filter::to_sql(f, dialect, binds.len() + 1, 1, p.now_ms);
+            wh.push_str(" AND (");
+            wh.push_str(&sql.sql);
+            wh.push(')');
+            binds.extend(sql.binds);
+        }
+        let count_sql = format!("SELECT COUNT(*) FROM person p WHERE {wh}");
+        let total: i64 = with_db!(&self.db, pool => {
+            let q = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.as_str())), &binds);
+            q.fetch_one(pool).await?
+        });
+
+        // Keyset paging on (sort key, id).
+        let (key, numeric) = match p.sort.field {
+            SortField::LastSeenAt => ("COALESCE(p.last_seen_at, 0)", true),
+            SortField::CreatedAt => ("p.created_at", true),
+            SortField::Name => ("lower(COALESCE(p.name, ''))", false),
+            SortField::Email => ("lower(COALESCE(p.email, ''))", false),
+        };
+        let (cmp, dir) = match p.sort.order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        let mut page_binds = binds.clone();
+        let mut page_wh = wh.clone();
+        if let Some(c) = &p.cursor {
+            let id = c.get("id").and_then(Value::as_str).ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
+            let k = c.get("k").ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
+            let kb = match (numeric, k) {
+                (true, Value::Number(n)) => Bind::Int(n.as_i64().unwrap_or(0)),
+                (false, Value::String(s)) => Bind::Text(s.clone()),
+                _ => return Err(Error::invalid("cursor", "this cursor is from a search with another sort")),
+            };
+            let (a, b) = (page_binds.len() + 1, page_binds.len() + 2);
+            page_wh.push_str(&format!(" AND ({key} {cmp} ${a} OR ({key} = ${a} AND p.id {cmp} ${b}))"));
+            page_binds.push(kb);
+            page_binds.push(Bind::Text(id.to_owned()));
+        }
+        page_binds.push(Bind::Int(p.limit + 1));
+        let page_sql =
+            format!("SELECT p.id, {key} AS k FROM person p WHERE {page_wh} ORDER BY {key} {dir}, p.id {dir} LIMIT ${}", page_binds.len());
+        let rows: Vec<(String, Value)> = if numeric {
+            let r: Vec<(String, i64)> = with_db!(&self.db, pool => {
+                let q = bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(page_sql.as_str())), &page_binds);
+                q.fetch_all(pool).await?
+            });
+            r.into_iter().map(|(id, k)| (id, Value::from(k))).collect()
+        } else {
+            let r: Vec<(String, String)> = with_db!(&self.db, pool => {
+                let q = bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(page_sql.as_str())), &page_binds);
+                q.fetch_all(pool).await?
+            });
+            r.into_iter().map(|(id, k)| (id, Value::from(k))).collect()
+        };
+        let more = rows.len() as i64 > p.limit;
+        let rows: Vec<_> = rows.into_iter().take(p.limit as usize).collect();
+        let next_cursor = if more { rows.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
+        Ok(IdPage { total, ids: rows.into_iter().map(|(id, _)| id).collect(), next_cursor })
+    }
+}
+
+impl PeopleIndex for SqlIndex {
+    fn name(&self) -> &'static str {
+        "sql"
+    }
+    fn search<'a>(&'a self, q: &'a Prepared) -> BoxFuture<'a, Result<IdPage>> {
+        Box::pin(self.run(q))
+    }
+}
+
+/// Quick add: people, companies and segments matching what was typed, for
+/// picking recipients.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuickAdd {
+    pub people: Vec<Person>,
+    pub companies: Vec<crate::companies::Company>,
+    pub segments: Vec<crate::segments::Segment>,
+}
+
+pub async fn quick_add(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, q: &str, limit: i64) -> Result<QuickAdd> {
+    let limit = limit.clamp(1, 20);
+    if q.trim().is_empty() {
+        return Ok(QuickAdd { people: Vec::new(), companies: Vec::new(), segments: Vec::new() });
+    }
+    let req = SearchRequest { q: Some(q.to_owned()), limit: Some(limit), ..Default::default() };
+    let people = search(db, index, workspace_id, &req).await?.items;
+    let companies = crate::companies::search(db, workspace_id, q, limit).await?;
+    let segments = crate::segments::find(db, workspace_id, q, limit).await?;
+    Ok(QuickAdd { people, companies, segments })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_is_split_into_words() {
+        assert_eq!(words("Ann  O'Neil"), vec!["ann", "o", "neil"]);
+        assert_eq!(words("ann@example.com"), vec!["ann", "example", "com"]);
+        assert_eq!(words("\"*) OR 1=1 --"), vec!["or", "1", "1"]);
+        assert!(words("  ").is_empty());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_junk() {
+        let c = serde_json::json!({"k": 5, "id": "x"});
+        assert_eq!(decode_cursor("cursor", &encode_cursor(&c)).unwrap(), c);
+        assert!(decode_cursor("cursor", "!!").is_err());
+    }
+}
