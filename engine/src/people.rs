@@ -90,10 +90,14 @@ pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Resu
         let target = match &user_id {
             Some(uid) => match profile::find_known(&mut c, &ws.id, Some(uid), None).await?.filter(|r| r.external_id.as_deref() == Some(uid.as_str())) {
                 Some(known) => {
-                    if let Some(anon) = anonymous.filter(|a| *a != known.id) {
-                        profile::merge(&mut c, &ws.id, &anon, &known.id, now).await?;
+                    match anonymous.filter(|a| *a != known.id) {
+                        Some(anon) => {
+                            profile::merge(&mut c, &ws.id, &anon, &known.id, now).await?;
+                            // Re-read: the merge changed the row.
+                            profile::load(&mut c, &ws.id, &known.id).await?
+                        }
+                        None => Some(known),
                     }
-                    Some(known)
                 }
                 // A new user: the anonymous visitor becomes them.
                 None => match anonymous {
