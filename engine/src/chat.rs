@@ -14,6 +14,14 @@ use crate::people::PersonSummary;
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, events, with_db, with_tx};
 
+/// SQL: conversation `$c` is one person `$p` may see: theirs, or their
+/// company's shared one.
+macro_rules! person_sees {
+    ($c:literal, $p:literal) => {
+        concat!("(", $c, ".person_id = ", $p, " OR ", $c, ".company_id = (SELECT pc.company_id FROM person pc WHERE pc.id = ", $p, "))")
+    };
+}
+
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 const PAGE_MAX: i64 = 200;
@@ -437,6 +445,9 @@ pub struct NewMessage {
     pub kind: Kind,
     pub echo_id: Option<String>,
     pub buttons: Option<serde_json::Value>,
+    /// The sender may write in a company conversation: such messages take
+    /// the per-message path, which fans out to every member.
+    pub shared: bool,
 }
 
 /// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
@@ -504,28 +515,35 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     let now = now_ms();
     let from_person = matches!(m.sender, Sender::Person(_));
     let (message, events) = with_tx!(db, tx => {
-        let touched: Option<(String, String, bool)> = match (&m.conversation_id, &m.sender) {
+        let touched: Option<(String, String, bool, Option<String>)> = match (&m.conversation_id, &m.sender) {
             (Some(cid), _) => sqlx::query_as(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, \
                  status = CASE WHEN $3 THEN 'open' ELSE status END, snoozed_until = CASE WHEN $3 THEN NULL ELSE snoozed_until END \
-                 WHERE id = $4 AND workspace_id = $5 RETURNING id, person_id, archived")
+                 WHERE id = $4 AND workspace_id = $5 RETURNING id, person_id, archived, company_id")
                 .bind(now).bind(&id).bind(from_person).bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
-            // A person's message without a conversation goes to their latest live one.
-            (None, Sender::Person(pid)) => sqlx::query_as(
+            // A person's message without a conversation goes to their latest
+            // live one, or their company's.
+            (None, Sender::Person(pid)) => sqlx::query_as(concat!(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, status = 'open', snoozed_until = NULL \
-                 WHERE id = (SELECT id FROM conversation WHERE person_id = $3 AND workspace_id = $4 AND archived = FALSE \
-                 ORDER BY updated_at DESC LIMIT 1) RETURNING id, person_id, archived")
+                 WHERE id = (SELECT c.id FROM conversation c WHERE ", person_sees!("c", "$3"), " AND c.workspace_id = $4 AND c.archived = FALSE \
+                 ORDER BY c.updated_at DESC LIMIT 1) RETURNING id, person_id, archived, company_id"))
                 .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             (None, _) => return Err(Error::invalid("conversation_id", "conversation_id is required")),
         };
         let mut started = false;
+        let mut company: Option<String> = None;
         let (conversation_id, person_id) = match touched {
-            Some((cid, pid, archived)) => {
+            Some((cid, pid, archived, company_id)) => {
                 if let Sender::Person(me) = &m.sender
                     && *me != pid
                 {
-                    return Err(Error::NotFound("conversation"));
+                    let mine: Option<(Option<String>,)> = sqlx::query_as("SELECT company_id FROM person WHERE id = $1")
+                        .bind(me).fetch_optional(&mut *tx).await?;
+                    if company_id.is_none() || mine.and_then(|r| r.0) != company_id {
+                        return Err(Error::NotFound("conversation"));
+                    }
                 }
+                company = company_id;
                 if archived && m.kind != Kind::Note {
                     return Err(archived_error());
                 }
@@ -583,7 +601,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             }
             match (&m.sender, m.kind) {
                 (_, Kind::Note) => {}
-                (Sender::Person(_), _) => events::insert(&mut c, &m.workspace_id, &person_id, "message.sent", &data, now).await?,
+                (Sender::Person(me), _) => events::insert(&mut c, &m.workspace_id, me, "message.sent", &data, now).await?,
                 _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
             }
         }
@@ -623,8 +641,15 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 json!({"type": "message.created", "message": message, "conversation": conversation})).await?,
         ];
         if m.kind != Kind::Note {
-            events.push(hub.append(&mut *tx, &person_stream(&person_id), &m.workspace_id,
-                json!({"type": "message.created", "message": message})).await?);
+            // A company conversation reaches every member.
+            let audience: Vec<String> = match &company {
+                Some(co) => sqlx::query_scalar("SELECT id FROM person WHERE company_id = $1").bind(co).fetch_all(&mut *tx).await?,
+                None => vec![person_id.clone()],
+            };
+            for p in audience {
+                events.push(hub.append(&mut *tx, &person_stream(&p), &m.workspace_id,
+                    json!({"type": "message.created", "message": message})).await?);
+            }
         }
         (message, events)
     });
@@ -854,12 +879,10 @@ pub async fn teammate_seen(db: &Db, actor: &Actor, conversation_id: &str, messag
 /// (read receipts).
 #[tracing::instrument(skip_all, fields(conversation = %conversation_id))]
 pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, conversation_id: &str, message_id: &str) -> Result<()> {
-    let owner: Option<(String, bool)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT person_id, archived FROM conversation WHERE id = $1 AND workspace_id = $2")
-        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
-    match owner {
-        Some((pid, false)) if pid == person_id => {}
-        _ => return Err(Error::NotFound("conversation")),
+    match person_conversation(db, workspace_id, person_id, conversation_id).await {
+        Ok(()) => {}
+        Err(Error::Conflict { .. }) => return Err(Error::NotFound("conversation")),
+        Err(e) => return Err(e),
     }
     let at = message_time(db, workspace_id, conversation_id, message_id).await?;
     let events = with_tx!(db, tx => {
@@ -899,9 +922,9 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
     // Read the position first: anything newer than the history below arrives
     // (or is replayed) as frames with a higher seq, and the widget de-duplicates.
     let seq = hub.current_seq(&person_stream(person_id)).await?;
-    let conv: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT id, status, archived, person_seen_at FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE \
-         ORDER BY updated_at DESC LIMIT 1")
+    let conv: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(concat!(
+        "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
+        " AND c.workspace_id = $2 AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1"))
         .bind(person_id).bind(workspace_id).fetch_optional(pool).await?);
     let Some((id, status, archived, seen_at)) = conv else {
         return Ok(WidgetState { conversation: None, messages: Vec::new(), unread: 0, seq });
@@ -915,13 +938,13 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
 
 /// Checks that the person may see `conversation_id` (theirs, not archived).
 pub async fn person_conversation(db: &Db, workspace_id: &str, person_id: &str, conversation_id: &str) -> Result<()> {
-    let row: Option<(String, bool)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT person_id, archived FROM conversation WHERE id = $1 AND workspace_id = $2")
-        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
+    let row: Option<(bool,)> = with_db!(db, pool => sqlx::query_as(concat!(
+        "SELECT c.archived FROM conversation c WHERE c.id = $1 AND c.workspace_id = $2 AND ", person_sees!("c", "$3")))
+        .bind(conversation_id).bind(workspace_id).bind(person_id).fetch_optional(pool).await?);
     match row {
-        Some((pid, false)) if pid == person_id => Ok(()),
-        Some((pid, true)) if pid == person_id => Err(archived_error()),
-        _ => Err(Error::NotFound("conversation")),
+        Some((false,)) => Ok(()),
+        Some((true,)) => Err(archived_error()),
+        None => Err(Error::NotFound("conversation")),
     }
 }
 

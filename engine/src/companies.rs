@@ -42,6 +42,30 @@ pub(crate) async fn find_or_create(
     Ok((id, name.to_owned()))
 }
 
+/// Creates the company's shared conversation when the workspace uses company
+/// conversations and it has none yet; `person_id` (a member) is its person.
+pub(crate) async fn ensure_conversation(
+    c: &mut Conn<'_>,
+    workspace_id: &str,
+    company_id: &str,
+    name: &str,
+    person_id: &str,
+    now: i64,
+) -> Result<()> {
+    let row: Option<(bool, Option<String>)> = on_conn!(c, c => sqlx::query_as(
+        "SELECT w.company_conversations, co.conversation_id FROM company co JOIN workspace w ON w.id = co.workspace_id WHERE co.id = $1")
+        .bind(company_id).fetch_optional(&mut **c).await?);
+    let Some((true, None)) = row else { return Ok(()) };
+    let cid = new_id();
+    on_conn!(c, c => {
+        sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, company_id, title, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'open', $6, $6)")
+            .bind(&cid).bind(workspace_id).bind(person_id).bind(company_id).bind(name).bind(now).execute(&mut **c).await?;
+        sqlx::query("UPDATE company SET conversation_id = $1 WHERE id = $2").bind(&cid).bind(company_id).execute(&mut **c).await?;
+    });
+    Ok(())
+}
+
 /// Companies whose name starts with any word of `q` (for quick add), with
 /// member counts.
 pub async fn search(db: &Db, workspace_id: &str, q: &str, limit: i64) -> Result<Vec<Company>> {

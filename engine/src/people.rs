@@ -142,12 +142,15 @@ pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Resu
 pub struct Visitor {
     pub workspace_id: String,
     pub person_id: String,
+    /// They write in their company's shared conversation.
+    pub shared: bool,
 }
 
 pub async fn authenticate_visitor(db: &Db, token: &str) -> Result<Visitor> {
-    let row: Option<(String, String)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT workspace_id, person_id FROM visitor_session WHERE token_hash = $1")
+    let row: Option<(String, String, bool)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT s.workspace_id, s.person_id, (w.company_conversations AND p.company_id IS NOT NULL) FROM visitor_session s \
+         JOIN person p ON p.id = s.person_id JOIN workspace w ON w.id = s.workspace_id WHERE s.token_hash = $1")
         .bind(hash_token(token)).fetch_optional(pool).await?);
-    let (workspace_id, person_id) = row.ok_or(Error::Unauthorized)?;
-    Ok(Visitor { workspace_id, person_id })
+    let (workspace_id, person_id, shared) = row.ok_or(Error::Unauthorized)?;
+    Ok(Visitor { workspace_id, person_id, shared })
 }

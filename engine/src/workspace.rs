@@ -14,6 +14,8 @@ pub struct Workspace {
     #[serde(skip)]
     pub identity_secret: String,
     pub require_identity: bool,
+    /// Each person's conversation is shared with their whole company.
+    pub company_conversations: bool,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -27,21 +29,21 @@ pub struct Teammate {
 
 pub async fn get(db: &Db, id: &str) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE id = $1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE id = $1")
         .bind(id).fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }
 
 pub async fn by_app_id(db: &Db, app_id: &str) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE app_id = $1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE app_id = $1")
         .bind(app_id).fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }
 
 pub async fn by_name(db: &Db, name: &str) -> Result<Option<Workspace>> {
     Ok(with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace WHERE name = $1 ORDER BY created_at LIMIT 1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE name = $1 ORDER BY created_at LIMIT 1")
         .bind(name).fetch_optional(pool).await?))
 }
 
@@ -54,6 +56,7 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
         app_id: new_token("").chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase(),
         identity_secret: new_token(""),
         require_identity: false,
+        company_conversations: false,
     };
     with_tx!(db, tx => {
         sqlx::query("INSERT INTO workspace (id, name, app_id, identity_secret, require_identity, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -61,6 +64,15 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
             .execute(&mut *tx).await?;
     });
     Ok(ws)
+}
+
+pub async fn set_company_conversations(db: &Db, actor: &Actor, on: bool) -> Result<()> {
+    actor.require_admin()?;
+    with_tx!(db, tx => {
+        sqlx::query("UPDATE workspace SET company_conversations = $1 WHERE id = $2")
+            .bind(on).bind(&actor.workspace_id).execute(&mut *tx).await?;
+    });
+    Ok(())
 }
 
 pub async fn set_require_identity(db: &Db, actor: &Actor, on: bool) -> Result<()> {
@@ -159,7 +171,7 @@ pub async fn bootstrap(db: &Db, admin_email: Option<&str>, admin_password: Optio
 /// The oldest workspace (the one the demo page shows).
 pub async fn first(db: &Db) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity FROM workspace ORDER BY created_at, id LIMIT 1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace ORDER BY created_at, id LIMIT 1")
         .fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }

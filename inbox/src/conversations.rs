@@ -101,6 +101,7 @@ pub async fn reply(
             kind,
             echo_id: b.echo_id,
             buttons: None,
+            shared: false,
         },
     )
     .await?;

@@ -26,6 +26,8 @@ pub struct WorkspaceView {
 pub struct Settings {
     /// Refuse widget sessions with a `user_id` but no valid `user_hash`.
     pub require_identity: bool,
+    /// Every person's conversation is their company's: all members see it and write in it.
+    pub company_conversations: bool,
 }
 
 async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<WorkspaceView> {
@@ -34,7 +36,7 @@ async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<Workspa
         id: w.id,
         name: w.name,
         app_id: w.app_id,
-        settings: Settings { require_identity: w.require_identity },
+        settings: Settings { require_identity: w.require_identity, company_conversations: w.company_conversations },
         identity_secret: (role == Role::Admin).then_some(w.identity_secret),
     })
 }
@@ -48,6 +50,7 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth) -> Result<Json
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePatch {
     pub require_identity: Option<bool>,
+    pub company_conversations: Option<bool>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspace", tag = "workspace", request_body = WorkspacePatch,
@@ -56,6 +59,9 @@ pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body):
     actor.require_admin()?;
     if let Some(on) = body.require_identity {
         ws::set_require_identity(&engine.db, &actor, on).await?;
+    }
+    if let Some(on) = body.company_conversations {
+        ws::set_company_conversations(&engine.db, &actor, on).await?;
     }
     Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
 }

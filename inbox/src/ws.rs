@@ -95,6 +95,7 @@ impl Handler for AgentSide {
                         kind,
                         echo_id: f.echo_id.clone(),
                         buttons: None,
+                        shared: false,
                     },
                 )
                 .await?;

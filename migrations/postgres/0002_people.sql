@@ -16,6 +16,10 @@ CREATE TABLE company (
 CREATE UNIQUE INDEX company_name ON company (workspace_id, lower(name));
 CREATE UNIQUE INDEX company_external ON company (workspace_id, external_id);
 
+-- Every person's conversation is their company's: all members see it and
+-- write in it.
+ALTER TABLE workspace ADD COLUMN company_conversations BOOLEAN NOT NULL DEFAULT FALSE;
+
 ALTER TABLE person ADD COLUMN phone TEXT;
 ALTER TABLE person ADD COLUMN phone_kind TEXT;
 ALTER TABLE person ADD COLUMN company_id TEXT REFERENCES company(id);

@@ -95,6 +95,7 @@ impl Handler for VisitorSide {
                         kind: Kind::Chat,
                         echo_id: f.echo_id.clone(),
                         buttons: None,
+                        shared: self.visitor.shared,
                     },
                 )
                 .await?;

@@ -80,7 +80,7 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
 
 /// Whether `m` can go through the batch writer: plain chat from a person.
 pub fn eligible(m: &NewMessage) -> bool {
-    matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none()
+    matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none() && !m.shared
 }
 
 type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
@@ -414,6 +414,7 @@ mod tests {
             kind: Kind::Chat,
             echo_id: Some(echo.to_owned()),
             buttons: None,
+            shared: false,
         }
     }
 

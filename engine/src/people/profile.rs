@@ -357,6 +357,11 @@ pub(crate) async fn write(
         }
         return Err(e.into());
     }
+    if let Some((cid, cname)) = &s.company
+        && before.company.as_ref().map(|c| &c.0) != Some(cid)
+    {
+        companies::ensure_conversation(c, workspace_id, cid, cname, &id, now).await?;
+    }
     write_attributes(c, workspace_id, &id, &typed, &defs, now).await?;
     if s.tags != before.tags || current.is_none() {
         write_tags(c, workspace_id, &id, &s.tags).await?;

@@ -14,6 +14,7 @@ on_both_backends!(
     segments_stay_dynamic_and_nest,
     quick_add_finds_people_companies_and_segments,
     another_workspace_never_sees_these_people,
+    company_conversations_are_shared_by_every_member,
 );
 
 async fn person(app: &TestApp, body: Value) -> Value {
@@ -118,7 +119,8 @@ async fn upsert_finds_people_by_external_id_then_email_and_types_their_attribute
 
 async fn an_anonymous_visitor_identified_later_is_merged_and_nothing_is_lost(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let known = person(&app, json!({"external_id": "user-7", "name": "Kim Known", "attributes": {"plan": "pro"}, "tags": ["customer"]})).await;
+    let known =
+        person(&app, json!({"external_id": "user-7", "name": "Kim Known", "attributes": {"plan": "pro"}, "tags": ["customer"]})).await;
     let known_id = known["id"].as_str().unwrap();
 
     // An anonymous visitor chats, tracks and browses.
@@ -236,10 +238,17 @@ async fn batched_events_land_on_timelines_that_page_newest_first(backend: Backen
 
 async fn search_matches_text_and_filters_with_an_exact_total_and_cursor_pages(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for (i, (name, country)) in
-        [("Anna Berg", "DE"), ("Anton Meier", "DE"), ("Bea Anders", "FR"), ("Carl Nilsson", "SE"), ("Dora Diaz", "ES"), ("Emil Engel", "DE"), ("Anke Ahn", "KR")]
-            .iter()
-            .enumerate()
+    for (i, (name, country)) in [
+        ("Anna Berg", "DE"),
+        ("Anton Meier", "DE"),
+        ("Bea Anders", "FR"),
+        ("Carl Nilsson", "SE"),
+        ("Dora Diaz", "ES"),
+        ("Emil Engel", "DE"),
+        ("Anke Ahn", "KR"),
+    ]
+    .iter()
+    .enumerate()
     {
         person(&app, json!({"external_id": format!("s{i}"), "name": name, "email": format!("p{i}@mail{i}.test"), "country": country, "company": if i % 2 == 0 { "Northwind" } else { "Globex" }}))
             .await;
@@ -393,7 +402,11 @@ async fn segments_stay_dynamic_and_nest(backend: Backend) {
     person(&app, json!({"external_id": "1", "name": "One", "attributes": {"plan": "pro"}, "country": "DE"})).await;
     person(&app, json!({"external_id": "2", "name": "Two", "attributes": {"plan": "free"}, "country": "DE"})).await;
     let pro = app
-        .post("/api/v1/segments", &app.token, json!({"name": "Pro customers", "filter": {"field": "attributes.plan", "op": "eq", "value": "pro"}}))
+        .post(
+            "/api/v1/segments",
+            &app.token,
+            json!({"name": "Pro customers", "filter": {"field": "attributes.plan", "op": "eq", "value": "pro"}}),
+        )
         .await;
     assert_eq!(pro.status, 201, "{pro:?}");
     let pro_id = pro.body["id"].as_str().unwrap().to_owned();
@@ -437,7 +450,10 @@ async fn quick_add_finds_people_companies_and_segments(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     person(&app, json!({"external_id": "1", "name": "Stella Stone", "company": "Stark Industries"})).await;
     person(&app, json!({"external_id": "2", "name": "Bob", "company": "Stark Industries"})).await;
-    app.post("/api/v1/segments", &app.token, json!({"name": "Stale leads", "filter": {"field": "last_seen_at", "op": "exists"}})).await.ok().unwrap();
+    app.post("/api/v1/segments", &app.token, json!({"name": "Stale leads", "filter": {"field": "last_seen_at", "op": "exists"}}))
+        .await
+        .ok()
+        .unwrap();
     let found = app.get("/api/v1/search?q=st", &app.token).await.ok().unwrap();
     // Bob is found through his company's name.
     assert_eq!(found["people"].as_array().unwrap().len(), 2, "{found}");
@@ -485,4 +501,48 @@ async fn another_workspace_never_sees_these_people(backend: Backend) {
     assert_eq!((ev.status, ev.field()), (422, "person.id"));
     assert_eq!(app.get("/api/v1/search?q=mine", &other).await.ok().unwrap()["people"], json!([]));
     assert_eq!(search(&app, json!({})).await["total"], 1);
+}
+
+async fn company_conversations_are_shared_by_every_member(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let on = app.patch("/api/v1/workspace", &app.token, json!({"company_conversations": true})).await.ok().unwrap();
+    assert_eq!(on["settings"]["company_conversations"], true);
+    // Creating people of a company creates its one conversation.
+    person(&app, json!({"external_id": "ann", "name": "Ann", "company": "Umbrella"})).await;
+    person(&app, json!({"external_id": "ben", "name": "Ben", "company": "Umbrella"})).await;
+    person(&app, json!({"external_id": "eve", "name": "Eve", "company": "Other Corp"})).await;
+    let list = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
+    let titles: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|c| c["title"].as_str()).collect();
+    assert_eq!(titles.iter().filter(|t| **t == "Umbrella").count(), 1, "{list}");
+
+    let (ann_t, _) = app.visitor_with(json!({"user_id": "ann"})).await;
+    let (ben_t, _) = app.visitor_with(json!({"user_id": "ben"})).await;
+    let (eve_t, _) = app.visitor_with(json!({"user_id": "eve"})).await;
+    let mut ann = app.widget_ws(&ann_t).await;
+    let mut ben = app.widget_ws(&ben_t).await;
+    let mut eve = app.widget_ws(&eve_t).await;
+    let state = app.request("GET", "/widget/v1/conversation", Some(&ben_t), None).await.ok().unwrap();
+    let cid = state["conversation"]["id"].as_str().unwrap().to_owned();
+
+    // Ann writes without naming a conversation: it is the company's, and Ben sees it.
+    let sent = ann.say("a1", "is the order shipped?").await;
+    assert_eq!(sent["conversation_id"], cid.as_str());
+    let got = ben.next_of("message.created").await;
+    assert_eq!(got["message"]["body"], "is the order shipped?");
+    assert_eq!(got["message"]["author"]["name"], "Ann");
+    // Ben answers in the same conversation; Ann sees it.
+    let b = ben.say("b1", "I asked them too").await;
+    assert_eq!(b["conversation_id"], cid.as_str());
+    ann.next_where("message.created", |f| f["message"]["body"] == "I asked them too").await;
+    // A teammate's reply reaches both.
+    app.post(&format!("/api/v1/conversations/{cid}/messages"), &app.token, json!({"body": "shipped today"})).await.ok().unwrap();
+    for ws in [&mut ann, &mut ben] {
+        ws.next_where("message.created", |f| f["message"]["body"] == "shipped today").await;
+    }
+    // Someone of another company can neither write there nor hear it.
+    eve.send(json!({"type": "message.send", "echo_id": "e1", "conversation_id": cid, "body": "let me in"})).await;
+    let err = eve.next_of("error").await;
+    assert_eq!(err["code"], "not_found");
+    eve.expect_none_of("message.created", std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.thread(&cid).await.len(), 3);
 }
