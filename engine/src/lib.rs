@@ -86,7 +86,7 @@ impl Engine {
         chat::batch::start(&db, &hub, shutdown.clone());
         spawn_pruning(hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
-        let people_index = search::SqlIndex::new(db.clone());
+        let people_index = search::SqlIndex::shared(db.clone());
         Ok(Engine { db, hub, presence, people_index, public_url, shutdown })
     }
 }

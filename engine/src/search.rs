@@ -206,7 +206,7 @@ pub struct SqlIndex {
 }
 
 impl SqlIndex {
-    pub fn new(db: Db) -> Arc<dyn PeopleIndex> {
+    pub fn shared(db: Db) -> Arc<dyn PeopleIndex> {
         Arc::new(SqlIndex { db })
     }
 }

@@ -105,7 +105,11 @@ fn check_name(name: &str) -> Result<String> {
 /// Checks a segment's filter: it parses, and the segments it uses exist and do
 /// not lead back to `own_id`.
 async fn check_filter(db: &Db, workspace_id: &str, filter: &Value, own_id: Option<&str>) -> Result<String> {
-    let parsed = search::resolve_filter(db, workspace_id, filter, "filter").await?;
+    // Resolving checks the segments it uses; what is stored keeps them as
+    // references, so a change to one reaches every segment built on it.
+    search::resolve_filter(db, workspace_id, filter, "filter").await?;
+    let schema = crate::people::profile::schema(db, workspace_id).await?;
+    let parsed = crate::filter::Filter::parse(filter, &schema, "filter")?;
     if let Some(own) = own_id
         && references(db, workspace_id, filter, own).await?
     {

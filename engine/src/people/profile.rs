@@ -451,14 +451,8 @@ impl State {
         }
     }
 
-    /// Name, email, phone (also without its `+`) and company, for full text.
     fn search_text(&self) -> String {
-        let phone_digits = self.phone.as_ref().map(|p| p.trim_start_matches('+').to_owned());
-        [self.name.clone(), self.email.clone(), self.phone.clone(), phone_digits, self.company.as_ref().map(|c| c.1.clone())]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ")
+        search_text(self.name.as_deref(), self.email.as_deref(), self.phone.as_deref(), self.company.as_ref().map(|c| c.1.as_str()))
     }
 
     /// What changed from `self` to `after`, as (name, from, to).
@@ -486,6 +480,19 @@ impl State {
         }
         out
     }
+}
+
+/// The text full-text search looks in: name, email (whole and in its parts,
+/// since PostgreSQL's parser keeps an email as one token), phone (also
+/// without its `+`) and company.
+pub fn search_text(name: Option<&str>, email: Option<&str>, phone: Option<&str>, company: Option<&str>) -> String {
+    let email_parts = email.map(|e| e.replace(|c: char| !c.is_alphanumeric(), " "));
+    let phone_digits = phone.map(|p| p.trim_start_matches('+').to_owned());
+    [name.map(str::to_owned), email.map(str::to_owned), email_parts, phone.map(str::to_owned), phone_digits, company.map(str::to_owned)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Merges the anonymous person `from` into the known person `into`:
