@@ -86,6 +86,7 @@ impl Db {
             Db::Sqlite { read, write }
         };
         db.migrate().await?;
+        db.optimize().await?;
         Ok(db)
     }
 
@@ -98,6 +99,17 @@ impl Db {
         match self {
             Db::Sqlite { write, .. } => parley_migrations::SQLITE.run(write).await?,
             Db::Postgres(pool) => parley_migrations::POSTGRES.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Refreshes the SQLite planner's statistics where they are stale (people
+    /// search plans depend on them); PostgreSQL's autovacuum does this itself.
+    pub async fn optimize(&self) -> anyhow::Result<()> {
+        if let Db::Sqlite { write, .. } = self {
+            // 0x10002: analyze tables that never were, with a row limit per
+            // index so this stays quick on big tables.
+            sqlx::query("PRAGMA optimize=0x10002").execute(write).await?;
         }
         Ok(())
     }

@@ -44,14 +44,18 @@ pub use error::{Error, Result};
 /// How long realtime frames are kept for `resume`.
 const FRAME_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Prunes old realtime frames hourly (every node may; the delete is idempotent).
-fn spawn_pruning(hub: hub::Hub, shutdown: tokio_util::sync::CancellationToken) {
+/// Hourly upkeep: prunes old realtime frames (every node may; the delete is
+/// idempotent) and refreshes SQLite's planner statistics.
+fn spawn_pruning(db: Db, hub: hub::Hub, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if let Err(e) = db.optimize().await {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
             }
             match hub.prune(FRAME_RETENTION_MS).await {
                 Ok(n) if n > 0 => tracing::info!(frames = n, "pruned old realtime frames"),
@@ -84,7 +88,7 @@ impl Engine {
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone());
         chat::batch::start(&db, &hub, shutdown.clone());
-        spawn_pruning(hub.clone(), shutdown.clone());
+        spawn_pruning(db.clone(), hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
         let people_index = search::SqlIndex::shared(db.clone());
         Ok(Engine { db, hub, presence, people_index, public_url, shutdown })
