@@ -9,4 +9,5 @@ mod browser;
 mod chat;
 mod nodes;
 mod ops;
+mod transfer;
 mod widget;
