@@ -2,6 +2,8 @@
 //!
 //! - [`input`]: what callers may say about a person, parsed at the edge.
 //! - [`profile`]: read, upsert, patch, delete and merge.
+//! - [`transfer`]: CSV import through the upsert path, and CSV export.
+//! - [`seed`]: synthetic people, companies and events for benchmarks.
 //!
 //! An anonymous visitor is a person from the first request on (a lead); when
 //! the site identifies them (`user_id`, verified by `user_hash` when the
@@ -9,6 +11,8 @@
 
 pub mod input;
 pub mod profile;
+pub mod seed;
+pub mod transfer;
 
 use serde::Serialize;
 

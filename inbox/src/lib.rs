@@ -7,6 +7,7 @@
 //!   assignment, participants, archive, deletes.
 //! - [`people`]: people, their timelines, events, search, quick add, companies.
 //! - [`segments`]: saved filters.
+//! - [`transfer`]: people in and out as CSV.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
 use axum::Router;
@@ -18,6 +19,7 @@ pub mod conversations;
 pub mod extract;
 pub mod people;
 pub mod segments;
+pub mod transfer;
 pub mod workspace;
 pub mod ws;
 
@@ -40,6 +42,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/messages/{id}", delete(conversations::delete_message))
         .route("/people", post(people::upsert))
         .route("/people/search", post(people::search))
+        .route("/people/import", post(transfer::import))
+        .route("/people/export", get(transfer::export))
         .route("/people/{id}", get(people::get).patch(people::patch).delete(people::delete))
         .route("/people/{id}/timeline", get(people::timeline))
         .route("/events", post(people::track))
@@ -64,6 +68,7 @@ pub fn router(engine: Engine) -> Router {
         people::upsert, people::get, people::patch, people::delete, people::timeline, people::track, people::search,
         people::quick_add, people::companies, people::company,
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
+        transfer::import, transfer::export,
     ),
     components(schemas(parley_engine::error::ErrorBody)),
     modifiers(&BearerAuth),

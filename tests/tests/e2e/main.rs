@@ -10,4 +10,5 @@ mod chat;
 mod nodes;
 mod ops;
 mod people;
+mod transfer;
 mod widget;

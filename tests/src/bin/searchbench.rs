@@ -1,0 +1,391 @@
+//! People search benchmark.
+//!
+//! Seeds a database with `parley seed` (unless `--data-dir` already holds
+//! one), starts `parley serve` on it, logs in, then measures:
+//!
+//! 1. `POST /api/v1/people/search` from `--clients` concurrent clients for
+//!    `--seconds`, cycling through typical queries (name prefix, country,
+//!    plan and recency, tag, event count, radius around a city, text plus
+//!    filter): requests/s and p50/p90/p99/max per kind and overall;
+//! 2. a segment's live count: `GET /api/v1/segments/{id}` 20 times;
+//! 3. event ingest: `POST /api/v1/events` with 1000 events a request from 4
+//!    clients for `--ingest-seconds`: events/s.
+//!
+//! With `--url` and `--token` it measures a running server instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use parley_engine::people::seed::{CITIES, FIRST_NAMES, TAGS};
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(about = "People search benchmark for Parley: search latency, segment counts, event ingest")]
+struct Args {
+    /// The parley binary to seed and start (build it with --release).
+    #[arg(long, default_value = "target/release/parley")]
+    parley: PathBuf,
+    /// People to seed into a new database.
+    #[arg(long, default_value_t = 100_000)]
+    people: u64,
+    #[arg(long, default_value_t = 5)]
+    events_per_person: u32,
+    /// A data dir to use: seeded on first use, reused (not seeded again) after.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Run on PostgreSQL instead of SQLite in the data dir.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Measure a running server instead (with --token).
+    #[arg(long, requires = "token")]
+    url: Option<String>,
+    /// A session token or API key for --url.
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    clients: usize,
+    /// How long the search mix runs.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Only these query kinds (comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
+    #[arg(long, default_value_t = 5)]
+    ingest_seconds: u64,
+    #[arg(long, default_value_t = 18_490)]
+    port: u16,
+}
+
+const EMAIL: &str = "bench@example.test";
+const PASSWORD: &str = "bench-password";
+
+struct Server {
+    child: Child,
+    /// Removed on exit when the benchmark made it.
+    temp_dir: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn parley(args: &Args, dir: &Path) -> Command {
+    let mut cmd = Command::new(&args.parley);
+    cmd.env("PARLEY_DATA_DIR", dir).env("PARLEY_LOG", "warn");
+    match &args.database_url {
+        Some(url) => cmd.env("DATABASE_URL", url),
+        None => cmd.env_remove("DATABASE_URL"),
+    };
+    cmd
+}
+
+/// Bytes of the SQLite files in `dir`.
+fn db_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("parley.db"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Seeds (when new) and starts a server; returns it with its base URL.
+async fn start(args: &Args, http: &reqwest::Client) -> anyhow::Result<(Server, String)> {
+    let (dir, temp_dir) = match &args.data_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!("parley-searchbench-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            (d.clone(), Some(d))
+        }
+    };
+    let seeded_before = args.database_url.is_none() && dir.join("parley.db").exists();
+    if seeded_before {
+        println!("reusing the database in {}", dir.display());
+    } else {
+        let started = Instant::now();
+        let status = parley(args, &dir)
+            .args(["seed", "--people", &args.people.to_string(), "--events-per-person", &args.events_per_person.to_string()])
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status()
+            .with_context(|| format!("running {} seed", args.parley.display()))?;
+        if !status.success() {
+            bail!("seeding failed: {status}");
+        }
+        println!("seed: {} people in {:.1} s", args.people, started.elapsed().as_secs_f64());
+    }
+    if args.database_url.is_none() {
+        println!("database size: {:.1} MiB", db_size(&dir) as f64 / (1024.0 * 1024.0));
+    }
+    let child = parley(args, &dir)
+        .arg("serve")
+        .env("PARLEY_BIND", format!("127.0.0.1:{}", args.port))
+        .env("PARLEY_ADMIN_EMAIL", EMAIL)
+        .env("PARLEY_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", args.parley.display()))?;
+    let server = Server { child, temp_dir };
+    let base = format!("http://127.0.0.1:{}", args.port);
+    for _ in 0..600 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok((server, base));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the server did not become ready")
+}
+
+/// A typical search, by kind; `n` varies the parameters.
+fn query(kind: &str, n: usize) -> Value {
+    let prefix = |n: usize| FIRST_NAMES[n % FIRST_NAMES.len()].chars().take(3).collect::<String>().to_lowercase();
+    let (_, country, _, lat, lon) = CITIES[n % CITIES.len()];
+    let by_country = json!({"field": "country", "op": "eq", "value": country});
+    match kind {
+        "text" => json!({"q": prefix(n)}),
+        "country" => json!({"filter": by_country}),
+        "plan_recent" => json!({"filter": {"and": [
+            {"field": "attributes.plan", "op": "eq", "value": "pro"},
+            {"field": "last_seen_at", "op": "within_days", "value": 30},
+        ]}}),
+        "tag" => json!({"filter": {"field": "tags", "op": "contains", "value": TAGS[n % TAGS.len()]}}),
+        "event" => json!({"filter": {"event": "purchased", "min_count": 2, "within_days": 30}}),
+        "radius" => json!({"filter": {"field": "location", "op": "within_radius", "value": {"lat": lat, "lon": lon, "km": 25}}}),
+        _ => json!({"q": prefix(n), "filter": by_country}),
+    }
+}
+
+const KINDS: [&str; 7] = ["text", "country", "plan_recent", "tag", "event", "radius", "text_filter"];
+
+/// Latencies of one kind of request, and how many failed.
+#[derive(Default, Clone)]
+struct Sample {
+    ok: Vec<Duration>,
+    failed: u64,
+}
+
+impl Sample {
+    fn at(sorted: &[Duration], q: f64) -> f64 {
+        let rank = ((sorted.len() as f64) * q).ceil() as usize;
+        sorted.get(rank.saturating_sub(1)).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+
+    fn row(&self, name: &str, secs: f64) {
+        let mut v = self.ok.clone();
+        v.sort_unstable();
+        println!(
+            "{name:<14} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            v.len(),
+            v.len() as f64 / secs,
+            Self::at(&v, 0.50),
+            Self::at(&v, 0.90),
+            Self::at(&v, 0.99),
+            v.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            self.failed
+        );
+    }
+}
+
+async fn timed(req: reqwest::RequestBuilder) -> (Duration, anyhow::Result<Value>) {
+    let started = Instant::now();
+    let res = async {
+        let res = req.send().await?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{status}: {body}");
+        }
+        Ok(body)
+    }
+    .await;
+    (started.elapsed(), res)
+}
+
+async fn search_mix(http: &reqwest::Client, base: &str, token: &str, args: &Args) -> anyhow::Result<()> {
+    let kinds: Vec<&'static str> =
+        if args.kinds.is_empty() { KINDS.to_vec() } else { KINDS.iter().copied().filter(|k| args.kinds.iter().any(|a| a == k)).collect() };
+    if kinds.is_empty() {
+        bail!("--kinds names none of {KINDS:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..args.clients {
+        let (http, url, token, kinds) = (http.clone(), format!("{base}/api/v1/people/search"), token.to_owned(), kinds.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = vec![Sample::default(); kinds.len()];
+            let mut n = client;
+            let mut first_error = None;
+            while Instant::now() < deadline {
+                let k = n % kinds.len();
+                let (took, res) = timed(http.post(&url).bearer_auth(&token).json(&query(kinds[k], n / kinds.len()))).await;
+                match res {
+                    Ok(_) => samples[k].ok.push(took),
+                    Err(e) => {
+                        samples[k].failed += 1;
+                        first_error.get_or_insert(format!("{}: {e}", kinds[k]));
+                    }
+                }
+                n += 1;
+            }
+            (samples, first_error)
+        }));
+    }
+    let mut per_kind = vec![Sample::default(); kinds.len()];
+    for t in tasks {
+        let (samples, err) = t.await?;
+        if let Some(e) = err {
+            eprintln!("a request failed: {e:.300}");
+        }
+        for (all, s) in per_kind.iter_mut().zip(samples) {
+            all.ok.extend(s.ok);
+            all.failed += s.failed;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("\npeople search: {} clients for {secs:.1} s", args.clients);
+    println!(
+        "{:<14} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "kind", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+    );
+    let mut overall = Sample::default();
+    for (k, s) in kinds.iter().zip(&per_kind) {
+        s.row(k, secs);
+        overall.ok.extend(&s.ok);
+        overall.failed += s.failed;
+    }
+    overall.row("overall", secs);
+    Ok(())
+}
+
+async fn segment_counts(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    let filter = query("plan_recent", 0)["filter"].clone();
+    let name = format!("searchbench {}", std::process::id());
+    let (_, created) =
+        timed(http.post(format!("{base}/api/v1/segments")).bearer_auth(token).json(&json!({"name": name, "filter": filter}))).await;
+    let created = created?;
+    let id = created["id"].as_str().context("segment id")?;
+    let mut s = Sample::default();
+    let mut count = Value::Null;
+    for _ in 0..20 {
+        let (took, res) = timed(http.get(format!("{base}/api/v1/segments/{id}")).bearer_auth(token)).await;
+        match res {
+            Ok(v) => {
+                count = v["count"].clone();
+                s.ok.push(took);
+            }
+            Err(_) => s.failed += 1,
+        }
+    }
+    let _ = http.delete(format!("{base}/api/v1/segments/{id}")).bearer_auth(token).send().await;
+    s.ok.sort_unstable();
+    println!(
+        "\nsegment count (GET /api/v1/segments/{{id}}, count {count}): n={} p50={:.2} ms p99={:.2} ms errors={}",
+        s.ok.len(),
+        Sample::at(&s.ok, 0.50),
+        Sample::at(&s.ok, 0.99),
+        s.failed
+    );
+    Ok(())
+}
+
+async fn ingest(http: &reqwest::Client, base: &str, token: &str, args: &Args) -> anyhow::Result<()> {
+    const CLIENTS: usize = 4;
+    const BATCH: usize = 1000;
+    let names = ["page.view", "signed_in", "purchased", "invited_teammate"];
+    let people = args.people.max(1);
+    let accepted = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.ingest_seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (http, url, token, accepted) = (http.clone(), format!("{base}/api/v1/events"), token.to_owned(), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = Sample::default();
+            let mut k = client as u64 * 7919;
+            while Instant::now() < deadline {
+                // Seeded people are usr_0 … usr_{people-1}.
+                let batch: Vec<Value> = (0..BATCH)
+                    .map(|i| {
+                        k = (k + 104_729) % people;
+                        json!({"person": {"external_id": format!("usr_{k}")}, "name": names[i % names.len()], "data": {"bench": true}})
+                    })
+                    .collect();
+                let (took, res) = timed(http.post(&url).bearer_auth(&token).json(&batch)).await;
+                match res {
+                    Ok(v) => {
+                        accepted.fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                        s.ok.push(took);
+                    }
+                    Err(e) => {
+                        s.failed += 1;
+                        eprintln!("an ingest request failed: {e:.300}");
+                    }
+                }
+            }
+            s
+        }));
+    }
+    let mut all = Sample::default();
+    for t in tasks {
+        let s = t.await?;
+        all.ok.extend(s.ok);
+        all.failed += s.failed;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = accepted.load(Ordering::Relaxed);
+    all.ok.sort_unstable();
+    println!(
+        "\nevent ingest ({CLIENTS} clients, {BATCH} events a request): {n} events in {secs:.1} s = {:.0} events/s; request p50={:.1} ms p99={:.1} ms errors={}",
+        n as f64 / secs,
+        Sample::at(&all.ok, 0.50),
+        Sample::at(&all.ok, 0.99),
+        all.failed
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let (_server, base, token) = match (&args.url, &args.token) {
+        (Some(url), Some(token)) => (None, url.trim_end_matches('/').to_owned(), token.clone()),
+        _ => {
+            let (server, base) = start(&args, &http).await?;
+            let login: Value = http
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"email": EMAIL, "password": PASSWORD}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let token = login["token"].as_str().with_context(|| format!("logging in: {login}"))?.to_owned();
+            (Some(server), base, token)
+        }
+    };
+    search_mix(&http, &base, &token, &args).await?;
+    segment_counts(&http, &base, &token).await?;
+    if args.ingest_seconds > 0 {
+        ingest(&http, &base, &token, &args).await?;
+    }
+    println!("\ncommand: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    Ok(())
+}
