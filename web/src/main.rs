@@ -234,7 +234,7 @@ async fn export_people(
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => Box::new(std::io::stdout()),
     };
-    let index = search::SqlIndex::new(db.clone());
+    let index = search::SqlIndex::shared(db.clone());
     let n = transfer::export_csv(&db, index.as_ref(), &ws.id, filter.as_ref(), q.as_deref(), std::io::BufWriter::new(out))
         .await
         .map_err(cli_error)?;
