@@ -206,6 +206,7 @@ pub struct SqlIndex {
 }
 
 impl SqlIndex {
+    #[allow(clippy::new_ret_no_self, reason = "the index is only ever used behind the PeopleIndex seam")]
     pub fn new(db: Db) -> Arc<dyn PeopleIndex> {
         Arc::new(SqlIndex { db })
     }

@@ -39,6 +39,18 @@ pub fn parse_rfc3339(field: &str, value: &str) -> crate::Result<i64> {
         .map_err(|_| crate::Error::invalid(field, "expected an RFC 3339 time such as 2026-01-31T09:00:00Z"))
 }
 
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,16 +78,4 @@ mod tests {
         assert_eq!(parse_rfc3339("at", &rfc3339(ms)).ok(), Some(ms));
         assert!(parse_rfc3339("at", "yesterday").is_err());
     }
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-pub fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -118,7 +118,8 @@ async fn upsert_finds_people_by_external_id_then_email_and_types_their_attribute
 
 async fn an_anonymous_visitor_identified_later_is_merged_and_nothing_is_lost(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let known = person(&app, json!({"external_id": "user-7", "name": "Kim Known", "attributes": {"plan": "pro"}, "tags": ["customer"]})).await;
+    let known =
+        person(&app, json!({"external_id": "user-7", "name": "Kim Known", "attributes": {"plan": "pro"}, "tags": ["customer"]})).await;
     let known_id = known["id"].as_str().unwrap();
 
     // An anonymous visitor chats, tracks and browses.
@@ -236,10 +237,17 @@ async fn batched_events_land_on_timelines_that_page_newest_first(backend: Backen
 
 async fn search_matches_text_and_filters_with_an_exact_total_and_cursor_pages(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for (i, (name, country)) in
-        [("Anna Berg", "DE"), ("Anton Meier", "DE"), ("Bea Anders", "FR"), ("Carl Nilsson", "SE"), ("Dora Diaz", "ES"), ("Emil Engel", "DE"), ("Anke Ahn", "KR")]
-            .iter()
-            .enumerate()
+    for (i, (name, country)) in [
+        ("Anna Berg", "DE"),
+        ("Anton Meier", "DE"),
+        ("Bea Anders", "FR"),
+        ("Carl Nilsson", "SE"),
+        ("Dora Diaz", "ES"),
+        ("Emil Engel", "DE"),
+        ("Anke Ahn", "KR"),
+    ]
+    .iter()
+    .enumerate()
     {
         person(&app, json!({"external_id": format!("s{i}"), "name": name, "email": format!("p{i}@mail{i}.test"), "country": country, "company": if i % 2 == 0 { "Northwind" } else { "Globex" }}))
             .await;
@@ -393,7 +401,11 @@ async fn segments_stay_dynamic_and_nest(backend: Backend) {
     person(&app, json!({"external_id": "1", "name": "One", "attributes": {"plan": "pro"}, "country": "DE"})).await;
     person(&app, json!({"external_id": "2", "name": "Two", "attributes": {"plan": "free"}, "country": "DE"})).await;
     let pro = app
-        .post("/api/v1/segments", &app.token, json!({"name": "Pro customers", "filter": {"field": "attributes.plan", "op": "eq", "value": "pro"}}))
+        .post(
+            "/api/v1/segments",
+            &app.token,
+            json!({"name": "Pro customers", "filter": {"field": "attributes.plan", "op": "eq", "value": "pro"}}),
+        )
         .await;
     assert_eq!(pro.status, 201, "{pro:?}");
     let pro_id = pro.body["id"].as_str().unwrap().to_owned();
@@ -437,7 +449,10 @@ async fn quick_add_finds_people_companies_and_segments(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     person(&app, json!({"external_id": "1", "name": "Stella Stone", "company": "Stark Industries"})).await;
     person(&app, json!({"external_id": "2", "name": "Bob", "company": "Stark Industries"})).await;
-    app.post("/api/v1/segments", &app.token, json!({"name": "Stale leads", "filter": {"field": "last_seen_at", "op": "exists"}})).await.ok().unwrap();
+    app.post("/api/v1/segments", &app.token, json!({"name": "Stale leads", "filter": {"field": "last_seen_at", "op": "exists"}}))
+        .await
+        .ok()
+        .unwrap();
     let found = app.get("/api/v1/search?q=st", &app.token).await.ok().unwrap();
     // Bob is found through his company's name.
     assert_eq!(found["people"].as_array().unwrap().len(), 2, "{found}");
