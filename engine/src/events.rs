@@ -40,6 +40,8 @@ pub(crate) async fn insert(c: &mut Conn<'_>, workspace_id: &str, person_id: &str
             .bind(new_id()).bind(workspace_id).bind(person_id).bind(name).bind(data).bind(at)
             .execute(&mut **c).await?;
         sqlx::query(SUMMARY_UPSERT).bind(person_id).bind(workspace_id).bind(name).bind(1_i64).bind(at).bind(at).execute(&mut **c).await?;
+        // The summary is part of what people search shows: mark the person changed.
+        sqlx::query("UPDATE person SET updated_at = $1 WHERE id = $2").bind(now_ms()).bind(person_id).execute(&mut **c).await?;
     });
     Ok(())
 }
@@ -207,6 +209,22 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
                  first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
                  last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END",
             );
+            q.build().execute(&mut **c).await?;
+        });
+    }
+    // Summaries are part of what people search shows: mark their people changed.
+    let people: std::collections::BTreeSet<&str> = sums.iter().map(|((_, pid, _), _)| *pid).collect();
+    let people: Vec<&str> = people.into_iter().collect();
+    let now = now_ms();
+    for chunk in people.chunks(1000) {
+        on_conn!(c, c => {
+            let mut q = sqlx::QueryBuilder::new("UPDATE person SET updated_at = ");
+            q.push_bind(now).push(" WHERE id IN (");
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            q.push(")");
             q.build().execute(&mut **c).await?;
         });
     }

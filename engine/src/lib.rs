@@ -82,15 +82,26 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects the hub and presence to `db` and starts their background tasks.
-    pub async fn start(db: Db, public_url: String) -> Result<Engine> {
+    /// Connects the hub and presence to `db` and starts their background
+    /// tasks. With `meili`, people are searched on Meilisearch (SQL answering
+    /// what it cannot) and a loop keeps its index in step.
+    pub async fn start(db: Db, public_url: String, meili: Option<search::meili::MeiliConfig>) -> Result<Engine> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone());
         chat::batch::start(&db, &hub, shutdown.clone());
         spawn_pruning(db.clone(), hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
-        let people_index = search::SqlIndex::shared(db.clone());
+        let sql = search::SqlIndex::shared(db.clone());
+        let people_index: std::sync::Arc<dyn search::PeopleIndex> = match meili {
+            None => sql,
+            Some(config) => {
+                let index = std::sync::Arc::new(search::meili::MeiliIndex::new(&config, search::meili::INDEX_UID, sql)?);
+                search::meili::spawn_sync(db.clone(), index.clone(), shutdown.clone());
+                tracing::info!(url = %config.url, index = search::meili::INDEX_UID, "people search on Meilisearch");
+                index
+            }
+        };
         Ok(Engine { db, hub, presence, people_index, public_url, shutdown })
     }
 }

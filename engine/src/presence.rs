@@ -83,7 +83,8 @@ impl Presence {
                 sqlx::query("INSERT INTO presence (node_id, person_id, workspace_id, connections) VALUES ($1, $2, $3, 1) \
                              ON CONFLICT (node_id, person_id) DO UPDATE SET connections = 1")
                     .bind(self.hub.node_id()).bind(person_id).bind(workspace_id).execute(&mut *tx).await?;
-                sqlx::query("UPDATE person SET last_seen_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
+                // updated_at too: an external search index follows it, and sorts by last_seen_at.
+                sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
             });
             if !was_online {
                 self.announce(workspace_id, person_id, true).await;
@@ -113,7 +114,8 @@ impl Presence {
             with_tx!(&self.db, tx => {
                 sqlx::query("DELETE FROM presence WHERE node_id = $1 AND person_id = $2")
                     .bind(self.hub.node_id()).bind(person_id).execute(&mut *tx).await?;
-                sqlx::query("UPDATE person SET last_seen_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
+                // updated_at too: an external search index follows it, and sorts by last_seen_at.
+                sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
             });
             if !self.online(person_id).await? {
                 self.announce(workspace_id, person_id, false).await;

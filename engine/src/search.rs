@@ -5,6 +5,9 @@
 //! ([`SqlIndex`]: FTS5 on SQLite, `tsvector` on PostgreSQL, the filter compiled
 //! to WHERE) and Meilisearch. Either answers with ids; profiles are
 //! always read from the database, so both show the same people the same way.
+//!
+//! - [`meili`]: the Meilisearch index, its documents and the loop that keeps
+//!   it in step with the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use crate::filter::{self, Bind, Dialect, Filter, Schema};
 use crate::people::{Person, profile};
 use crate::util::now_ms;
 use crate::{Db, Error, Result, with_db};
+
+pub mod meili;
 
 pub const PAGE_MAX: i64 = 200;
 

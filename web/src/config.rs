@@ -181,6 +181,12 @@ impl Config {
         Ok(c)
     }
 
+    /// Meilisearch for people search, when a URL is configured.
+    pub fn meili(&self) -> Option<parley_engine::search::meili::MeiliConfig> {
+        let url = self.meili_url.clone().filter(|u| !u.trim().is_empty())?;
+        Some(parley_engine::search::meili::MeiliConfig { url, key: self.meili_key.clone() })
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| parley_engine::Db::sqlite_url_in(&self.data_dir))
     }
@@ -261,8 +267,30 @@ mod tests {
 
     #[test]
     fn secrets_are_hidden_in_debug() {
-        let c = Config { admin_password: Some("hunter22".into()), database_url: Some("postgres://u:pw@h/db".into()), ..Config::default() };
+        let c = Config {
+            admin_password: Some("hunter22".into()),
+            database_url: Some("postgres://u:pw@h/db".into()),
+            meili_key: Some("meili-master-key".into()),
+            ..Config::default()
+        };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter22") && !shown.contains("pw@h"), "{shown}");
+        assert!(!shown.contains("hunter22") && !shown.contains("pw@h") && !shown.contains("meili-master"), "{shown}");
+        let meili = Config { meili_url: Some("http://127.0.0.1:7700".into()), ..c }.meili().unwrap();
+        assert!(!format!("{meili:?}").contains("meili-master"));
+    }
+
+    #[test]
+    fn meilisearch_comes_from_the_file_or_the_environment() {
+        let dir = std::env::temp_dir().join(format!("parley-config-meili-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("parley.toml");
+        std::fs::write(&file, "[search]\nmeili_url = \"http://127.0.0.1:7701\"\nmeili_key = \"from-file\"\n").unwrap();
+        let c = Config::load(Some(&file), |_| None).unwrap();
+        let m = c.meili().unwrap();
+        assert_eq!((m.url.as_str(), m.key.as_deref()), ("http://127.0.0.1:7701", Some("from-file")));
+        let c = Config::load(Some(&file), |k| (k == "MEILI_URL" || k == "MEILI_KEY").then(|| format!("env-{k}"))).unwrap();
+        let m = c.meili().unwrap();
+        assert_eq!((m.url.as_str(), m.key.as_deref()), ("env-MEILI_URL", Some("env-MEILI_KEY")));
+        assert!(Config::default().meili().is_none());
     }
 }

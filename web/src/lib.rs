@@ -52,7 +52,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
             }
         }
     }
-    let engine = Engine::start(db, public_url).await?;
+    let engine = Engine::start(db, public_url, config.meili()).await?;
     let router = routes(engine.clone());
     Ok(App { engine, router })
 }

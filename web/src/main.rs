@@ -1,5 +1,6 @@
-//! `parley`: serve, migrate, create admins, print an example config, and
-//! move people in and out in bulk (import, export, seed).
+//! `parley`: serve, migrate, create admins, print an example config, move
+//! people in and out in bulk (import, export, seed), and rebuild the search
+//! index.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,6 +67,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// People search on Meilisearch.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +107,13 @@ enum ExportCommand {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Rebuild the Meilisearch index of people from the database, then swap
+    /// it in (servers keep searching the old one until then).
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -301,7 +314,33 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed { people, workspace, events_per_person, seed } => {
             seed_people(&config, workspace, SeedOptions { people, events_per_person, seed }).await
         }
+        Command::Search { command: SearchCommand::Reindex } => reindex(config).await,
     }
+}
+
+async fn reindex(config: Config) -> anyhow::Result<()> {
+    use parley_engine::search::{SqlIndex, meili};
+    let target = config.meili().ok_or_else(|| anyhow::anyhow!("Meilisearch is not configured: set MEILI_URL or [search] meili_url"))?;
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let db = Db::connect(&config.database_url()).await?;
+    let index = meili::MeiliIndex::new(&target, meili::INDEX_UID, SqlIndex::shared(db.clone()))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} people ({eta} left)")?.progress_chars("=> "),
+    );
+    bar.set_message(format!("indexing into {}", meili::INDEX_UID));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let done = meili::reindex(&db, &index, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    db.close().await;
+    println!("reindexed {} people into {}", done?, meili::INDEX_UID);
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

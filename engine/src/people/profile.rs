@@ -226,6 +226,10 @@ pub(crate) async fn load(c: &mut Conn<'_>, workspace_id: &str, id: &str) -> Resu
         .bind(id).bind(workspace_id).fetch_optional(&mut **c).await?))
 }
 
+/// Records a removed person so an external search index drops them too.
+const FORGET: &str = "INSERT INTO person_deleted (id, workspace_id, deleted_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at";
+
 /// Deletes a person and everything that is theirs: conversations, messages,
 /// timeline, sessions.
 #[tracing::instrument(skip_all, fields(person = %id))]
@@ -249,6 +253,7 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
+        sqlx::query(FORGET).bind(id).bind(workspace_id).bind(now_ms()).execute(&mut *tx).await?;
     });
     tracing::info!(person = %id, workspace = %workspace_id, "person deleted");
     Ok(())
@@ -560,6 +565,7 @@ pub(crate) async fn merge(c: &mut Conn<'_>, workspace_id: &str, from: &str, into
         ] {
             sqlx::query(sql).bind(into).bind(from).execute(&mut **c).await?;
         }
+        sqlx::query(FORGET).bind(from).bind(workspace_id).bind(now).execute(&mut **c).await?;
     });
     events::insert(
         c,
