@@ -87,6 +87,8 @@ pub struct Prepared {
     pub limit: i64,
     pub cursor: Option<Value>,
     pub now_ms: i64,
+    /// Only `total` is wanted: an index may skip reading a page.
+    pub count_only: bool,
 }
 
 /// Ids of one page, in order, with the exact total.
@@ -108,13 +110,26 @@ pub fn words(q: &str) -> Vec<String> {
     q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(8).map(str::to_lowercase).collect()
 }
 
+/// A filter checked against the workspace: as written, with its segments
+/// inlined, and the ids of every segment it reaches.
+pub struct Resolved {
+    pub written: Filter,
+    pub inlined: Filter,
+    pub segments: Vec<String>,
+}
+
 /// Parses a filter against the workspace's attributes and inlines the
 /// segments it uses (and those they use).
 pub async fn resolve_filter(db: &Db, workspace_id: &str, value: &Value, path: &str) -> Result<Filter> {
+    Ok(resolve(db, workspace_id, value, path).await?.inlined)
+}
+
+/// [`resolve_filter`], keeping the filter as written and the segments reached.
+pub async fn resolve(db: &Db, workspace_id: &str, value: &Value, path: &str) -> Result<Resolved> {
     let schema = profile::schema(db, workspace_id).await?;
-    let mut filter = Filter::parse(value, &schema, path)?;
+    let written = Filter::parse(value, &schema, path)?;
     let mut segments: HashMap<String, Filter> = HashMap::new();
-    let mut todo = filter.segment_ids();
+    let mut todo = written.segment_ids();
     while let Some(id) = todo.pop() {
         if segments.contains_key(&id) {
             continue;
@@ -130,10 +145,11 @@ pub async fn resolve_filter(db: &Db, workspace_id: &str, value: &Value, path: &s
             return Err(Error::invalid(path, "this filter uses more than 50 segments"));
         }
     }
+    let mut inlined = written.clone();
     if !segments.is_empty() {
-        filter.inline_segments(&segments)?;
+        inlined.inline_segments(&segments)?;
     }
-    Ok(filter)
+    Ok(Resolved { written, inlined, segments: segments.into_keys().collect() })
 }
 
 /// A stored filter, parsed; one that no longer fits the schema matches nobody
@@ -184,6 +200,7 @@ pub async fn prepare(db: &Db, workspace_id: &str, req: &SearchRequest) -> Result
         limit,
         cursor,
         now_ms: now_ms(),
+        count_only: false,
     })
 }
 
@@ -200,7 +217,7 @@ pub async fn search(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, req: &
 /// How many people match a filter.
 pub async fn count(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, filter: &Value) -> Result<i64> {
     let req = SearchRequest { filter: Some(filter.clone()), limit: Some(1), ..Default::default() };
-    let p = prepare(db, workspace_id, &req).await?;
+    let p = Prepared { count_only: true, ..prepare(db, workspace_id, &req).await? };
     Ok(index.search(&p).await?.total)
 }
 
@@ -261,6 +278,9 @@ impl SqlIndex {
             q.fetch_one(pool).await?
         });
 
+        if p.count_only {
+            return Ok(IdPage { total, ..Default::default() });
+        }
         // Keyset paging on (sort key, id).
         let (key, numeric) = match p.sort.field {
             SortField::LastSeenAt => ("COALESCE(p.last_seen_at, 0)", true),

@@ -52,11 +52,7 @@ pub struct SegmentInput {
 }
 
 /// One segment without its count (404 if unknown here).
-pub async fn get_plain(db: &Db, workspace_id: &str, id: &str) -> Result<Segment> {
-    load(db, workspace_id, id).await
-}
-
-pub(crate) async fn load(db: &Db, workspace_id: &str, id: &str) -> Result<Segment> {
+pub async fn load(db: &Db, workspace_id: &str, id: &str) -> Result<Segment> {
     let row: Option<Row> = with_db!(db, pool => sqlx::query_as(
         "SELECT id, name, filter, created_at, updated_at FROM segment WHERE id = $1 AND workspace_id = $2")
         .bind(id).bind(workspace_id).fetch_optional(pool).await?);
@@ -103,40 +99,14 @@ fn check_name(name: &str) -> Result<String> {
 }
 
 /// Checks a segment's filter: it parses, and the segments it uses exist and do
-/// not lead back to `own_id`.
+/// not lead back to `own_id`. What is stored keeps segments as references, so
+/// a change to one reaches every segment built on it.
 async fn check_filter(db: &Db, workspace_id: &str, filter: &Value, own_id: Option<&str>) -> Result<String> {
-    // Resolving checks the segments it uses; what is stored keeps them as
-    // references, so a change to one reaches every segment built on it.
-    search::resolve_filter(db, workspace_id, filter, "filter").await?;
-    let schema = crate::people::profile::schema(db, workspace_id).await?;
-    let parsed = crate::filter::Filter::parse(filter, &schema, "filter")?;
-    if let Some(own) = own_id
-        && references(db, workspace_id, filter, own).await?
-    {
+    let r = search::resolve(db, workspace_id, filter, "filter").await?;
+    if own_id.is_some_and(|own| r.segments.iter().any(|s| s == own)) {
         return Err(Error::invalid("filter", "a segment cannot include itself"));
     }
-    Ok(parsed.to_json().to_string())
-}
-
-/// Whether `filter` uses segment `target`, directly or through others.
-async fn references(db: &Db, workspace_id: &str, filter: &Value, target: &str) -> Result<bool> {
-    let schema = crate::people::profile::schema(db, workspace_id).await?;
-    let mut todo = crate::filter::Filter::parse(filter, &schema, "filter")?.segment_ids();
-    let mut seen = std::collections::HashSet::new();
-    while let Some(id) = todo.pop() {
-        if id == target {
-            return Ok(true);
-        }
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        if let Ok(s) = load(db, workspace_id, &id).await
-            && let Ok(f) = crate::filter::Filter::parse(&s.filter, &schema, "filter")
-        {
-            todo.extend(f.segment_ids());
-        }
-    }
-    Ok(false)
+    Ok(r.written.to_json().to_string())
 }
 
 #[tracing::instrument(skip_all, fields(workspace = %workspace_id))]

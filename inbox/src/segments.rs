@@ -66,7 +66,7 @@ pub async fn people(
     Path(id): Path<String>,
     Query(q): Query<PeopleQuery>,
 ) -> Result<JsonOut<SearchPage>> {
-    segments::get_plain(&engine.db, &actor.workspace_id, &id).await?;
+    segments::load(&engine.db, &actor.workspace_id, &id).await?;
     let req = SearchRequest { q: q.q, filter: Some(serde_json::json!({"segment": id})), cursor: q.cursor, limit: q.limit, sort: None };
     Ok(JsonOut(search::search(&engine.db, engine.people_index.as_ref(), &actor.workspace_id, &req).await?))
 }

@@ -213,15 +213,14 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
     let inserted: std::collections::HashSet<String> = inserted.into_iter().map(|r| r.0).collect();
 
     // The timeline: each stored message, and each conversation it started.
-    let started: std::collections::HashSet<&str> = new_conversations.iter().filter_map(|c| c["id"].as_str()).collect();
+    let mut started: std::collections::HashSet<&str> = new_conversations.iter().filter_map(|c| c["id"].as_str()).collect();
     let mut timeline: Vec<(&str, String, &str, String)> = Vec::new();
     for (j, t) in jobs.iter().zip(&targets) {
         if let Ok((cid, pid)) = t
             && inserted.contains(&j.id)
         {
-            if started.contains(cid.as_str())
-                && !timeline.iter().any(|(_, _, n, d)| *n == "conversation.started" && d.contains(cid.as_str()))
-            {
+            // Once per conversation, at its first message.
+            if started.remove(cid.as_str()) {
                 timeline.push((&j.message.workspace_id, pid.clone(), "conversation.started", json!({"conversation_id": cid}).to_string()));
             }
             timeline.push((

@@ -154,13 +154,17 @@ pub async fn many(db: &Db, workspace_id: &str, ids: &[String]) -> Result<Vec<Per
 pub async fn schema(db: &Db, workspace_id: &str) -> Result<Schema> {
     let rows: Vec<(String, String)> = with_db!(db, pool => sqlx::query_as("SELECT name, kind FROM attribute_def WHERE workspace_id = $1")
         .bind(workspace_id).fetch_all(pool).await?);
-    Ok(Schema { attributes: rows.into_iter().filter_map(|(n, k)| AttrKind::parse(&k).map(|k| (n, k))).collect() })
+    Ok(to_schema(rows))
+}
+
+fn to_schema(rows: Vec<(String, String)>) -> Schema {
+    Schema { attributes: rows.into_iter().filter_map(|(n, k)| AttrKind::parse(&k).map(|k| (n, k))).collect() }
 }
 
 async fn schema_in(c: &mut Conn<'_>, workspace_id: &str) -> Result<Schema> {
     let rows: Vec<(String, String)> = on_conn!(c, c => sqlx::query_as("SELECT name, kind FROM attribute_def WHERE workspace_id = $1")
         .bind(workspace_id).fetch_all(&mut **c).await?);
-    Ok(Schema { attributes: rows.into_iter().filter_map(|(n, k)| AttrKind::parse(&k).map(|k| (n, k))).collect() })
+    Ok(to_schema(rows))
 }
 
 /// The result of an upsert.
@@ -560,10 +564,11 @@ pub(crate) async fn merge(c: &mut Conn<'_>, workspace_id: &str, from: &str, into
             "UPDATE message SET author_id = $1 WHERE author_type = 'person' AND author_id = $2",
             "UPDATE event SET person_id = $1 WHERE person_id = $2",
             "UPDATE visitor_session SET person_id = $1 WHERE person_id = $2",
-            "DELETE FROM presence WHERE person_id = $2 AND $1 <> ''",
-            "DELETE FROM person WHERE id = $2 AND $1 <> ''",
         ] {
             sqlx::query(sql).bind(into).bind(from).execute(&mut **c).await?;
+        }
+        for sql in ["DELETE FROM presence WHERE person_id = $1", "DELETE FROM person WHERE id = $1"] {
+            sqlx::query(sql).bind(from).execute(&mut **c).await?;
         }
         sqlx::query(FORGET).bind(from).bind(workspace_id).bind(now).execute(&mut **c).await?;
     });

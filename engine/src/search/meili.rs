@@ -928,6 +928,7 @@ mod tests {
             limit: 50,
             cursor: None,
             now_ms: 1_700_000_000_000,
+            count_only: false,
         }
     }
 
