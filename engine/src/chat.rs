@@ -22,6 +22,11 @@ macro_rules! person_sees {
     };
 }
 
+/// The people who see conversation `$1`: its person and, for a company
+/// conversation, every member of the company.
+const AUDIENCE: &str = "SELECT person_id FROM conversation WHERE id = $1 \
+     UNION SELECT p.id FROM person p WHERE p.company_id = (SELECT company_id FROM conversation WHERE id = $1)";
+
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 const PAGE_MAX: i64 = 200;
@@ -643,7 +648,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         if m.kind != Kind::Note {
             // A company conversation reaches every member.
             let audience: Vec<String> = match &company {
-                Some(co) => sqlx::query_scalar("SELECT id FROM person WHERE company_id = $1").bind(co).fetch_all(&mut *tx).await?,
+                Some(_) => sqlx::query_scalar(AUDIENCE).bind(&conversation_id).fetch_all(&mut *tx).await?,
                 None => vec![person_id.clone()],
             };
             for p in audience {
@@ -671,14 +676,21 @@ macro_rules! change_conversation {
         let conversation = with_tx!($db, $tx => {
             let exists: Option<(String,)> = sqlx::query_as("SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
                 .bind($id).bind($ws).fetch_optional(&mut *$tx).await?;
-            let Some((person_id,)) = exists else { return Err(Error::NotFound("conversation")) };
+            if exists.is_none() {
+                return Err(Error::NotFound("conversation"));
+            }
             $change
             sqlx::query("UPDATE conversation SET updated_at = $1 WHERE id = $2").bind(now_ms()).bind($id).execute(&mut *$tx).await?;
             let conversation = conversation_in_tx!($tx, $id);
-            events = vec![
+            let mut appended = vec![
                 $hub.append(&mut *$tx, &workspace_stream($ws), $ws, json!({"type": "conversation.updated", "conversation": conversation})).await?,
-                $hub.append(&mut *$tx, &person_stream(&person_id), $ws, json!({"type": "conversation.updated", "conversation": person_view(&conversation)})).await?,
             ];
+            let frame = json!({"type": "conversation.updated", "conversation": person_view(&conversation)});
+            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind($id).fetch_all(&mut *$tx).await?;
+            for p in audience {
+                appended.push($hub.append(&mut *$tx, &person_stream(&p), $ws, frame.clone()).await?);
+            }
+            events = appended;
             conversation
         });
         $hub.deliver(&events);
@@ -814,8 +826,13 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
     let events = with_tx!(db, tx => {
         let found: Option<(String,)> = sqlx::query_as("SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
             .bind(id).bind(ws).fetch_optional(&mut *tx).await?;
-        let Some((person_id,)) = found else { return Err(Error::NotFound("conversation")) };
+        if found.is_none() {
+            return Err(Error::NotFound("conversation"));
+        }
+        let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(id).fetch_all(&mut *tx).await?;
         for sql in [
+            // The company's next message starts a new shared conversation.
+            "UPDATE company SET conversation_id = NULL WHERE conversation_id = $1",
             "DELETE FROM message WHERE conversation_id = $1",
             "DELETE FROM participant WHERE conversation_id = $1",
             "DELETE FROM teammate_read WHERE conversation_id = $1",
@@ -824,10 +841,11 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         let frame = json!({"type": "conversation.deleted", "conversation_id": id});
-        vec![
-            hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?,
-            hub.append(&mut *tx, &person_stream(&person_id), ws, frame).await?,
-        ]
+        let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
+        for p in audience {
+            events.push(hub.append(&mut *tx, &person_stream(&p), ws, frame.clone()).await?);
+        }
+        events
     });
     tracing::info!(conversation = id, teammate = %actor.teammate_id, "conversation deleted");
     hub.deliver(&events);
@@ -840,11 +858,11 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
 pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str) -> Result<()> {
     let ws = actor.workspace_id.as_str();
     let events = with_tx!(db, tx => {
-        let found: Option<(String, String, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT m.conversation_id, m.author_type, m.author_id, m.kind, c.person_id FROM message m JOIN conversation c ON c.id = m.conversation_id \
+        let found: Option<(String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT m.conversation_id, m.author_type, m.author_id, m.kind FROM message m \
              WHERE m.id = $1 AND m.workspace_id = $2 AND m.deleted_at IS NULL")
             .bind(message_id).bind(ws).fetch_optional(&mut *tx).await?;
-        let Some((conversation_id, author_type, author_id, kind, person_id)) = found else { return Err(Error::NotFound("message")) };
+        let Some((conversation_id, author_type, author_id, kind)) = found else { return Err(Error::NotFound("message")) };
         let own = author_type == "teammate" && author_id.as_deref() == Some(actor.teammate_id.as_str());
         if !own && actor.role != Role::Admin {
             return Err(Error::forbidden("agents may delete only their own messages"));
@@ -854,7 +872,10 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
         let frame = json!({"type": "message.deleted", "message_id": message_id, "conversation_id": conversation_id});
         let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
         if kind != "note" {
-            events.push(hub.append(&mut *tx, &person_stream(&person_id), ws, frame).await?);
+            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(&conversation_id).fetch_all(&mut *tx).await?;
+            for p in audience {
+                events.push(hub.append(&mut *tx, &person_stream(&p), ws, frame.clone()).await?);
+            }
         }
         events
     });
@@ -954,6 +975,13 @@ pub async fn conversation_person(db: &Db, workspace_id: &str, conversation_id: &
         "SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
         .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?);
     row.map(|r| r.0).ok_or(Error::NotFound("conversation"))
+}
+
+/// Everyone who sees a conversation in the workspace (404 otherwise): its
+/// person, or every member of its company.
+pub async fn conversation_audience(db: &Db, workspace_id: &str, conversation_id: &str) -> Result<Vec<String>> {
+    conversation_person(db, workspace_id, conversation_id).await?;
+    Ok(with_db!(db, pool => sqlx::query_scalar(AUDIENCE).bind(conversation_id).fetch_all(pool).await?))
 }
 
 pub(crate) mod batch;

@@ -128,8 +128,9 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
     let mut created = 0;
     with_tx!(db, tx => {
         let mut c = Conn::from(&mut *tx);
-        // Resolve each distinct person once.
-        let mut resolved: HashMap<(u8, String), String> = HashMap::new();
+        // Resolve each distinct person once: the known ones with one query
+        // per kind of reference, the rest one by one below.
+        let mut resolved = known_people(&mut c, workspace_id, &rows).await?;
         let mut person_ids = Vec::with_capacity(rows.len());
         for (i, (who, _, _, _)) in rows.iter().enumerate() {
             let key = match who {
@@ -158,6 +159,44 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
     });
     metrics::counter!("parley_events_total").increment(rows.len() as u64);
     Ok(Ingested { accepted: rows.len(), people_created: created })
+}
+
+/// The people a batch names who exist, keyed like [`ingest`]'s lookups:
+/// (0, id), (1, external_id), (2, email).
+async fn known_people(c: &mut Conn<'_>, workspace_id: &str, rows: &[(Who, &str, String, i64)]) -> Result<HashMap<(u8, String), String>> {
+    let mut wanted: [Vec<&str>; 3] = Default::default();
+    for (who, ..) in rows {
+        match who {
+            Who::Id(v) => wanted[0].push(v),
+            Who::External(v) => wanted[1].push(v),
+            Who::Email(v) => wanted[2].push(v),
+        }
+    }
+    // One text for both backends but the list: a JSON array bound once.
+    let list = if c.is_postgres() { "SELECT jsonb_array_elements_text(CAST($2 AS jsonb))" } else { "SELECT value FROM json_each($2)" };
+    let queries = [
+        format!("SELECT id, id FROM person WHERE workspace_id = $1 AND id IN ({list})"),
+        format!("SELECT external_id, id FROM person WHERE workspace_id = $1 AND external_id IN ({list})"),
+        // As find_known: a person with an external_id first, then the newest.
+        format!(
+            "SELECT lower(email), id FROM person WHERE workspace_id = $1 AND lower(email) IN ({list}) \
+             ORDER BY (external_id IS NULL) DESC, updated_at"
+        ),
+    ];
+    let mut found = HashMap::new();
+    for (kind, (values, sql)) in wanted.iter().zip(&queries).enumerate() {
+        if values.is_empty() {
+            continue;
+        }
+        let json = serde_json::to_string(values).map_err(|e| Error::Internal(e.into()))?;
+        let pairs: Vec<(String, String)> =
+            on_conn!(c, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).bind(&json).fetch_all(&mut **c).await?);
+        // Later rows win, so the ordering above leaves the preferred person.
+        for (key, id) in pairs {
+            found.insert((kind as u8, key), id);
+        }
+    }
+    Ok(found)
 }
 
 async fn resolve(

@@ -6,6 +6,7 @@
 //! to WHERE) and Meilisearch. Either answers with ids; profiles are
 //! always read from the database, so both show the same people the same way.
 //!
+//! - [`cache`]: results kept while the people they came from are unchanged.
 //! - [`meili`]: the Meilisearch index, its documents and the loop that keeps
 //!   it in step with the database.
 
@@ -22,6 +23,7 @@ use crate::people::{Person, profile};
 use crate::util::now_ms;
 use crate::{Db, Error, Result, with_db};
 
+pub mod cache;
 pub mod meili;
 
 pub const PAGE_MAX: i64 = 200;
@@ -225,11 +227,16 @@ pub async fn count(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, filter:
 #[derive(Clone)]
 pub struct SqlIndex {
     pub db: Db,
+    cache: Arc<cache::Cache>,
 }
+
+/// Up to this many matches, a search keeps every matching id in order, so its
+/// later pages are read from memory.
+const KEEP_ORDERED: i64 = 50_000;
 
 impl SqlIndex {
     pub fn shared(db: Db) -> Arc<dyn PeopleIndex> {
-        Arc::new(SqlIndex { db })
+        Arc::new(SqlIndex { db, cache: Arc::default() })
     }
 }
 
@@ -272,15 +279,63 @@ impl SqlIndex {
             wh.push(')');
             binds.extend(sql.binds);
         }
-        let count_sql = format!("SELECT COUNT(*) FROM person p WHERE {wh}");
-        let total: i64 = with_db!(&self.db, pool => {
-            let q = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.as_str())), &binds);
-            q.fetch_one(pool).await?
-        });
-
+        // Read before the search runs: a change committed meanwhile moves it.
+        let started_ms = now_ms();
+        let version = cache::Version::read(&self.db).await?;
+        let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort);
+        let found = self
+            .cache
+            .get_or_compute(&key, version, version.settled(started_ms), || async {
+                let count_sql = format!("SELECT COUNT(*) FROM person p WHERE {wh}");
+                let total: i64 = with_db!(&self.db, pool => {
+                    let q = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.as_str())), &binds);
+                    q.fetch_one(pool).await?
+                });
+                let ordered =
+                    if !p.count_only && total <= KEEP_ORDERED { Some(self.ordered(p, &wh, &binds, None, None).await?) } else { None };
+                Ok(cache::Found { total, ordered })
+            })
+            .await?;
+        let total = found.total;
         if p.count_only {
             return Ok(IdPage { total, ..Default::default() });
         }
+        let limit = p.limit as usize;
+        let after = match &p.cursor {
+            Some(c) => Some(cursor_parts(c)?),
+            None => None,
+        };
+        if let Some(all) = &found.ordered {
+            let start = match &after {
+                None => Some(0),
+                Some((id, k)) => all.iter().position(|(x, xk)| x == id && xk == k).map(|i| i + 1),
+            };
+            // A cursor not in the kept result (its person changed, or it is from
+            // another sort): SQL finds where to go on, or says what is wrong.
+            if let Some(start) = start {
+                let rows = all.get(start..).unwrap_or_default();
+                let page: Vec<_> = rows.iter().take(limit).cloned().collect();
+                let next_cursor = if rows.len() > limit { page.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
+                return Ok(IdPage { total, ids: page.into_iter().map(|(id, _)| id).collect(), next_cursor });
+            }
+        }
+        let rows = self.ordered(p, &wh, &binds, after, Some(p.limit + 1)).await?;
+        let more = rows.len() > limit;
+        let rows: Vec<_> = rows.into_iter().take(limit).collect();
+        let next_cursor = if more { rows.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
+        Ok(IdPage { total, ids: rows.into_iter().map(|(id, _)| id).collect(), next_cursor })
+    }
+
+    /// Matching ids with their sort keys, in order: after `after` (a cursor's
+    /// id and key) and at most `limit` when given.
+    async fn ordered(
+        &self,
+        p: &Prepared,
+        wh: &str,
+        binds: &[Bind],
+        after: Option<(String, Value)>,
+        limit: Option<i64>,
+    ) -> Result<Vec<(String, Value)>> {
         // Keyset paging on (sort key, id).
         let (key, numeric) = match p.sort.field {
             SortField::LastSeenAt => ("COALESCE(p.last_seen_at, 0)", true),
@@ -292,24 +347,24 @@ impl SqlIndex {
             Order::Asc => (">", "ASC"),
             Order::Desc => ("<", "DESC"),
         };
-        let mut page_binds = binds.clone();
-        let mut page_wh = wh.clone();
-        if let Some(c) = &p.cursor {
-            let id = c.get("id").and_then(Value::as_str).ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
-            let k = c.get("k").ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
+        let mut page_binds = binds.to_vec();
+        let mut page_wh = wh.to_owned();
+        if let Some((id, k)) = after {
             let kb = match (numeric, k) {
                 (true, Value::Number(n)) => Bind::Int(n.as_i64().unwrap_or(0)),
-                (false, Value::String(s)) => Bind::Text(s.clone()),
+                (false, Value::String(s)) => Bind::Text(s),
                 _ => return Err(Error::invalid("cursor", "this cursor is from a search with another sort")),
             };
             let (a, b) = (page_binds.len() + 1, page_binds.len() + 2);
             page_wh.push_str(&format!(" AND ({key} {cmp} ${a} OR ({key} = ${a} AND p.id {cmp} ${b}))"));
             page_binds.push(kb);
-            page_binds.push(Bind::Text(id.to_owned()));
+            page_binds.push(Bind::Text(id));
         }
-        page_binds.push(Bind::Int(p.limit + 1));
-        let page_sql =
-            format!("SELECT p.id, {key} AS k FROM person p WHERE {page_wh} ORDER BY {key} {dir}, p.id {dir} LIMIT ${}", page_binds.len());
+        let mut page_sql = format!("SELECT p.id, {key} AS k FROM person p WHERE {page_wh} ORDER BY {key} {dir}, p.id {dir}");
+        if let Some(limit) = limit {
+            page_binds.push(Bind::Int(limit));
+            page_sql.push_str(&format!(" LIMIT ${}", page_binds.len()));
+        }
         let rows: Vec<(String, Value)> = if numeric {
             let r: Vec<(String, i64)> = with_db!(&self.db, pool => {
                 let q = bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(page_sql.as_str())), &page_binds);
@@ -323,11 +378,15 @@ impl SqlIndex {
             });
             r.into_iter().map(|(id, k)| (id, Value::from(k))).collect()
         };
-        let more = rows.len() as i64 > p.limit;
-        let rows: Vec<_> = rows.into_iter().take(p.limit as usize).collect();
-        let next_cursor = if more { rows.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
-        Ok(IdPage { total, ids: rows.into_iter().map(|(id, _)| id).collect(), next_cursor })
+        Ok(rows)
     }
+}
+
+/// A cursor's id and sort key.
+fn cursor_parts(c: &Value) -> Result<(String, Value)> {
+    let id = c.get("id").and_then(Value::as_str).ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
+    let k = c.get("k").ok_or_else(|| Error::invalid("cursor", "not a cursor from this search"))?;
+    Ok((id.to_owned(), k.clone()))
 }
 
 impl PeopleIndex for SqlIndex {

@@ -103,11 +103,13 @@ impl Handler for AgentSide {
             }
             "typing" => {
                 let f: TypingFrame = from_value(frame)?;
-                let person = chat::conversation_person(&engine.db, &actor.workspace_id, &f.conversation_id).await?;
+                let audience = chat::conversation_audience(&engine.db, &actor.workspace_id, &f.conversation_id).await?;
                 let typing = json!({"type": "typing", "conversation_id": f.conversation_id,
                     "author": {"type": "teammate", "id": actor.teammate_id, "name": actor.name}, "on": f.on});
                 engine.hub.send_ephemeral(&workspace_stream(&actor.workspace_id), typing.clone()).await;
-                engine.hub.send_ephemeral(&person_stream(&person), typing).await;
+                for person in audience {
+                    engine.hub.send_ephemeral(&person_stream(&person), typing.clone()).await;
+                }
                 Ok(vec![])
             }
             "seen" => {

@@ -15,6 +15,7 @@ on_both_backends!(
     quick_add_finds_people_companies_and_segments,
     another_workspace_never_sees_these_people,
     company_conversations_are_shared_by_every_member,
+    kept_search_results_follow_every_change,
 );
 
 async fn person(app: &TestApp, body: Value) -> Value {
@@ -545,4 +546,63 @@ async fn company_conversations_are_shared_by_every_member(backend: Backend) {
     assert_eq!(err["code"], "not_found");
     eve.expect_none_of("message.created", std::time::Duration::from_millis(300)).await;
     assert_eq!(app.thread(&cid).await.len(), 3);
+
+    // Closing it, deleting a message and deleting it reach every member.
+    app.patch(&format!("/api/v1/conversations/{cid}"), &app.token, json!({"status": "closed"})).await.ok().unwrap();
+    for ws in [&mut ann, &mut ben] {
+        let f = ws.next_of("conversation.updated").await;
+        assert_eq!((f["conversation"]["id"].as_str(), f["conversation"]["status"].as_str()), (Some(cid.as_str()), Some("closed")));
+    }
+    let mid = b["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v1/messages/{mid}"), &app.token).await.ok().unwrap();
+    for ws in [&mut ann, &mut ben] {
+        assert_eq!(ws.next_of("message.deleted").await["message_id"], mid.as_str());
+    }
+    app.delete(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
+    for ws in [&mut ann, &mut ben] {
+        assert_eq!(ws.next_of("conversation.deleted").await["conversation_id"], cid.as_str());
+    }
+    eve.expect_none_of("conversation.updated", std::time::Duration::from_millis(200)).await;
+}
+
+/// Search results are kept while nobody changes (see `engine::search::cache`):
+/// each kind of change must still show at once.
+async fn kept_search_results_follow_every_change(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut ids = Vec::new();
+    for (i, name) in ["Kim Alder", "Kim Birch", "Kim Cedar"].iter().enumerate() {
+        let p = person(&app, json!({"external_id": format!("k{i}"), "name": name, "tags": ["vip"]})).await;
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    let vip = json!({"field": "tags", "op": "contains", "value": "vip"});
+    let bought = json!({"event": "purchased", "min_count": 1});
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(1_300));
+    settle().await;
+    // Kept: the same answer twice, and the second page read from it.
+    let first = search(&app, json!({"q": "kim", "limit": 2, "sort": {"field": "name", "order": "asc"}})).await;
+    assert_eq!(first["total"], 3);
+    let again = search(&app, json!({"q": "kim", "limit": 2, "sort": {"field": "name", "order": "asc"}})).await;
+    assert_eq!(again["items"], first["items"]);
+    let second =
+        search(&app, json!({"q": "kim", "limit": 2, "sort": {"field": "name", "order": "asc"}, "cursor": first["next_cursor"]})).await;
+    assert_eq!(second["items"][0]["name"], "Kim Cedar");
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(search(&app, json!({"filter": vip})).await["total"], 3);
+    assert_eq!(search(&app, json!({"filter": bought})).await["total"], 0);
+
+    // A new person, a changed tag, an event and a removal each show at once.
+    person(&app, json!({"external_id": "k9", "name": "Kim Dogwood"})).await;
+    assert_eq!(search(&app, json!({"q": "kim"})).await["total"], 4);
+    settle().await;
+    assert_eq!(search(&app, json!({"filter": vip})).await["total"], 3);
+    app.patch(&format!("/api/v1/people/{}", ids[0]), &app.token, json!({"tags": []})).await.ok().unwrap();
+    assert_eq!(search(&app, json!({"filter": vip})).await["total"], 2);
+    settle().await;
+    assert_eq!(search(&app, json!({"filter": bought})).await["total"], 0);
+    app.post("/api/v1/events", &app.token, json!({"person": {"external_id": "k1"}, "name": "purchased"})).await.ok().unwrap();
+    assert_eq!(search(&app, json!({"filter": bought})).await["total"], 1);
+    settle().await;
+    assert_eq!(search(&app, json!({"q": "kim"})).await["total"], 4);
+    app.delete(&format!("/api/v1/people/{}", ids[2]), &app.token).await.ok().unwrap();
+    assert_eq!(search(&app, json!({"q": "kim"})).await["total"], 3);
 }

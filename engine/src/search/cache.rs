@@ -1,0 +1,228 @@
+//! Search results kept while the people they were computed from are unchanged.
+//!
+//! An exact total means counting every match, which at a million people costs
+//! tens to hundreds of milliseconds however good the indexes are; a segment's
+//! count and the pages of one search ask for the same thing again and again.
+//! So a result is kept and served again for as long as no person changed.
+//!
+//! "No person changed" is read from the database, not from this process, so
+//! it holds across nodes and for writes by other processes (an import): every
+//! write that can change what a search finds bumps `person.updated_at` (profile
+//! writes, tags and attributes, event summaries, presence), and removals are
+//! recorded in `person_deleted`. The newest of both is the [`Version`], two
+//! index lookups.
+//!
+//! A transaction that took its timestamp before the version was read can
+//! still commit after it without raising the newest timestamp. So a result is
+//! only kept when the newest change is older than [`SETTLED_MS`] at the time
+//! the search started, and nothing is kept longer than [`TTL`] (which also
+//! bounds how far "seen in the last N days" can drift).
+//!
+//! Concurrent requests for the same search wait for one computation instead
+//! of each running it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use crate::{Db, Result, with_db};
+
+/// How recent the newest change may be for a result to be kept.
+pub const SETTLED_MS: i64 = 1_000;
+/// The longest a result is served.
+pub const TTL: Duration = Duration::from_secs(30);
+/// Searches kept at most.
+const MAX_ENTRIES: usize = 1_000;
+/// Ids kept at most over all entries (about 100 bytes each).
+const MAX_IDS: usize = 1_000_000;
+
+/// The newest change to people: (largest `updated_at`, largest `deleted_at`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    pub updated: i64,
+    pub deleted: i64,
+}
+
+impl Version {
+    pub async fn read(db: &Db) -> Result<Version> {
+        let (updated, deleted): (Option<i64>, Option<i64>) = with_db!(db, pool => sqlx::query_as(
+            "SELECT (SELECT MAX(updated_at) FROM person), (SELECT MAX(deleted_at) FROM person_deleted)")
+            .fetch_one(pool).await?);
+        Ok(Version { updated: updated.unwrap_or(0), deleted: deleted.unwrap_or(0) })
+    }
+
+    /// Whether a result computed at `now_ms` under this version may be kept.
+    pub fn settled(&self, now_ms: i64) -> bool {
+        self.updated.max(self.deleted) < now_ms - SETTLED_MS
+    }
+}
+
+/// One search's result: the exact total, and when it is small enough every
+/// matching id in sort order (so later pages come from memory too).
+#[derive(Debug, Default)]
+pub struct Found {
+    pub total: i64,
+    pub ordered: Option<Vec<(String, serde_json::Value)>>,
+}
+
+struct Slot {
+    version: Version,
+    made: Instant,
+    cell: Arc<OnceCell<Arc<Found>>>,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl Cache {
+    /// The result for `key` under `version`: a kept one, or the one `compute`
+    /// makes (kept only when `keep`). Concurrent callers with the same key
+    /// share one computation.
+    pub async fn get_or_compute<F, Fut>(&self, key: &str, version: Version, keep: bool, compute: F) -> Result<Arc<Found>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Found>>,
+    {
+        if !keep {
+            return Ok(Arc::new(compute().await?));
+        }
+        let cell = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            match slots.get(key) {
+                Some(s) if s.version == version && s.made.elapsed() < TTL => s.cell.clone(),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    slots.insert(key.to_owned(), Slot { version, made: Instant::now(), cell: cell.clone() });
+                    cell
+                }
+            }
+        };
+        let found = cell.get_or_try_init(|| async { compute().await.map(Arc::new) }).await?.clone();
+        self.trim();
+        Ok(found)
+    }
+
+    /// Drops stale entries, then the oldest, until within bounds.
+    fn trim(&self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = |slots: &HashMap<String, Slot>| -> usize {
+            slots.values().filter_map(|s| s.cell.get()).filter_map(|f| f.ordered.as_ref()).map(Vec::len).sum()
+        };
+        if slots.len() <= MAX_ENTRIES && ids(&slots) <= MAX_IDS {
+            return;
+        }
+        slots.retain(|_, s| s.made.elapsed() < TTL);
+        let oldest = |slots: &HashMap<String, Slot>, with_ids: bool| {
+            slots
+                .iter()
+                .filter(|(_, s)| !with_ids || s.cell.get().is_some_and(|f| f.ordered.is_some()))
+                .min_by_key(|(_, s)| s.made)
+                .map(|(k, _)| k.clone())
+        };
+        while slots.len() > MAX_ENTRIES {
+            let Some(k) = oldest(&slots, false) else { break };
+            slots.remove(&k);
+        }
+        while ids(&slots) > MAX_IDS {
+            let Some(k) = oldest(&slots, true) else { break };
+            slots.remove(&k);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn found(total: i64) -> Found {
+        Found { total, ordered: None }
+    }
+
+    #[tokio::test]
+    async fn a_result_is_reused_until_the_version_moves() {
+        let cache = Cache::default();
+        let runs = AtomicUsize::new(0);
+        let v1 = Version { updated: 10, deleted: 0 };
+        let compute = |n| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(found(n)) }
+        };
+        assert_eq!(cache.get_or_compute("q", v1, true, || compute(5)).await.unwrap().total, 5);
+        assert_eq!(cache.get_or_compute("q", v1, true, || compute(6)).await.unwrap().total, 5);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let v2 = Version { updated: 10, deleted: 11 };
+        assert_eq!(cache.get_or_compute("q", v2, true, || compute(7)).await.unwrap().total, 7);
+        assert_eq!(cache.get_or_compute("other", v2, true, || compute(8)).await.unwrap().total, 8);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn unsettled_results_are_not_kept() {
+        let cache = Cache::default();
+        let v = Version { updated: 10, deleted: 0 };
+        assert!(!v.settled(10 + SETTLED_MS));
+        assert!(v.settled(11 + SETTLED_MS));
+        cache.get_or_compute("q", v, false, || async { Ok(found(1)) }).await.unwrap();
+        assert_eq!(cache.get_or_compute("q", v, false, || async { Ok(found(2)) }).await.unwrap().total, 2);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_computation() {
+        let cache = Arc::new(Cache::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let v = Version::default();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_compute("q", v, true, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(found(3))
+                    })
+                    .await
+                    .map(|f| f.total)
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 3);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_computation_is_not_kept() {
+        let cache = Cache::default();
+        let v = Version::default();
+        let failed = cache.get_or_compute("q", v, true, || async { Err(crate::Error::invalid("q", "no")) }).await;
+        assert!(failed.is_err());
+        assert_eq!(cache.get_or_compute("q", v, true, || async { Ok(found(4)) }).await.unwrap().total, 4);
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_bounds() {
+        let cache = Cache::default();
+        let v = Version::default();
+        for i in 0..(MAX_ENTRIES + 10) {
+            cache.get_or_compute(&format!("q{i}"), v, true, || async { Ok(found(1)) }).await.unwrap();
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        let big = || async { Ok(Found { total: 600_000, ordered: Some(vec![(String::new(), serde_json::Value::Null); 600_000]) }) };
+        cache.get_or_compute("big1", v, true, big).await.unwrap();
+        cache.get_or_compute("big2", v, true, big).await.unwrap();
+        let slots = cache.slots.lock().unwrap();
+        assert!(!slots.contains_key("big1") && slots.contains_key("big2"), "the older big result made room");
+    }
+}
