@@ -29,6 +29,8 @@ use crate::trigger::{self, Trigger};
 
 /// Automated chat messages allowed per conversation per minute (per node).
 pub const MAX_MESSAGES_PER_MINUTE: usize = 5;
+/// Compiled scripts kept in memory.
+const MAX_COMPILED: usize = 10_000;
 /// Happenings handled at once; each runs its rules one after another.
 const CONCURRENCY: usize = 4;
 
@@ -124,6 +126,10 @@ impl Automations {
             return Ok(ast.clone());
         }
         let ast = Arc::new(script::compile(rule.script.as_deref().unwrap_or_default())?);
+        // Deleted automations leave entries behind; start over rather than grow without end.
+        if cache.len() >= MAX_COMPILED {
+            cache.clear();
+        }
         cache.insert(rule.id.clone(), (rule.version, ast.clone()));
         Ok(ast)
     }
