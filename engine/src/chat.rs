@@ -453,6 +453,8 @@ pub struct NewMessage {
     /// The sender may write in a company conversation: such messages take
     /// the per-message path, which fans out to every member.
     pub shared: bool,
+    /// Who made it happen; an automation's messages do not set off automations.
+    pub cause: crate::bus::Cause,
 }
 
 /// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
@@ -490,6 +492,8 @@ async fn by_echo(db: &Db, m: &NewMessage) -> Result<Option<Message>> {
 pub struct Sent {
     pub message: Message,
     pub created: bool,
+    /// This message started its conversation.
+    pub started: bool,
 }
 
 /// Stores a message and publishes it. Idempotent per (author, echo_id).
@@ -499,8 +503,25 @@ pub struct Sent {
 /// that fails afterwards rolls the transaction back), the message is built in
 /// memory rather than read back, and a resent echo_id is detected by the
 /// unique index rather than a lookup first.
+///
+/// A stored message is announced on the hub's bus (after commit) for
+/// automations and other in-process readers.
 #[tracing::instrument(skip_all, fields(workspace = %m.workspace_id, author = m.sender.kind()))]
 pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
+    let (workspace_id, cause) = (m.workspace_id.clone(), m.cause.clone());
+    let sent = store(db, hub, m).await?;
+    if sent.created {
+        hub.bus().publish(crate::bus::Happening::MessageCreated {
+            workspace_id,
+            message: sent.message.clone(),
+            started: sent.started,
+            cause,
+        });
+    }
+    Ok(sent)
+}
+
+async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     check_body("body", &m.body)?;
     check_echo(&m.echo_id)?;
     if m.kind == Kind::Note && matches!(m.sender, Sender::Person(_)) {
@@ -519,7 +540,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     }
     let now = now_ms();
     let from_person = matches!(m.sender, Sender::Person(_));
-    let (message, events) = with_tx!(db, tx => {
+    let (message, events, started) = with_tx!(db, tx => {
         let touched: Option<(String, String, bool, Option<String>)> = match (&m.conversation_id, &m.sender) {
             (Some(cid), _) => sqlx::query_as(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, \
@@ -595,7 +616,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             // message and undo the touch above.
             drop(tx);
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
-            return Ok(Sent { message, created: false });
+            return Ok(Sent { message, created: false, started: false });
         }
         // The person's timeline: what they said, and what reached them.
         {
@@ -656,11 +677,11 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                     json!({"type": "message.created", "message": message})).await?);
             }
         }
-        (message, events)
+        (message, events, started)
     });
     hub.deliver(&events);
     metrics::counter!("parley_messages_total", "author" => m.sender.kind()).increment(1);
-    Ok(Sent { message, created: true })
+    Ok(Sent { message, created: true, started })
 }
 
 fn person_view(c: &Conversation) -> PersonConversation {

@@ -1,12 +1,46 @@
-//! Extractors shared by the HTTP edges of `widget` and `inbox`: JSON bodies whose
-//! failures answer in the API's error shape, naming the offending field.
+//! Extractors shared by the HTTP edges (`widget`, `inbox`, `automations`): JSON
+//! bodies whose failures answer in the API's error shape, naming the offending
+//! field, and the authenticated teammate of a team API request.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::auth::{self, Actor};
+use crate::{Engine, Error};
+
+pub const SESSION_COOKIE: &str = "parley_session";
+
+/// The token of a request: `Authorization: Bearer …` first, then the cookie.
+pub fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(t.trim().to_owned());
+    }
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The authenticated caller of the team API (bearer token, API key or the web
+/// app's HttpOnly session cookie); rejects with 401.
+pub struct Auth(pub Actor);
+
+impl FromRequestParts<Engine> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &Engine) -> Result<Self, Error> {
+        let token = token(&parts.headers).ok_or(Error::Unauthorized)?;
+        Ok(Auth(auth::authenticate(&engine.db, &token).await?))
+    }
+}
 
 /// Like `axum::Json`, but a malformed body is a 400, a body of the wrong shape a
 /// 422 whose `field` is the JSON path (`assignee_id`, `items.2.name`), and a

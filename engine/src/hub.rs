@@ -80,6 +80,8 @@ struct Inner {
     seqs: SeqCache,
     /// SQLite's group-commit writer for visitors' messages (`chat::batch`).
     batcher: std::sync::OnceLock<mpsc::Sender<crate::chat::batch::Job>>,
+    /// Domain notices; kept here because every writer of messages has the hub.
+    bus: crate::bus::Bus,
 }
 
 #[derive(Clone)]
@@ -242,6 +244,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 seqs: SeqCache::default(),
                 batcher: Default::default(),
+                bus: Default::default(),
             }),
         }
     }
@@ -284,6 +287,17 @@ impl Hub {
         };
         tx.notify_peers(&serde_json::to_string(&notice).map_err(anyhow::Error::from)?).await?;
         Ok(Appended { stream: Arc::from(stream), seq, frame: Frame::from(text) })
+    }
+
+    /// Whether a connection on this node listens to `stream` (e.g. a
+    /// teammate has the inbox open).
+    pub fn has_subscribers(&self, stream: &str) -> bool {
+        self.lock().get(stream).is_some_and(|list| !list.is_empty())
+    }
+
+    /// The in-process notices of what happened (see [`crate::bus`]).
+    pub fn bus(&self) -> &crate::bus::Bus {
+        &self.inner.bus
     }
 
     pub fn set_batcher(&self, tx: mpsc::Sender<crate::chat::batch::Job>) -> std::result::Result<(), mpsc::Sender<crate::chat::batch::Job>> {

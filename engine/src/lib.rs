@@ -13,6 +13,8 @@
 //! - [`events`]: the timeline of what people do.
 //! - [`hub`]: durable, ordered realtime streams and their fan-out (relayed
 //!   between nodes with LISTEN/NOTIFY on PostgreSQL).
+//! - [`bus`]: in-process notices of what happened (message stored, person
+//!   created or changed, event tracked), for automations to react to.
 //! - [`presence`]: who is online, across nodes.
 //! - [`search`]: people search behind the [`search::PeopleIndex`] seam;
 //!   [`segments`]: saved filters.
@@ -22,6 +24,7 @@
 //! - [`util`]: ids, tokens, clocks.
 
 pub mod auth;
+pub mod bus;
 pub mod chat;
 pub mod companies;
 pub mod db;

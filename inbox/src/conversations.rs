@@ -102,6 +102,7 @@ pub async fn reply(
             echo_id: b.echo_id,
             buttons: None,
             shared: false,
+            cause: Default::default(),
         },
     )
     .await?;

@@ -4,6 +4,7 @@
 use axum::Json as JsonOut;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use parley_engine::bus::{Cause, Happening};
 use parley_engine::companies::{self, Company};
 use parley_engine::events::{self, EventInput, Ingested, Timeline};
 use parley_engine::http::{Json, from_value};
@@ -24,6 +25,12 @@ pub async fn upsert(
     Json(input): Json<PersonInput>,
 ) -> Result<(StatusCode, JsonOut<Person>)> {
     let u = profile::upsert(&engine.db, &actor.workspace_id, input).await?;
+    let (workspace_id, person_id, cause) = (actor.workspace_id.clone(), u.person.id.clone(), Cause::Someone);
+    engine.hub.bus().publish(if u.created {
+        Happening::PersonCreated { workspace_id, person_id, cause }
+    } else {
+        Happening::PersonUpdated { workspace_id, person_id, cause }
+    });
     Ok((if u.created { StatusCode::CREATED } else { StatusCode::OK }, JsonOut(u.person)))
 }
 
@@ -41,7 +48,9 @@ pub async fn patch(
     Path(id): Path<String>,
     Json(input): Json<PersonInput>,
 ) -> Result<JsonOut<Person>> {
-    Ok(JsonOut(profile::patch(&engine.db, &actor.workspace_id, &id, input).await?))
+    let person = profile::patch(&engine.db, &actor.workspace_id, &id, input).await?;
+    engine.hub.bus().publish(Happening::PersonUpdated { workspace_id: actor.workspace_id, person_id: id, cause: Cause::Someone });
+    Ok(JsonOut(person))
 }
 
 #[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "people",
@@ -81,7 +90,14 @@ pub async fn track(State(engine): State<Engine>, Auth(actor): Auth, Json(body): 
         Value::Array(_) => (from_value::<Vec<EventInput>>(body)?, true),
         one => (vec![from_value::<EventInput>(one)?], false),
     };
-    Ok((StatusCode::ACCEPTED, JsonOut(events::ingest(&engine.db, &actor.workspace_id, items, batch).await?)))
+    let announced: Vec<(events::PersonRef, String, Value)> =
+        items.iter().map(|e| (e.person.clone(), e.name.clone(), e.data.clone().unwrap_or(Value::Null))).collect();
+    let ingested = events::ingest(&engine.db, &actor.workspace_id, items, batch).await?;
+    for (person, name, data) in announced {
+        let workspace_id = actor.workspace_id.clone();
+        engine.hub.bus().publish(Happening::EventTracked { workspace_id, person, name, data, cause: Cause::Someone });
+    }
+    Ok((StatusCode::ACCEPTED, JsonOut(ingested)))
 }
 
 #[utoipa::path(post, path = "/api/v1/people/search", tag = "people", request_body = SearchRequest,

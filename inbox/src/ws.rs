@@ -96,6 +96,7 @@ impl Handler for AgentSide {
                         echo_id: f.echo_id.clone(),
                         buttons: None,
                         shared: false,
+                        cause: Default::default(),
                     },
                 )
                 .await?;

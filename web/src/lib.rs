@@ -53,6 +53,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
         }
     }
     let engine = Engine::start(db, public_url, config.meili()).await?;
+    parley_automations::start(&engine);
     let router = routes(engine.clone());
     Ok(App { engine, router })
 }
@@ -61,6 +62,7 @@ fn routes(engine: Engine) -> Router {
     Router::new()
         .merge(parley_widget::router(engine.clone()))
         .merge(parley_inbox::router(engine.clone()))
+        .merge(parley_automations::router(engine.clone()))
         .merge(assets::router(engine.clone()))
         .merge(ops::router(engine))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -66,6 +66,7 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
 pub fn api_doc() -> utoipa::openapi::OpenApi {
     let mut doc = parley_inbox::ApiDoc::openapi();
     doc.merge(parley_widget::ApiDoc::openapi());
+    doc.merge(parley_automations::ApiDoc::openapi());
     doc.info.title = "Parley".into();
     doc.info.description = Some("Parley's REST API. Realtime frames travel on /widget/v1/ws (visitors) and /api/v1/ws (teammates).".into());
     doc

@@ -3,6 +3,7 @@
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
+use parley_engine::bus::Happening;
 use parley_engine::chat::{self, Kind, NewMessage, Sender};
 use parley_engine::http::from_value;
 use parley_engine::hub::{person_stream, workspace_stream};
@@ -96,6 +97,7 @@ impl Handler for VisitorSide {
                         echo_id: f.echo_id.clone(),
                         buttons: None,
                         shared: self.visitor.shared,
+                        cause: Default::default(),
                     },
                 )
                 .await?;
@@ -124,6 +126,7 @@ impl Handler for VisitorSide {
             "track" => {
                 let f: TrackFrame = from_value(frame)?;
                 events::record(&engine.db, ws, me, &f.name, &f.data).await?;
+                engine.hub.bus().publish(Happening::tracked(ws, me, &f.name, f.data));
                 Ok(vec![])
             }
             "page.view" => {
@@ -131,7 +134,9 @@ impl Handler for VisitorSide {
                 if f.url.len() > 2048 {
                     return Err(Error::invalid("url", "url is longer than 2048 bytes"));
                 }
-                events::record(&engine.db, ws, me, "page.view", &json!({"url": f.url, "title": f.title})).await?;
+                let data = json!({"url": f.url, "title": f.title});
+                events::record(&engine.db, ws, me, "page.view", &data).await?;
+                engine.hub.bus().publish(Happening::tracked(ws, me, "page.view", data));
                 Ok(vec![])
             }
             other => Err(Error::BadRequest {

@@ -290,6 +290,8 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
 
     // 4. Frames, in message order, with seqs from the single writer's allocator.
     let mut results = Vec::with_capacity(jobs.len());
+    // The first stored message of each new conversation is the one that started it.
+    let mut opening: std::collections::HashSet<&str> = new_conversations.iter().filter_map(|c| c["id"].as_str()).collect();
     let mut frames: Vec<(String, String, serde_json::Value)> = Vec::new();
     for (j, t) in jobs.iter().zip(targets) {
         let (cid, pid) = match t {
@@ -310,7 +312,11 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             .bind(&j.message.echo_id)
             .fetch_optional(&mut *tx)
             .await?;
-            results.push(found.map(|row| Sent { message: Message::from(row), created: false }).ok_or(Error::NotFound("conversation")));
+            results.push(
+                found
+                    .map(|row| Sent { message: Message::from(row), created: false, started: false })
+                    .ok_or(Error::NotFound("conversation")),
+            );
             continue;
         }
         let Some((row, participants)) = summaries.get(&cid) else {
@@ -337,7 +343,8 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             json!({"type": "message.created", "message": message, "conversation": conversation}),
         ));
         frames.push((person_stream(&pid), ws.clone(), json!({"type": "message.created", "message": message})));
-        results.push(Ok(Sent { message, created: true }));
+        let started = opening.remove(cid.as_str());
+        results.push(Ok(Sent { message, created: true, started }));
     }
     let events = store_frames(&mut tx, hub, frames).await?;
     tx.commit().await?;
@@ -414,6 +421,7 @@ mod tests {
             echo_id: Some(echo.to_owned()),
             buttons: None,
             shared: false,
+            cause: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod automations;
 mod browser;
 mod chat;
 mod nodes;

@@ -1,0 +1,140 @@
+//! Carrying out a run's actions through the engine, the same calls the inbox
+//! makes, marked as caused by the automation so that no automation reacts to
+//! them.
+
+use parley_engine::auth::{Actor, Role};
+use parley_engine::bus::{Cause, Happening};
+use parley_engine::chat::{self, ConversationPatch, Kind, NewMessage, Sender};
+use parley_engine::people::{Person, PersonInput, profile};
+use parley_engine::util::{now_ms, rfc3339};
+use parley_engine::{Engine, workspace};
+use serde_json::{Map, Value};
+
+use crate::script::Action;
+
+/// Who and what a run is about.
+#[derive(Clone, Debug, Default)]
+pub struct Subject {
+    pub workspace_id: String,
+    pub person_id: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+/// Applies `actions` in order; the first that fails stops the rest and is
+/// the run's error (what was applied before it stays applied).
+pub async fn apply(
+    engine: &Engine,
+    automation_id: &str,
+    subject: &Subject,
+    person: Option<&Person>,
+    actions: &[Action],
+) -> Result<(), String> {
+    let ws = subject.workspace_id.as_str();
+    let cause = Cause::Automation(automation_id.to_owned());
+    // Conversation changes go through the inbox's own update, as an admin of
+    // the workspace; the actor's teammate fields are not used by it.
+    let actor =
+        Actor { workspace_id: ws.to_owned(), teammate_id: String::new(), name: "Automation".into(), role: Role::Admin, via_api_key: true };
+    let mut tags = person.map(|p| p.tags.clone());
+    let mut attributes = Map::new();
+    for action in actions {
+        let conversation = || subject.conversation_id.clone().ok_or_else(|| "there is no conversation to act on".to_owned());
+        let patch = match action {
+            Action::SendChat { text, teammate_id } => {
+                let sender = match teammate_id {
+                    None => Sender::Bot,
+                    Some(tid) => {
+                        teammate(engine, ws, tid).await?;
+                        Sender::Teammate { id: tid.clone() }
+                    }
+                };
+                message(engine, ws, conversation()?, sender, Kind::Chat, text, &cause).await?;
+                None
+            }
+            Action::Note { text } => {
+                message(engine, ws, conversation()?, Sender::Bot, Kind::Note, text, &cause).await?;
+                None
+            }
+            Action::Assign { to } => {
+                teammate(engine, ws, to).await?;
+                Some(ConversationPatch { assignee_id: Some(Some(to.clone())), ..Default::default() })
+            }
+            Action::Close => Some(ConversationPatch { status: Some("closed".into()), ..Default::default() }),
+            Action::Snooze { minutes } => Some(ConversationPatch {
+                status: Some("snoozed".into()),
+                snoozed_until: Some(rfc3339(now_ms() + minutes * 60_000)),
+                ..Default::default()
+            }),
+            Action::Tag { name } => {
+                let t = tags.as_mut().ok_or("there is no person to tag")?;
+                if !t.contains(name) {
+                    t.push(name.clone());
+                }
+                None
+            }
+            Action::Untag { name } => {
+                tags.as_mut().ok_or("there is no person to untag")?.retain(|t| t != name);
+                None
+            }
+            Action::SetAttribute { name, value } => {
+                attributes.insert(name.clone(), value.clone());
+                None
+            }
+        };
+        if let Some(p) = patch {
+            chat::update(&engine.db, &engine.hub, &actor, &conversation()?, p).await.map_err(|e| format!("{action:?}: {e}"))?;
+        }
+    }
+    // Person changes are written together, once, after the rest.
+    let (Some(person), Some(tags)) = (person, tags) else { return Ok(()) };
+    if tags == person.tags && attributes.is_empty() {
+        return Ok(());
+    }
+    let input = PersonInput {
+        tags: (tags != person.tags).then_some(tags),
+        attributes: (!attributes.is_empty()).then_some(attributes),
+        ..Default::default()
+    };
+    profile::patch(&engine.db, ws, &person.id, input).await.map_err(|e| format!("changing the person: {e}"))?;
+    engine.hub.bus().publish(Happening::PersonUpdated { workspace_id: ws.to_owned(), person_id: person.id.clone(), cause });
+    Ok(())
+}
+
+async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<(), String> {
+    workspace::teammate(&engine.db, ws, id).await.map(|_| ()).map_err(|_| format!("there is no teammate {id} in this workspace"))
+}
+
+async fn message(
+    engine: &Engine,
+    ws: &str,
+    conversation_id: String,
+    sender: Sender,
+    kind: Kind,
+    body: &str,
+    cause: &Cause,
+) -> Result<(), String> {
+    let m = NewMessage {
+        workspace_id: ws.to_owned(),
+        conversation_id: Some(conversation_id),
+        sender,
+        body: body.to_owned(),
+        kind,
+        echo_id: None,
+        buttons: None,
+        shared: false,
+        cause: cause.clone(),
+    };
+    chat::send(&engine.db, &engine.hub, m).await.map(|_| ()).map_err(|e| format!("sending a message: {e}"))
+}
+
+/// The person as a script sees them.
+pub fn person_value(p: &Person) -> Value {
+    serde_json::json!({
+        "id": p.id,
+        "name": p.name,
+        "email": p.email,
+        "attributes": p.attributes,
+        "tags": p.tags,
+        "company": p.company.as_ref().map(|c| c.name.clone()),
+    })
+}

@@ -1,0 +1,323 @@
+//! The worker: listens to the engine's bus, finds the enabled rules whose
+//! trigger a happening sets off, runs each in the sandbox, applies its actions
+//! and logs the run.
+//!
+//! Happenings caused by an automation are ignored, so a rule's own message or
+//! tag never sets off a rule. Compiled scripts are cached per automation and
+//! version (its `updated_at`), so a change is picked up on the next run.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parley_engine::bus::Happening;
+use parley_engine::chat::{self, Message};
+use parley_engine::filter::{self, Dialect};
+use parley_engine::hub::workspace_stream;
+use parley_engine::people::{Person, profile};
+use parley_engine::search;
+use parley_engine::util::now_ms;
+use parley_engine::{Db, Engine, Error, Result, with_db};
+use rhai::AST;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::apply::{self, Subject};
+use crate::script::{self, Action, Host, Input};
+use crate::store::{self, Automation, Outcome, RunRecord};
+use crate::trigger::{self, Trigger};
+
+/// Automated chat messages allowed per conversation per minute (per node).
+pub const MAX_MESSAGES_PER_MINUTE: usize = 5;
+/// Compiled scripts kept in memory.
+const MAX_COMPILED: usize = 10_000;
+/// Happenings handled at once; each runs its rules one after another.
+const CONCURRENCY: usize = 4;
+
+/// The running automations of this node.
+#[derive(Clone)]
+pub struct Automations {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    /// Compiled scripts by automation id, with the version they were built from.
+    compiled: Mutex<HashMap<String, (i64, Arc<AST>)>>,
+    /// When automated messages went to each conversation in the last minute.
+    sent: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// Starts listening to the engine's bus until the engine shuts down.
+pub fn start(engine: &Engine) -> Automations {
+    let automations = Automations { inner: Arc::new(Inner { engine: engine.clone(), compiled: Mutex::default(), sent: Mutex::default() }) };
+    // Subscribed before returning, so nothing published after start is missed.
+    let mut rx = engine.hub.bus().subscribe();
+    let shutdown = engine.shutdown.clone();
+    let worker = automations.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    tokio::spawn(async move {
+        loop {
+            let happening = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                h = rx.recv() => match h {
+                    Ok(h) => h,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "automations fell behind and missed happenings");
+                        metrics::counter!("parley_automation_missed_total").increment(n);
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            if happening.cause().is_automation() {
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                if let Err(e) = worker.handle(&happening).await {
+                    tracing::warn!(error = %e, "handling a happening for automations failed");
+                }
+                drop(permit);
+            });
+        }
+    });
+    automations
+}
+
+/// The `event` a script sees, and who it is about, for one trigger name.
+struct Occasion {
+    event: Value,
+    subject: Subject,
+}
+
+impl Automations {
+    async fn handle(&self, h: &Happening) -> Result<()> {
+        let ws = h.workspace_id();
+        let mut context: Option<(Occasion, Option<Person>, Value)> = None;
+        for name in trigger::names_for(h) {
+            let rules = store::for_trigger(&self.inner.engine.db, ws, &name).await?;
+            for rule in rules {
+                let Ok(t) = Trigger::parse(&rule.trigger, &rule.params) else { continue };
+                if !t.accepts(h) {
+                    continue;
+                }
+                // Loaded once per happening, and only when a rule wants it.
+                if context.is_none() {
+                    let Some(mut occasion) = occasion(&self.inner.engine.db, h).await? else { return Ok(()) };
+                    let (person, conversation) = load(&self.inner.engine, &mut occasion.subject).await?;
+                    context = Some((occasion, person, conversation));
+                }
+                let Some((occasion, person, conversation)) = &context else { continue };
+                let mut event = occasion.event.clone();
+                event["type"] = name.clone().into();
+                self.run(&rule, &name, event, &occasion.subject, person.as_ref(), conversation).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn compiled(&self, rule: &Automation) -> std::result::Result<Arc<AST>, script::ScriptError> {
+        let mut cache = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((version, ast)) = cache.get(&rule.id)
+            && *version == rule.version
+        {
+            return Ok(ast.clone());
+        }
+        let ast = Arc::new(script::compile(rule.script.as_deref().unwrap_or_default())?);
+        // Deleted automations leave entries behind; start over rather than grow without end.
+        if cache.len() >= MAX_COMPILED {
+            cache.clear();
+        }
+        cache.insert(rule.id.clone(), (rule.version, ast.clone()));
+        Ok(ast)
+    }
+
+    /// Runs one rule for real: script, rate limit, actions, log.
+    async fn run(&self, rule: &Automation, trigger: &str, event: Value, subject: &Subject, person: Option<&Person>, conversation: &Value) {
+        let started = Instant::now();
+        let engine = &self.inner.engine;
+        let (outcome, actions, error) = match self.compiled(rule) {
+            Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
+            Ok(ast) => match evaluate(engine, ast, event, subject, person, conversation.clone()).await {
+                Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
+                Ok(actions) if !self.allow_messages(subject, &actions) => (
+                    Outcome::Skipped,
+                    actions,
+                    Some(format!("not applied: at most {MAX_MESSAGES_PER_MINUTE} automated messages per conversation per minute")),
+                ),
+                Ok(actions) => match apply::apply(engine, &rule.id, subject, person, &actions).await {
+                    Ok(()) => (Outcome::Ok, actions, None),
+                    Err(e) => (Outcome::Error, actions, Some(e)),
+                },
+            },
+        };
+        let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let record = RunRecord { trigger, outcome, actions: &actions, error, duration_us };
+        if let Err(e) = store::log_run(&engine.db, &subject.workspace_id, &rule.id, record).await {
+            tracing::warn!(error = %e, automation = %rule.id, "logging an automation run failed");
+        }
+    }
+
+    /// Counts the run's messages against its conversation's budget; false
+    /// (and nothing counted) when they would exceed it.
+    fn allow_messages(&self, subject: &Subject, actions: &[Action]) -> bool {
+        let n = actions.iter().filter(|a| a.is_message()).count();
+        let Some(cid) = &subject.conversation_id else { return true };
+        if n == 0 {
+            return true;
+        }
+        let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        // Forget conversations that have been quiet for a minute, so the map stays small.
+        sent.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)));
+        let times = sent.entry(cid.clone()).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            times.pop_front();
+        }
+        if times.len() + n > MAX_MESSAGES_PER_MINUTE {
+            return false;
+        }
+        times.extend(std::iter::repeat_n(now, n));
+        true
+    }
+}
+
+/// Runs a compiled script off the async runtime and returns its actions.
+pub async fn evaluate(
+    engine: &Engine,
+    ast: Arc<AST>,
+    event: Value,
+    subject: &Subject,
+    person: Option<&Person>,
+    conversation: Value,
+) -> std::result::Result<Vec<Action>, script::ScriptError> {
+    let input = Input { event, person: person.map(apply::person_value).unwrap_or(Value::Null), conversation, now_ms: now_ms() };
+    let host: Arc<dyn Host> = Arc::new(EngineHost {
+        engine: engine.clone(),
+        workspace_id: subject.workspace_id.clone(),
+        person_id: subject.person_id.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    tokio::task::spawn_blocking(move || script::run(&ast, &input, host))
+        .await
+        .unwrap_or_else(|e| Err(script::ScriptError { line: None, column: None, message: format!("the script could not run: {e}") }))
+}
+
+/// Host answers from the database, for a script running on a blocking thread.
+struct EngineHost {
+    engine: Engine,
+    workspace_id: String,
+    person_id: Option<String>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Host for EngineHost {
+    fn person_matches(&self, filter: &Value) -> std::result::Result<bool, String> {
+        let Some(person_id) = &self.person_id else { return Ok(false) };
+        self.handle.block_on(person_matches(&self.engine.db, &self.workspace_id, person_id, filter)).map_err(|e| match e.field() {
+            Some(f) => format!("{e} ({f})"),
+            None => e.to_string(),
+        })
+    }
+
+    fn agents_online(&self) -> bool {
+        // Teammates' inbox sockets subscribe to the workspace stream.
+        self.engine.hub.has_subscribers(&workspace_stream(&self.workspace_id))
+    }
+}
+
+/// Whether a person matches a filter of the filter language. Asked of the
+/// database, never of a search index that may lag behind the change that set
+/// the rule off.
+pub async fn person_matches(db: &Db, workspace_id: &str, person_id: &str, filter: &Value) -> Result<bool> {
+    let f = search::resolve_filter(db, workspace_id, filter, "filter").await?;
+    let dialect = if db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
+    let sql = filter::to_sql(&f, dialect, 3, 1, now_ms());
+    let text = format!("SELECT COUNT(*) FROM person p WHERE p.workspace_id = $1 AND p.id = $2 AND ({})", sql.sql);
+    let n: i64 = with_db!(db, pool => {
+        let q = sql.bind_to(sqlx::query(sqlx::AssertSqlSafe(text.as_str())).bind(workspace_id).bind(person_id));
+        sqlx::Row::try_get(&q.fetch_one(pool).await?, 0)?
+    });
+    Ok(n > 0)
+}
+
+/// What a happening is about, or `None` when it names nobody known.
+async fn occasion(db: &Db, h: &Happening) -> Result<Option<Occasion>> {
+    let ws = h.workspace_id().to_owned();
+    Ok(Some(match h {
+        Happening::MessageCreated { message, .. } => {
+            let person_id = match message.author.kind.as_str() {
+                "person" => message.author.id.clone(),
+                _ => Some(chat::conversation_person(db, &ws, &message.conversation_id).await?),
+            };
+            Occasion {
+                event: json!({"message": message_value(message), "conversation_id": message.conversation_id}),
+                subject: Subject { workspace_id: ws, person_id, conversation_id: Some(message.conversation_id.clone()) },
+            }
+        }
+        Happening::PersonCreated { person_id, .. } | Happening::PersonUpdated { person_id, .. } => Occasion {
+            event: json!({"person_id": person_id}),
+            subject: Subject { workspace_id: ws, person_id: Some(person_id.clone()), conversation_id: None },
+        },
+        Happening::EventTracked { person, name, data, .. } => {
+            let Some(person_id) = find_person(db, &ws, person).await? else { return Ok(None) };
+            let event = if name == "page.view" {
+                json!({"url": data.get("url"), "title": data.get("title")})
+            } else {
+                json!({"name": name, "data": data})
+            };
+            Occasion { event, subject: Subject { workspace_id: ws, person_id: Some(person_id), conversation_id: None } }
+        }
+    }))
+}
+
+fn message_value(m: &Message) -> Value {
+    json!({"id": m.id, "body": m.body, "kind": m.kind, "author": {"type": m.author.kind, "id": m.author.id, "name": m.author.name}})
+}
+
+async fn find_person(db: &Db, ws: &str, r: &parley_engine::events::PersonRef) -> Result<Option<String>> {
+    let row: Option<(String,)> = match (&r.id, &r.external_id, &r.email) {
+        (Some(id), _, _) => with_db!(db, pool => sqlx::query_as("SELECT id FROM person WHERE id = $1 AND workspace_id = $2")
+            .bind(id).bind(ws).fetch_optional(pool).await?),
+        (None, Some(x), _) => with_db!(db, pool => sqlx::query_as("SELECT id FROM person WHERE external_id = $1 AND workspace_id = $2")
+            .bind(x.trim()).bind(ws).fetch_optional(pool).await?),
+        (None, None, Some(e)) => with_db!(db, pool => sqlx::query_as(
+            "SELECT id FROM person WHERE lower(email) = $1 AND workspace_id = $2 ORDER BY (external_id IS NULL), updated_at DESC LIMIT 1")
+            .bind(e.trim().to_lowercase()).bind(ws).fetch_optional(pool).await?),
+        (None, None, None) => None,
+    };
+    Ok(row.map(|r| r.0))
+}
+
+/// The person and conversation of a run. A run about a person without a
+/// conversation acts on their latest live one, if they have one (and
+/// `subject` learns which).
+pub async fn load(engine: &Engine, subject: &mut Subject) -> Result<(Option<Person>, Value)> {
+    let ws = subject.workspace_id.as_str();
+    let person = match &subject.person_id {
+        Some(pid) => Some(profile::get(&engine.db, ws, pid).await?),
+        None => None,
+    };
+    let conversation_id = match (&subject.conversation_id, &subject.person_id) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(pid)) => {
+            let row: Option<(String,)> = with_db!(&engine.db, pool => sqlx::query_as(
+                "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
+                .bind(pid).bind(ws).fetch_optional(pool).await?);
+            row.map(|r| r.0)
+        }
+        (None, None) => None,
+    };
+    subject.conversation_id.clone_from(&conversation_id);
+    let conversation = match conversation_id {
+        Some(cid) => match chat::conversation(&engine.db, ws, &cid, None).await {
+            Ok(c) => json!({"id": c.id, "status": c.status, "assignee": c.assignee.map(|a| a.id)}),
+            Err(Error::NotFound(_)) => Value::Null,
+            Err(e) => return Err(e),
+        },
+        None => Value::Null,
+    };
+    Ok((person, conversation))
+}

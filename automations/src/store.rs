@@ -1,0 +1,351 @@
+//! Automations and their run log in the database: create, read, change,
+//! delete, and the bookkeeping of each run (failures in a row, switching a
+//! rule off that keeps failing).
+
+use parley_engine::util::{new_id, now_ms, rfc3339};
+use parley_engine::{Db, Error, Result, with_db, with_tx};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::script::{self, Action};
+use crate::trigger::Trigger;
+
+/// Failed runs in a row after which a rule is switched off.
+pub const MAX_FAILURES: i64 = 3;
+const MAX_NAME: usize = 200;
+const RUNS_MAX: i64 = 200;
+
+/// An automation as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Automation {
+    pub id: String,
+    pub name: String,
+    /// `rule` (a script) or `flow`.
+    pub kind: String,
+    pub trigger: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub script: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub flow: Option<Value>,
+    pub enabled: bool,
+    /// Why Parley switched it off (it kept failing); cleared by enabling it.
+    pub disabled_reason: Option<String>,
+    /// Failed runs in a row.
+    pub failures: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Milliseconds, for the compiled-script cache.
+    #[serde(skip)]
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    kind: String,
+    trigger_name: String,
+    params: String,
+    script: Option<String>,
+    flow: Option<String>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    failures: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Row> for Automation {
+    fn from(r: Row) -> Self {
+        Automation {
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            trigger: r.trigger_name,
+            params: serde_json::from_str(&r.params).unwrap_or_else(|_| serde_json::json!({})),
+            script: r.script,
+            flow: r.flow.and_then(|f| serde_json::from_str(&f).ok()),
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason,
+            failures: r.failures,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            version: r.updated_at,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT id, name, kind, trigger_name, params, script, flow, enabled, disabled_reason, failures, created_at, updated_at FROM automation ";
+
+/// `POST /automations` and `PATCH /automations/{id}` body. On create, `name`,
+/// `trigger` and (for a rule) `script` are required; on patch every field is
+/// optional.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationInput {
+    pub name: Option<String>,
+    /// `rule` (default) or `flow`.
+    pub kind: Option<String>,
+    /// `conversation.created`, `message.received`, `message.sent`,
+    /// `person.created`, `person.updated`, `event.<name>` or `page.view`.
+    pub trigger: Option<String>,
+    /// Refines the trigger: `{"url": "/pricing*"}` for `page.view`.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<Value>,
+    /// rhai; compiled on save.
+    pub script: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub flow: Option<Value>,
+    pub enabled: Option<bool>,
+}
+
+/// A compile error as a 422 on `script`, its place in the message.
+pub fn script_error(e: &script::ScriptError) -> Error {
+    Error::Unprocessable { code: "invalid_script", field: "script".into(), message: e.to_string() }
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::invalid("name", format!("name is 1 to {MAX_NAME} characters")));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_kind(kind: &str) -> Result<()> {
+    match kind {
+        "rule" => Ok(()),
+        "flow" => Err(Error::invalid("kind", "flows are not available yet: use a rule")),
+        _ => Err(Error::invalid("kind", "kind is rule or flow")),
+    }
+}
+
+/// The fields of an automation once checked, as stored.
+struct Checked {
+    name: String,
+    trigger: String,
+    params: String,
+    script: String,
+    enabled: bool,
+}
+
+fn check(name: &str, kind: &str, trigger: &str, params: &Value, script_text: &str, enabled: bool) -> Result<Checked> {
+    let name = check_name(name)?;
+    check_kind(kind)?;
+    let trigger = Trigger::parse(trigger, params)?;
+    script::compile(script_text).map_err(|e| script_error(&e))?;
+    let params = if params.is_null() { "{}".to_owned() } else { params.to_string() };
+    Ok(Checked { name, trigger: trigger.name(), params, script: script_text.to_owned(), enabled })
+}
+
+#[tracing::instrument(skip_all, fields(workspace = %workspace_id))]
+pub async fn create(db: &Db, workspace_id: &str, teammate_id: &str, input: AutomationInput) -> Result<Automation> {
+    let name = input.name.as_deref().ok_or_else(|| Error::invalid("name", "name is required"))?;
+    let kind = input.kind.as_deref().unwrap_or("rule");
+    check_kind(kind)?;
+    let trigger = input.trigger.as_deref().ok_or_else(|| Error::invalid("trigger", "trigger is required"))?;
+    let script_text = input.script.as_deref().ok_or_else(|| Error::invalid("script", "a rule needs a script"))?;
+    let c = check(name, kind, trigger, input.params.as_ref().unwrap_or(&Value::Null), script_text, input.enabled.unwrap_or(true))?;
+    let id = new_id();
+    let now = now_ms();
+    with_tx!(db, tx => {
+        sqlx::query(
+            "INSERT INTO automation (id, workspace_id, name, kind, trigger_name, params, script, enabled, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'rule', $4, $5, $6, $7, $8, $9, $9)")
+            .bind(&id).bind(workspace_id).bind(&c.name).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(c.enabled)
+            .bind(teammate_id).bind(now)
+            .execute(&mut *tx).await?;
+    });
+    get(db, workspace_id, &id).await
+}
+
+pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Automation> {
+    let sql = format!("{SELECT}WHERE id = $1 AND workspace_id = $2");
+    let row: Option<Row> =
+        with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(workspace_id).fetch_optional(pool).await?);
+    row.map(Automation::from).ok_or(Error::NotFound("automation"))
+}
+
+pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<Automation>> {
+    let sql = format!("{SELECT}WHERE workspace_id = $1 ORDER BY lower(name), id");
+    let rows: Vec<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(Automation::from).collect())
+}
+
+/// The enabled rules of a workspace for one trigger name.
+pub async fn for_trigger(db: &Db, workspace_id: &str, trigger: &str) -> Result<Vec<Automation>> {
+    let sql = format!("{SELECT}WHERE workspace_id = $1 AND trigger_name = $2 AND enabled = TRUE AND kind = 'rule' ORDER BY id");
+    let rows: Vec<Row> =
+        with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).bind(trigger).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(Automation::from).collect())
+}
+
+/// Changes an automation. Enabling it again forgets its failures.
+#[tracing::instrument(skip_all, fields(automation = %id))]
+pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInput) -> Result<Automation> {
+    let current = get(db, workspace_id, id).await?;
+    let kind = input.kind.as_deref().unwrap_or(&current.kind);
+    let c = check(
+        input.name.as_deref().unwrap_or(&current.name),
+        kind,
+        input.trigger.as_deref().unwrap_or(&current.trigger),
+        input.params.as_ref().unwrap_or(&current.params),
+        input.script.as_deref().or(current.script.as_deref()).unwrap_or_default(),
+        input.enabled.unwrap_or(current.enabled),
+    )?;
+    let revived = input.enabled == Some(true);
+    // Strictly later than the last version, so the compiled-script cache
+    // never mistakes a change made in the same millisecond for the old one.
+    let now = now_ms().max(current.version + 1);
+    with_tx!(db, tx => {
+        sqlx::query(
+            "UPDATE automation SET name = $1, trigger_name = $2, params = $3, script = $4, enabled = $5, updated_at = $6, \
+             disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END, failures = CASE WHEN $7 THEN 0 ELSE failures END \
+             WHERE id = $8 AND workspace_id = $9")
+            .bind(&c.name).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(c.enabled).bind(now).bind(revived)
+            .bind(id).bind(workspace_id)
+            .execute(&mut *tx).await?;
+    });
+    get(db, workspace_id, id).await
+}
+
+#[tracing::instrument(skip_all, fields(automation = %id))]
+pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
+    with_tx!(db, tx => {
+        let found: Option<(String,)> = sqlx::query_as("SELECT id FROM automation WHERE id = $1 AND workspace_id = $2")
+            .bind(id).bind(workspace_id).fetch_optional(&mut *tx).await?;
+        if found.is_none() {
+            return Err(Error::NotFound("automation"));
+        }
+        sqlx::query("DELETE FROM automation_run WHERE automation_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM automation WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    });
+    tracing::info!(automation = id, "automation deleted");
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Error,
+    /// Not run, or its actions not applied (rate limited, nothing to act on).
+    Skipped,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One run, as logged.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub trigger: String,
+    pub outcome: String,
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Value,
+    pub error: Option<String>,
+    pub duration_us: i64,
+    pub at: String,
+}
+
+/// What a run did, to log.
+pub struct RunRecord<'a> {
+    pub trigger: &'a str,
+    pub outcome: Outcome,
+    pub actions: &'a [Action],
+    pub error: Option<String>,
+    pub duration_us: i64,
+}
+
+/// Logs a run and keeps count of failures in a row: an error adds one, a
+/// success resets them, and the [`MAX_FAILURES`]th error in a row switches
+/// the automation off with the reason (also written into this run's error).
+pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunRecord<'_>) -> Result<()> {
+    let actions = serde_json::to_string(run.actions).map_err(|e| Error::Internal(e.into()))?;
+    let now = now_ms();
+    let mut error = run.error;
+    with_tx!(db, tx => {
+        match run.outcome {
+            Outcome::Error => {
+                let (failures,): (i64,) = sqlx::query_as("UPDATE automation SET failures = failures + 1 WHERE id = $1 RETURNING failures")
+                    .bind(automation_id).fetch_one(&mut *tx).await?;
+                if failures >= MAX_FAILURES {
+                    let reason = format!(
+                        "switched off after {failures} failed runs in a row; the last: {}",
+                        error.as_deref().unwrap_or("unknown error")
+                    );
+                    let changed = sqlx::query("UPDATE automation SET enabled = FALSE, disabled_reason = $1 WHERE id = $2 AND enabled = TRUE")
+                        .bind(&reason).bind(automation_id).execute(&mut *tx).await?;
+                    if changed.rows_affected() > 0 {
+                        tracing::warn!(automation = automation_id, failures, "automation switched off: it keeps failing");
+                        error = Some(reason);
+                    }
+                }
+            }
+            Outcome::Ok => {
+                sqlx::query("UPDATE automation SET failures = 0 WHERE id = $1 AND failures <> 0").bind(automation_id).execute(&mut *tx).await?;
+            }
+            Outcome::Skipped => {}
+        }
+        sqlx::query(
+            "INSERT INTO automation_run (id, automation_id, workspace_id, trigger_name, outcome, actions, error, duration_us, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(new_id()).bind(automation_id).bind(workspace_id).bind(run.trigger).bind(run.outcome.as_str()).bind(&actions)
+            .bind(&error).bind(run.duration_us).bind(now)
+            .execute(&mut *tx).await?;
+    });
+    metrics::counter!("parley_automation_runs_total", "outcome" => run.outcome.as_str()).increment(1);
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: String,
+    trigger_name: String,
+    outcome: String,
+    actions: String,
+    error: Option<String>,
+    duration_us: i64,
+    at: i64,
+}
+
+/// A page of runs, newest first: `before` is the `next_cursor` of the page above.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Runs {
+    pub items: Vec<Run>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn runs(db: &Db, workspace_id: &str, automation_id: &str, before: Option<&str>, limit: Option<i64>) -> Result<Runs> {
+    get(db, workspace_id, automation_id).await?;
+    let limit = limit.unwrap_or(50).clamp(1, RUNS_MAX);
+    let mut rows: Vec<RunRow> = with_db!(db, pool => sqlx::query_as(
+        "SELECT id, trigger_name, outcome, actions, error, duration_us, at FROM automation_run \
+         WHERE automation_id = $1 AND workspace_id = $2 AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4")
+        .bind(automation_id).bind(workspace_id).bind(before).bind(limit + 1).fetch_all(pool).await?);
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|r| Run {
+            id: r.id,
+            trigger: r.trigger_name,
+            outcome: r.outcome,
+            actions: serde_json::from_str(&r.actions).unwrap_or_else(|_| serde_json::json!([])),
+            error: r.error,
+            duration_us: r.duration_us,
+            at: rfc3339(r.at),
+        })
+        .collect();
+    Ok(Runs { items, next_cursor })
+}
