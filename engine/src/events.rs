@@ -90,6 +90,9 @@ pub struct Ingested {
     pub accepted: usize,
     /// People created because an external_id or email was new.
     pub people_created: usize,
+    /// Their ids, for those who react to new people.
+    #[serde(skip)]
+    pub created_ids: Vec<String>,
 }
 
 enum Who {
@@ -125,7 +128,7 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
         };
         rows.push((who, e.name.as_str(), data, at));
     }
-    let mut created = 0;
+    let mut created = Vec::new();
     with_tx!(db, tx => {
         let mut c = Conn::from(&mut *tx);
         // Resolve each distinct person once: the known ones with one query
@@ -158,7 +161,7 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
             .await?;
     });
     metrics::counter!("parley_events_total").increment(rows.len() as u64);
-    Ok(Ingested { accepted: rows.len(), people_created: created })
+    Ok(Ingested { accepted: rows.len(), people_created: created.len(), created_ids: created })
 }
 
 /// The people a batch names who exist, keyed like [`ingest`]'s lookups:
@@ -205,14 +208,15 @@ async fn resolve(
     external_id: Option<&str>,
     email: Option<&str>,
     now: i64,
-    created: &mut usize,
+    created: &mut Vec<String>,
 ) -> Result<String> {
     if let Some(row) = crate::people::profile::find_known(c, workspace_id, external_id, email).await? {
         return Ok(row.id);
     }
-    *created += 1;
     let input = PersonInput { external_id: external_id.map(str::to_owned), email: email.map(str::to_owned), ..Default::default() };
-    crate::people::profile::write(c, workspace_id, None, &input, now).await
+    let id = crate::people::profile::write(c, workspace_id, None, &input, now).await?;
+    created.push(id.clone());
+    Ok(id)
 }
 
 /// Writes many events with a few multi-row statements, and their summaries

@@ -231,8 +231,9 @@ pub struct SqlIndex {
 }
 
 /// Up to this many matches, a search keeps every matching id in order, so its
-/// later pages are read from memory.
-const KEEP_ORDERED: i64 = 50_000;
+/// later pages are read from memory (about 100 bytes each). Past it, matches
+/// are dense enough that a page is found by walking the sort index.
+const KEEP_ORDERED: i64 = 200_000;
 
 impl SqlIndex {
     pub fn shared(db: Db) -> Arc<dyn PeopleIndex> {
@@ -286,14 +287,20 @@ impl SqlIndex {
         let found = self
             .cache
             .get_or_compute(&key, version, version.settled(started_ms), || async {
+                // Reading the matches in order first also counts them when
+                // they are few enough to keep.
+                if !p.count_only {
+                    let all = self.all_matches(p, &wh, &binds).await?;
+                    if all.len() as i64 <= KEEP_ORDERED {
+                        return Ok(cache::Found { total: all.len() as i64, ordered: Some(cache::Ordered::pack(all)) });
+                    }
+                }
                 let count_sql = format!("SELECT COUNT(*) FROM person p WHERE {wh}");
                 let total: i64 = with_db!(&self.db, pool => {
                     let q = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.as_str())), &binds);
                     q.fetch_one(pool).await?
                 });
-                let ordered =
-                    if !p.count_only && total <= KEEP_ORDERED { Some(self.ordered(p, &wh, &binds, None, None).await?) } else { None };
-                Ok(cache::Found { total, ordered })
+                Ok(cache::Found { total, ordered: None })
             })
             .await?;
         let total = found.total;
@@ -308,22 +315,43 @@ impl SqlIndex {
         if let Some(all) = &found.ordered {
             let start = match &after {
                 None => Some(0),
-                Some((id, k)) => all.iter().position(|(x, xk)| x == id && xk == k).map(|i| i + 1),
+                Some((id, k)) => all.after(id, k),
             };
             // A cursor not in the kept result (its person changed, or it is from
             // another sort): SQL finds where to go on, or says what is wrong.
             if let Some(start) = start {
-                let rows = all.get(start..).unwrap_or_default();
-                let page: Vec<_> = rows.iter().take(limit).cloned().collect();
-                let next_cursor = if rows.len() > limit { page.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
+                let page = all.rows(start, limit);
+                let more = all.len() > start + limit;
+                let next_cursor = if more { page.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
                 return Ok(IdPage { total, ids: page.into_iter().map(|(id, _)| id).collect(), next_cursor });
             }
         }
-        let rows = self.ordered(p, &wh, &binds, after, Some(p.limit + 1)).await?;
+        let how = if total > KEEP_ORDERED { How::WalkSortIndex } else { How::Sorted };
+        let rows = self.ordered(p, &wh, &binds, after, Some(p.limit + 1), how).await?;
         let more = rows.len() > limit;
         let rows: Vec<_> = rows.into_iter().take(limit).collect();
         let next_cursor = if more { rows.last().map(|(id, k)| serde_json::json!({"k": k, "id": id})) } else { None };
         Ok(IdPage { total, ids: rows.into_iter().map(|(id, _)| id).collect(), next_cursor })
+    }
+
+    /// Every match in order when there are at most [`KEEP_ORDERED`] (more
+    /// tells there are more).
+    async fn all_matches(&self, p: &Prepared, wh: &str, binds: &[Bind]) -> Result<Vec<(String, Value)>> {
+        if self.db.is_postgres() {
+            return self.ordered(p, wh, binds, None, Some(KEEP_ORDERED + 1), How::Sorted).await;
+        }
+        // SQLite, given ORDER BY with a large LIMIT, tends to walk the sort
+        // index through every person instead of reading the matches through
+        // the filter's index. So the matches are read unordered and sorted
+        // here: its keys compare as bytes (BINARY), as Rust's strings do.
+        let mut all = self.ordered(p, wh, binds, None, Some(KEEP_ORDERED + 1), How::Unsorted).await?;
+        all.sort_unstable_by(|(a, ak), (b, bk)| {
+            ak.as_i64().cmp(&bk.as_i64()).then_with(|| ak.as_str().cmp(&bk.as_str())).then_with(|| a.cmp(b))
+        });
+        if p.sort.order == Order::Desc {
+            all.reverse();
+        }
+        Ok(all)
     }
 
     /// Matching ids with their sort keys, in order: after `after` (a cursor's
@@ -335,6 +363,7 @@ impl SqlIndex {
         binds: &[Bind],
         after: Option<(String, Value)>,
         limit: Option<i64>,
+        how: How,
     ) -> Result<Vec<(String, Value)>> {
         // Keyset paging on (sort key, id).
         let (key, numeric) = match p.sort.field {
@@ -360,7 +389,20 @@ impl SqlIndex {
             page_binds.push(kb);
             page_binds.push(Bind::Text(id));
         }
-        let mut page_sql = format!("SELECT p.id, {key} AS k FROM person p WHERE {page_wh} ORDER BY {key} {dir}, p.id {dir}");
+        // When matches are many, walking the sort index and testing each
+        // person finds a page after a few hundred rows, where SQLite's planner
+        // would rather read every match through the filter's index and sort
+        // them all.
+        let walk = match p.sort.field {
+            _ if how != How::WalkSortIndex || self.db.is_postgres() => "",
+            SortField::LastSeenAt => " INDEXED BY person_seen",
+            SortField::CreatedAt => " INDEXED BY person_created",
+            SortField::Name | SortField::Email => "",
+        };
+        let mut page_sql = format!("SELECT p.id, {key} AS k FROM person p{walk} WHERE {page_wh}");
+        if how != How::Unsorted {
+            page_sql.push_str(&format!(" ORDER BY {key} {dir}, p.id {dir}"));
+        }
         if let Some(limit) = limit {
             page_binds.push(Bind::Int(limit));
             page_sql.push_str(&format!(" LIMIT ${}", page_binds.len()));
@@ -380,6 +422,16 @@ impl SqlIndex {
         };
         Ok(rows)
     }
+}
+
+/// How [`SqlIndex::ordered`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    Sorted,
+    /// Sorted, walking the sort index: for matches too many to keep.
+    WalkSortIndex,
+    /// In no particular order.
+    Unsorted,
 }
 
 /// A cursor's id and sort key.

@@ -93,6 +93,10 @@ pub async fn track(State(engine): State<Engine>, Auth(actor): Auth, Json(body): 
     let announced: Vec<(events::PersonRef, String, Value)> =
         items.iter().map(|e| (e.person.clone(), e.name.clone(), e.data.clone().unwrap_or(Value::Null))).collect();
     let ingested = events::ingest(&engine.db, &actor.workspace_id, items, batch).await?;
+    for person_id in &ingested.created_ids {
+        let (workspace_id, person_id) = (actor.workspace_id.clone(), person_id.clone());
+        engine.hub.bus().publish(Happening::PersonCreated { workspace_id, person_id, cause: Cause::Someone });
+    }
     for (person, name, data) in announced {
         let workspace_id = actor.workspace_id.clone();
         engine.hub.bus().publish(Happening::EventTracked { workspace_id, person, name, data, cause: Cause::Someone });

@@ -796,10 +796,11 @@ mod tests {
             "CREATE INDEX person_created ON person (workspace_id, created_at, id)".into(),
             "CREATE INDEX person_seen ON person (workspace_id, COALESCE(last_seen_at, 0), id)".into(),
             "CREATE INDEX person_geo ON person (workspace_id, lat, lon)".into(),
-            "CREATE INDEX person_attribute_str ON person_attribute (workspace_id, name, str_value)".into(),
-            "CREATE INDEX person_attribute_num ON person_attribute (workspace_id, name, num_value)".into(),
-            "CREATE INDEX person_tag_tag ON person_tag (workspace_id, tag)".into(),
-            "CREATE INDEX event_summary_name ON event_summary (workspace_id, name, count)".into(),
+            "CREATE INDEX person_attribute_str ON person_attribute (workspace_id, name, str_value, person_id)".into(),
+            "CREATE INDEX person_attribute_num ON person_attribute (workspace_id, name, num_value, person_id)".into(),
+            "CREATE INDEX person_tag_tag ON person_tag (workspace_id, tag, person_id)".into(),
+            "CREATE INDEX event_summary_name ON event_summary (workspace_id, name, count, person_id)".into(),
+            "CREATE INDEX person_workspace_id ON person (workspace_id, id)".into(),
             "CREATE INDEX event_name ON event (workspace_id, name, at, person_id)".into(),
             "INSERT INTO company (id, workspace_id, name) VALUES ('c1', 'w1', 'Acme'), ('c2', 'w1', 'Globex'), ('c3', 'w2', 'Acme')".into(),
         ];
@@ -1163,18 +1164,19 @@ mod tests {
             ("person", "person_created", "1000000 1000000 1 1"),
             ("person", "person_seen", "1000000 1000000 2 1"),
             ("person", "person_geo", "1000000 1000000 2 1"),
-            ("person_tag", "person_tag_tag", "2000000 2000000 20000"),
+            ("person_tag", "person_tag_tag", "2000000 2000000 20000 1"),
             ("person_tag", "sqlite_autoindex_person_tag_1", "2000000 2 1"),
-            ("person_attribute", "person_attribute_str", "5000000 5000000 500000 1000"),
-            ("person_attribute", "person_attribute_num", "5000000 5000000 500000 1000"),
+            ("person_attribute", "person_attribute_str", "5000000 5000000 500000 1000 1"),
+            ("person_attribute", "person_attribute_num", "5000000 5000000 500000 1000 1"),
             ("person_attribute", "sqlite_autoindex_person_attribute_1", "5000000 5 1"),
-            ("event_summary", "event_summary_name", "3000000 3000000 100000 1000"),
+            ("event_summary", "event_summary_name", "3000000 3000000 100000 1000 1"),
+            ("person", "person_workspace_id", "1000000 1000000 1"),
             ("event", "event_name", "50000000 50000000 1000000 10 1"),
         ] {
             sqlx::query("INSERT INTO sqlite_stat1 VALUES ($1, $2, $3)").bind(table).bind(index).bind(stat).execute(&mut *c).await.unwrap();
         }
         sqlx::query("ANALYZE sqlite_schema").execute(&mut *c).await.unwrap();
-        let by_id = "SEARCH p USING INDEX sqlite_autoindex_person_1 (id=?)";
+        let by_id = "SEARCH p USING COVERING INDEX person_workspace_id (workspace_id=? AND id=?)";
         let cases = [
             (cond("tags", "contains", json!("vip")), by_id),
             (cond("attributes.plan", "eq", json!("pro")), by_id),

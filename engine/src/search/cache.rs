@@ -25,18 +25,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::{Db, Result, with_db};
 
 /// How recent the newest change may be for a result to be kept.
 pub const SETTLED_MS: i64 = 1_000;
-/// The longest a result is served.
-pub const TTL: Duration = Duration::from_secs(30);
+/// The longest a result is served: it bounds the rare race above, a change
+/// that moves no timestamp, and how far a window such as
+/// "seen in the last 30 days" can drift.
+pub const TTL: Duration = Duration::from_secs(300);
 /// Searches kept at most.
 const MAX_ENTRIES: usize = 1_000;
-/// Ids kept at most over all entries (about 100 bytes each).
-const MAX_IDS: usize = 1_000_000;
+/// Ids kept at most over all entries (about 32 bytes each).
+const MAX_IDS: usize = 6_000_000;
 
 /// The newest change to people: (largest `updated_at`, largest `deleted_at`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,7 +67,89 @@ impl Version {
 #[derive(Debug, Default)]
 pub struct Found {
     pub total: i64,
-    pub ordered: Option<Vec<(String, serde_json::Value)>>,
+    pub ordered: Option<Ordered>,
+}
+
+/// Matching ids with their sort keys, in order, packed: a person id is 32 hex
+/// digits, kept as 16 bytes, and a date key as a number, so a kept match
+/// costs about 32 bytes rather than a hundred.
+#[derive(Debug, Default)]
+pub struct Ordered {
+    ids: Vec<PackedId>,
+    keys: Keys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PackedId {
+    Hex([u8; 16]),
+    Other(Box<str>),
+}
+
+impl PackedId {
+    fn pack(id: &str) -> PackedId {
+        let mut out = [0u8; 16];
+        let hex = id.len() == 32 && !id.bytes().any(|b| b.is_ascii_uppercase());
+        if hex && hex::decode_to_slice(id, &mut out).is_ok() { PackedId::Hex(out) } else { PackedId::Other(id.into()) }
+    }
+
+    fn unpack(&self) -> String {
+        match self {
+            PackedId::Hex(b) => hex::encode(b),
+            PackedId::Other(s) => s.to_string(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Keys {
+    Numbers(Vec<i64>),
+    Texts(Vec<Box<str>>),
+}
+
+impl Default for Keys {
+    fn default() -> Keys {
+        Keys::Numbers(Vec::new())
+    }
+}
+
+impl Ordered {
+    /// Packs `(id, key)` rows; keys are all numbers or all texts.
+    pub fn pack(rows: Vec<(String, Value)>) -> Ordered {
+        let ids = rows.iter().map(|(id, _)| PackedId::pack(id)).collect();
+        let keys = if rows.iter().all(|(_, k)| k.is_i64()) {
+            Keys::Numbers(rows.iter().map(|(_, k)| k.as_i64().unwrap_or(0)).collect())
+        } else {
+            Keys::Texts(rows.iter().map(|(_, k)| k.as_str().unwrap_or("").into()).collect())
+        };
+        Ordered { ids, keys }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn key(&self, i: usize) -> Value {
+        match &self.keys {
+            Keys::Numbers(v) => v.get(i).map_or(Value::Null, |n| Value::from(*n)),
+            Keys::Texts(v) => v.get(i).map_or(Value::Null, |s| Value::from(s.as_ref())),
+        }
+    }
+
+    /// Where the row after a cursor's `(id, key)` is, if that row is here.
+    pub fn after(&self, id: &str, key: &Value) -> Option<usize> {
+        let packed = PackedId::pack(id);
+        let i = self.ids.iter().position(|x| *x == packed)?;
+        (self.key(i) == *key).then_some(i + 1)
+    }
+
+    /// Up to `n` rows from `start`, as `(id, key)`.
+    pub fn rows(&self, start: usize, n: usize) -> Vec<(String, Value)> {
+        (start..self.len().min(start.saturating_add(n))).map(|i| (self.ids[i].unpack(), self.key(i))).collect()
+    }
 }
 
 struct Slot {
@@ -110,7 +195,7 @@ impl Cache {
     fn trim(&self) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let ids = |slots: &HashMap<String, Slot>| -> usize {
-            slots.values().filter_map(|s| s.cell.get()).filter_map(|f| f.ordered.as_ref()).map(Vec::len).sum()
+            slots.values().filter_map(|s| s.cell.get()).filter_map(|f| f.ordered.as_ref()).map(Ordered::len).sum()
         };
         if slots.len() <= MAX_ENTRIES && ids(&slots) <= MAX_IDS {
             return;
@@ -211,6 +296,25 @@ mod tests {
         assert_eq!(cache.get_or_compute("q", v, true, || async { Ok(found(4)) }).await.unwrap().total, 4);
     }
 
+    #[test]
+    fn kept_rows_pack_and_unpack_exactly() {
+        let hex = crate::util::new_id();
+        let rows = vec![
+            (hex.clone(), Value::from(3)),
+            ("imported-7".to_owned(), Value::from(2)),
+            ("ABCDEF0123456789ABCDEF0123456789".to_owned(), Value::from(1)),
+        ];
+        let o = Ordered::pack(rows.clone());
+        assert!(matches!(o.ids[0], PackedId::Hex(_)) && matches!(o.ids[2], PackedId::Other(_)));
+        assert_eq!(o.rows(0, 10), rows);
+        assert_eq!(o.rows(1, 1), rows[1..2]);
+        assert_eq!(o.after("imported-7", &Value::from(2)), Some(2));
+        assert_eq!(o.after("imported-7", &Value::from(5)), None, "a key from another sort");
+        assert_eq!(o.after("nobody", &Value::from(2)), None);
+        let texts = Ordered::pack(vec![("a".into(), Value::from("ann")), ("b".into(), Value::from("bo"))]);
+        assert_eq!(texts.rows(0, 5), [("a".to_owned(), Value::from("ann")), ("b".to_owned(), Value::from("bo"))]);
+    }
+
     #[tokio::test]
     async fn the_cache_stays_within_its_bounds() {
         let cache = Cache::default();
@@ -219,7 +323,7 @@ mod tests {
             cache.get_or_compute(&format!("q{i}"), v, true, || async { Ok(found(1)) }).await.unwrap();
         }
         assert_eq!(cache.len(), MAX_ENTRIES);
-        let big = || async { Ok(Found { total: 600_000, ordered: Some(vec![(String::new(), serde_json::Value::Null); 600_000]) }) };
+        let big = || async { Ok(Found { total: 1, ordered: Some(Ordered::pack(vec![(String::new(), Value::from(1)); MAX_IDS / 2 + 1])) }) };
         cache.get_or_compute("big1", v, true, big).await.unwrap();
         cache.get_or_compute("big2", v, true, big).await.unwrap();
         let slots = cache.slots.lock().unwrap();

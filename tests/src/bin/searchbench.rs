@@ -3,12 +3,13 @@
 //! Seeds a database with `parley seed` (unless `--data-dir` already holds
 //! one), starts `parley serve` on it, logs in, then measures:
 //!
-//! 1. `POST /api/v1/people/search` from `--clients` concurrent clients for
+//! 1. each kind of search once from one client, then the same again;
+//! 2. `POST /api/v1/people/search` from `--clients` concurrent clients for
 //!    `--seconds`, cycling through typical queries (name prefix, country,
 //!    plan and recency, tag, event count, radius around a city, text plus
 //!    filter): requests/s and p50/p90/p99/max per kind and overall;
-//! 2. a segment's live count: `GET /api/v1/segments/{id}` 20 times;
-//! 3. event ingest: `POST /api/v1/events` with 1000 events a request from 4
+//! 3. a segment's live count: `GET /api/v1/segments/{id}` 20 times;
+//! 4. event ingest: `POST /api/v1/events` with 1000 events a request from 4
 //!    clients for `--ingest-seconds`: events/s.
 //!
 //! With `--url` and `--token` it measures a running server instead.
@@ -218,6 +219,25 @@ async fn timed(req: reqwest::RequestBuilder) -> (Duration, anyhow::Result<Value>
     (started.elapsed(), res)
 }
 
+/// Each kind once from one client on an idle server: the first search
+/// computes its result, the same search again is answered from what the
+/// server kept (see `engine::search::cache`).
+async fn first_searches(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    println!("\nfirst search of each kind, one client (computed, then the same again):");
+    println!("{:<14} {:>9} {:>12} {:>10}", "kind", "total", "first ms", "again ms");
+    let url = format!("{base}/api/v1/people/search");
+    // Where a kind has several parameters, ones the mix below does not start with.
+    for kind in KINDS {
+        let q = query(kind, 1_000_003);
+        let (first, res) = timed(http.post(&url).bearer_auth(token).json(&q)).await;
+        let total = res?["total"].clone();
+        let (again, res) = timed(http.post(&url).bearer_auth(token).json(&q)).await;
+        res?;
+        println!("{kind:<14} {total:>9} {:>12.1} {:>10.1}", first.as_secs_f64() * 1e3, again.as_secs_f64() * 1e3);
+    }
+    Ok(())
+}
+
 async fn search_mix(http: &reqwest::Client, base: &str, token: &str, args: &Args) -> anyhow::Result<()> {
     let kinds: Vec<&'static str> =
         if args.kinds.is_empty() { KINDS.to_vec() } else { KINDS.iter().copied().filter(|k| args.kinds.iter().any(|a| a == k)).collect() };
@@ -381,6 +401,7 @@ async fn main() -> anyhow::Result<()> {
             (Some(server), base, token)
         }
     };
+    first_searches(&http, &base, &token).await?;
     search_mix(&http, &base, &token, &args).await?;
     segment_counts(&http, &base, &token).await?;
     if args.ingest_seconds > 0 {

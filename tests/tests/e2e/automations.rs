@@ -19,6 +19,7 @@ on_both_backends!(
     bad_input_and_other_workspaces_get_clear_errors,
     automated_messages_are_rate_limited_per_conversation,
     a_page_view_rule_matches_its_url_glob,
+    a_person_first_named_by_a_tracked_event_sets_off_person_created,
 );
 
 /// Creates an enabled rule and returns its id.
@@ -433,4 +434,31 @@ async fn a_page_view_rule_matches_its_url_glob(backend: Backend) {
     let p = app.get(&format!("/api/v1/people/{person_id}"), &app.token).await.ok().unwrap();
     assert_eq!(p["tags"], json!(["pricing"]));
     assert_eq!(p["attributes"]["last_page"], "https://shop.example/pricing?plan=pro");
+}
+
+async fn a_person_first_named_by_a_tracked_event_sets_off_person_created(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = rule(&app, "person.created", r#"tag("new");"#).await;
+    let ingested = app
+        .post(
+            "/api/v1/events",
+            &app.token,
+            json!([{"person": {"external_id": "fresh-1"}, "name": "signed_up"}, {"person": {"external_id": "fresh-1"}, "name": "opened"}]),
+        )
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(ingested["people_created"], 1);
+    let log = wait_runs(&app, &id, 1).await;
+    assert_eq!(log[0]["trigger"], "person.created");
+    let found = app
+        .post("/api/v1/people/search", &app.token, json!({"filter": {"field": "tags", "op": "contains", "value": "new"}}))
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(found["items"][0]["external_id"], "fresh-1");
+    // An event about a known person creates no one.
+    track(&app, "fresh-1", "opened", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs(&app, &id).await.len(), 1);
 }
