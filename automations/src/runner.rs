@@ -226,6 +226,10 @@ impl Host for EngineHost {
         // Teammates' inbox sockets subscribe to the workspace stream.
         self.engine.hub.has_subscribers(&workspace_stream(&self.workspace_id))
     }
+
+    fn in_business_hours(&self) -> std::result::Result<bool, String> {
+        self.handle.block_on(parley_engine::hours::open_now(&self.engine.db, &self.workspace_id)).map_err(|e| e.to_string())
+    }
 }
 
 /// Whether a person matches a filter of the filter language. Asked of the

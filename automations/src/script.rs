@@ -111,6 +111,8 @@ pub trait Host: Send + Sync {
     fn person_matches(&self, filter: &Value) -> Result<bool, String>;
     /// Whether a teammate has the inbox open.
     fn agents_online(&self) -> bool;
+    /// Whether it is within the workspace's business hours (always, if none are set).
+    fn in_business_hours(&self) -> Result<bool, String>;
 }
 
 /// The variables a script sees.
@@ -231,6 +233,10 @@ fn register_host(engine: &mut Engine, actions: &Recorded, host: &Arc<dyn Host>) 
     let h = host.clone();
     engine.register_fn("agents_online", move || h.agents_online());
     let h = host.clone();
+    engine.register_fn("in_business_hours", move || -> Result<bool, Box<EvalAltResult>> {
+        h.in_business_hours().map_err(|e| format!("in_business_hours: {e}").into())
+    });
+    let h = host.clone();
     engine.register_fn("person_matches", move |filter: rhai::Map| -> Result<bool, Box<EvalAltResult>> {
         let filter: Value = rhai::serde::from_dynamic(&Dynamic::from_map(filter))?;
         h.person_matches(&filter).map_err(|e| format!("person_matches: {e}").into())
@@ -310,6 +316,7 @@ mod tests {
     struct Fake {
         matches: bool,
         online: bool,
+        open: bool,
     }
 
     impl Host for Fake {
@@ -319,10 +326,25 @@ mod tests {
         fn agents_online(&self) -> bool {
             self.online
         }
+        fn in_business_hours(&self) -> Result<bool, String> {
+            Ok(self.open)
+        }
     }
 
     fn host(matches: bool, online: bool) -> Arc<dyn Host> {
-        Arc::new(Fake { matches, online })
+        Arc::new(Fake { matches, online, open: true })
+    }
+
+    #[test]
+    fn after_hours_a_script_can_answer_differently() {
+        let script = r#"if in_business_hours() { tag("open") } else { send_chat("We are closed; we answer tomorrow from 9.") }"#;
+        let ast = compile(script).unwrap();
+        let closed: Arc<dyn Host> = Arc::new(Fake { matches: false, online: false, open: false });
+        assert_eq!(
+            run(&ast, &input(), closed).unwrap(),
+            vec![Action::SendChat { text: "We are closed; we answer tomorrow from 9.".into(), teammate_id: None }]
+        );
+        assert_eq!(run(&ast, &input(), host(false, false)).unwrap(), vec![Action::Tag { name: "open".into() }]);
     }
 
     fn input() -> Input {

@@ -3,7 +3,8 @@
 //!
 //! - [`db`]: the storage handle over SQLite or PostgreSQL, and the macros that
 //!   run one portable SQL text on either.
-//! - [`workspace`]: tenants, teammates and the first-start bootstrap.
+//! - [`workspace`]: tenants, teammates and the first-start bootstrap;
+//!   [`hours`]: their business hours.
 //! - [`auth`]: passwords, session tokens, API keys, widget identity hashes.
 //! - [`people`]: people (leads and users), their profiles, merges and visitor
 //!   sessions; [`companies`]: the organisations they belong to.
@@ -31,6 +32,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod hours;
 pub mod http;
 pub mod hub;
 pub mod people;

@@ -4,10 +4,12 @@ use axum::Json as JsonOut;
 use axum::extract::State;
 use axum::http::StatusCode;
 use parley_engine::auth::{self, NewApiKey, Role};
+use parley_engine::hours;
 use parley_engine::http::Json;
 use parley_engine::workspace::{self as ws, NewTeammate, Teammate};
 use parley_engine::{Engine, Error, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::extract::Auth;
 
@@ -28,15 +30,26 @@ pub struct Settings {
     pub require_identity: bool,
     /// Every person's conversation is their company's: all members see it and write in it.
     pub company_conversations: bool,
+    /// When the team is there; null: always open.
+    pub business_hours: Option<hours::BusinessHours>,
+    /// Whether it is within business hours now.
+    pub open_now: bool,
 }
 
 async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<WorkspaceView> {
     let w = ws::get(&engine.db, workspace_id).await?;
+    let business_hours = hours::get(&engine.db, workspace_id).await?;
+    let open_now = hours::open_now(&engine.db, workspace_id).await?;
     Ok(WorkspaceView {
         id: w.id,
         name: w.name,
         app_id: w.app_id,
-        settings: Settings { require_identity: w.require_identity, company_conversations: w.company_conversations },
+        settings: Settings {
+            require_identity: w.require_identity,
+            company_conversations: w.company_conversations,
+            business_hours,
+            open_now,
+        },
         identity_secret: (role == Role::Admin).then_some(w.identity_secret),
     })
 }
@@ -51,6 +64,16 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth) -> Result<Json
 pub struct WorkspacePatch {
     pub require_identity: Option<bool>,
     pub company_conversations: Option<bool>,
+    /// `{timezone, weekly: {mon: [["09:00", "17:00"]], …}, holidays: ["YYYY-MM-DD"]}`,
+    /// or null to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub business_hours: Option<Value>,
+}
+
+/// A field that is there, even as null (which then means "clear it").
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspace", tag = "workspace", request_body = WorkspacePatch,
@@ -60,8 +83,15 @@ pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body):
     if let Some(on) = body.require_identity {
         ws::set_require_identity(&engine.db, &actor, on).await?;
     }
+    // Checked before anything is written, so a bad value changes nothing.
+    if let Some(v) = body.business_hours.as_ref().filter(|v| !v.is_null()) {
+        hours::BusinessHours::parse(v, "business_hours")?;
+    }
     if let Some(on) = body.company_conversations {
         ws::set_company_conversations(&engine.db, &actor, on).await?;
+    }
+    if let Some(v) = &body.business_hours {
+        hours::set(&engine.db, &actor, v).await?;
     }
     Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
 }

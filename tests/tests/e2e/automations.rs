@@ -20,6 +20,7 @@ on_both_backends!(
     automated_messages_are_rate_limited_per_conversation,
     a_page_view_rule_matches_its_url_glob,
     a_person_first_named_by_a_tracked_event_sets_off_person_created,
+    after_business_hours_a_rule_answers_that_the_team_is_away,
 );
 
 /// Creates an enabled rule and returns its id.
@@ -461,4 +462,53 @@ async fn a_person_first_named_by_a_tracked_event_sets_off_person_created(backend
     track(&app, "fresh-1", "opened", json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(runs(&app, &id).await.len(), 1);
+}
+
+async fn after_business_hours_a_rule_answers_that_the_team_is_away(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let set = |hours: Value| app.patch("/api/v1/workspace", &app.token, json!({"business_hours": hours}));
+    // No hours set: always open.
+    let w = app.get("/api/v1/workspace", &app.token).await.ok().unwrap();
+    assert_eq!((w["settings"]["business_hours"].clone(), w["settings"]["open_now"].clone()), (Value::Null, json!(true)));
+    // Open on no day of the week: closed now, whatever the day.
+    let closed = json!({"timezone": "Europe/Berlin", "weekly": {}, "holidays": ["2026-12-25"]});
+    let w = set(closed.clone()).await.ok().unwrap();
+    assert_eq!(w["settings"]["business_hours"], closed);
+    assert_eq!(w["settings"]["open_now"], false);
+
+    let id = rule(&app, "message.received", r#"if !in_business_hours() { send_chat("We are away now and answer from 9:00."); }"#).await;
+    let (vtoken, _) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    widget.say("h-1", "Anyone there?").await;
+    let reply = widget.next_message_not_from("person").await;
+    assert_eq!(reply["message"]["body"], "We are away now and answer from 9:00.");
+
+    // Open around the clock: the rule stays quiet.
+    let day = json!([["00:00", "24:00"]]);
+    let always = json!({"timezone": "UTC", "weekly": {"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day}, "holidays": []});
+    assert_eq!(set(always.clone()).await.ok().unwrap()["settings"]["open_now"], true);
+    widget.say("h-2", "Hello again").await;
+    own_message(&mut widget).await;
+    let log = wait_runs(&app, &id, 2).await;
+    assert_eq!(log[0]["actions"], json!([]));
+    widget.expect_none_of("message.created", Duration::from_millis(300)).await;
+
+    // Bad hours are refused naming the part, and change nothing; agents may not set them.
+    let bad = set(json!({"timezone": "UTC", "weekly": {"mon": [["17:00", "09:00"]]}})).await;
+    assert_eq!((bad.status, bad.field()), (422, "business_hours.weekly.mon.0"));
+    let bad = app
+        .patch(
+            "/api/v1/workspace",
+            &app.token,
+            json!({"company_conversations": true, "business_hours": {"timezone": "Nowhere/Land", "weekly": {}}}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.field()), (422, "business_hours.timezone"));
+    let w = app.get("/api/v1/workspace", &app.token).await.ok().unwrap();
+    assert_eq!((w["settings"]["business_hours"].clone(), w["settings"]["company_conversations"].clone()), (always, json!(false)));
+    let (_, agent) = app.teammate("Aga", "agent").await;
+    assert_eq!(app.patch("/api/v1/workspace", &agent, json!({"business_hours": null})).await.status, 403);
+    // null clears them.
+    let w = set(Value::Null).await.ok().unwrap();
+    assert!(w["settings"]["business_hours"].is_null());
 }
