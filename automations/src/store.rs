@@ -14,6 +14,8 @@ use crate::trigger::Trigger;
 pub const MAX_FAILURES: i64 = 3;
 const MAX_NAME: usize = 200;
 const RUNS_MAX: i64 = 200;
+/// Runs kept in each automation's log.
+pub const KEEP_RUNS: i64 = 1000;
 
 /// An automation as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -302,6 +304,11 @@ pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunR
             .bind(new_id()).bind(automation_id).bind(workspace_id).bind(run.trigger).bind(run.outcome.as_str()).bind(&actions)
             .bind(&error).bind(run.duration_us).bind(now)
             .execute(&mut *tx).await?;
+        // The log keeps the newest runs, so a busy rule cannot fill the disk.
+        sqlx::query(
+            "DELETE FROM automation_run WHERE automation_id = $1 AND (at, id) < \
+             (SELECT at, id FROM automation_run WHERE automation_id = $1 ORDER BY at DESC, id DESC LIMIT 1 OFFSET $2)")
+            .bind(automation_id).bind(KEEP_RUNS - 1).execute(&mut *tx).await?;
     });
     metrics::counter!("parley_automation_runs_total", "outcome" => run.outcome.as_str()).increment(1);
     Ok(())

@@ -21,6 +21,7 @@ on_both_backends!(
     a_page_view_rule_matches_its_url_glob,
     a_person_first_named_by_a_tracked_event_sets_off_person_created,
     after_business_hours_a_rule_answers_that_the_team_is_away,
+    the_run_log_keeps_the_newest_thousand_runs,
 );
 
 /// Creates an enabled rule and returns its id.
@@ -511,4 +512,52 @@ async fn after_business_hours_a_rule_answers_that_the_team_is_away(backend: Back
     // null clears them.
     let w = set(Value::Null).await.ok().unwrap();
     assert!(w["settings"]["business_hours"].is_null());
+}
+
+async fn the_run_log_keeps_the_newest_thousand_runs(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = rule(&app, "event.ping", r#"set_attribute("last_ping", event.data.n);"#).await;
+    person(&app, "p-1", json!({})).await;
+    let batch: Vec<Value> = (0..1000).map(|n| json!({"person": {"external_id": "p-1"}, "name": "ping", "data": {"n": n}})).collect();
+    assert_eq!(app.post("/api/v1/events", &app.token, json!(batch)).await.status, 202);
+    let values = |runs: &[Value]| -> Vec<i64> { runs.iter().filter_map(|r| r["actions"][0]["value"].as_i64()).collect() };
+    let first = wait_all_runs(&app, &id, |all| all.len() >= 1000).await;
+    assert_eq!(first.len(), 1000);
+    // One more run: the oldest is dropped, the log stays at 1000.
+    track(&app, "p-1", "ping", json!({"n": 1000})).await;
+    let all = wait_all_runs(&app, &id, |all| values(all).contains(&1000)).await;
+    assert_eq!(all.len(), 1000);
+    let oldest = first.last().unwrap()["id"].clone();
+    assert!(all.iter().all(|r| r["id"] != oldest), "the oldest run is the one dropped");
+}
+
+/// The whole run log once `done` says it is complete.
+async fn wait_all_runs(app: &TestApp, id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = all_runs(app, id).await;
+        if done(&all) {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "the runs did not come: {}", all.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The whole run log, newest first, read page by page.
+async fn all_runs(app: &TestApp, id: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/automations/{id}/runs?limit=200&before={c}"),
+            None => format!("/api/v1/automations/{id}/runs?limit=200"),
+        };
+        let page = app.get(&path, &app.token).await.ok().unwrap();
+        all.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return all,
+        }
+    }
 }
