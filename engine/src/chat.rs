@@ -22,10 +22,11 @@ macro_rules! person_sees {
     };
 }
 
-/// The people who see conversation `$1`: its person and, for a company
-/// conversation, every member of the company.
-const AUDIENCE: &str = "SELECT person_id FROM conversation WHERE id = $1 \
-     UNION SELECT p.id FROM person p WHERE p.company_id = (SELECT company_id FROM conversation WHERE id = $1)";
+/// The people who see conversation `$1` of workspace `$2`: its person and,
+/// for a company conversation, every member of the company. None when there
+/// is no such conversation.
+const AUDIENCE: &str = "SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2 \
+     UNION SELECT p.id FROM person p WHERE p.company_id = (SELECT company_id FROM conversation WHERE id = $1 AND workspace_id = $2)";
 
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -669,7 +670,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         if m.kind != Kind::Note {
             // A company conversation reaches every member.
             let audience: Vec<String> = match &company {
-                Some(_) => sqlx::query_scalar(AUDIENCE).bind(&conversation_id).fetch_all(&mut *tx).await?,
+                Some(_) => sqlx::query_scalar(AUDIENCE).bind(&conversation_id).bind(&m.workspace_id).fetch_all(&mut *tx).await?,
                 None => vec![person_id.clone()],
             };
             for p in audience {
@@ -707,7 +708,7 @@ macro_rules! change_conversation {
                 $hub.append(&mut *$tx, &workspace_stream($ws), $ws, json!({"type": "conversation.updated", "conversation": conversation})).await?,
             ];
             let frame = json!({"type": "conversation.updated", "conversation": person_view(&conversation)});
-            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind($id).fetch_all(&mut *$tx).await?;
+            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind($id).bind($ws).fetch_all(&mut *$tx).await?;
             for p in audience {
                 appended.push($hub.append(&mut *$tx, &person_stream(&p), $ws, frame.clone()).await?);
             }
@@ -850,7 +851,7 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
         if found.is_none() {
             return Err(Error::NotFound("conversation"));
         }
-        let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(id).fetch_all(&mut *tx).await?;
+        let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(id).bind(ws).fetch_all(&mut *tx).await?;
         for sql in [
             // The company's next message starts a new shared conversation.
             "UPDATE company SET conversation_id = NULL WHERE conversation_id = $1",
@@ -893,7 +894,7 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
         let frame = json!({"type": "message.deleted", "message_id": message_id, "conversation_id": conversation_id});
         let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
         if kind != "note" {
-            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(&conversation_id).fetch_all(&mut *tx).await?;
+            let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(&conversation_id).bind(ws).fetch_all(&mut *tx).await?;
             for p in audience {
                 events.push(hub.append(&mut *tx, &person_stream(&p), ws, frame.clone()).await?);
             }
@@ -1001,8 +1002,10 @@ pub async fn conversation_person(db: &Db, workspace_id: &str, conversation_id: &
 /// Everyone who sees a conversation in the workspace (404 otherwise): its
 /// person, or every member of its company.
 pub async fn conversation_audience(db: &Db, workspace_id: &str, conversation_id: &str) -> Result<Vec<String>> {
-    conversation_person(db, workspace_id, conversation_id).await?;
-    Ok(with_db!(db, pool => sqlx::query_scalar(AUDIENCE).bind(conversation_id).fetch_all(pool).await?))
+    let people: Vec<String> =
+        with_db!(db, pool => sqlx::query_scalar(AUDIENCE).bind(conversation_id).bind(workspace_id).fetch_all(pool).await?);
+    // A conversation always has its person: no one means no conversation.
+    if people.is_empty() { Err(Error::NotFound("conversation")) } else { Ok(people) }
 }
 
 pub(crate) mod batch;

@@ -2,7 +2,8 @@
 //! automations can answer differently after hours (`in_business_hours()`).
 //!
 //! Kept as the JSON the API takes, parsed on the way in (a bad value is a 422
-//! naming it) and again on use. No hours set means always open.
+//! naming it; `workspace::update_settings` stores them) and again on use. No
+//! hours set means always open.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,8 +12,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Actor;
-use crate::{Db, Error, Result, with_db, with_tx};
+use crate::{Db, Error, Result, with_db};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const MAX_HOLIDAYS: usize = 1000;
@@ -116,29 +116,17 @@ pub async fn get(db: &Db, workspace_id: &str) -> Result<Option<BusinessHours>> {
     serde_json::from_str(&text).map(Some).map_err(|e| Error::Internal(anyhow::anyhow!("stored business hours: {e}")))
 }
 
-/// Whether the workspace is open now; always, when no hours are set.
-pub async fn open_now(db: &Db, workspace_id: &str) -> Result<bool> {
-    match get(db, workspace_id).await? {
+/// Whether `hours` are open at `at`; always, when none are set.
+pub fn open_at(hours: Option<&BusinessHours>, at: DateTime<Utc>) -> Result<bool> {
+    match hours {
         None => Ok(true),
-        Some(h) => Ok(h.schedule("business_hours")?.is_open(Utc::now())),
+        Some(h) => Ok(h.schedule("business_hours")?.is_open(at)),
     }
 }
 
-/// Sets (or with `null`, clears) a workspace's hours. Admins only.
-pub async fn set(db: &Db, actor: &Actor, v: &Value) -> Result<()> {
-    actor.require_admin()?;
-    let text = match v {
-        Value::Null => None,
-        v => {
-            let (hours, _) = BusinessHours::parse(v, "business_hours")?;
-            Some(serde_json::to_string(&hours).map_err(|e| Error::Internal(e.into()))?)
-        }
-    };
-    with_tx!(db, tx => {
-        sqlx::query("UPDATE workspace SET business_hours = $1 WHERE id = $2")
-            .bind(&text).bind(&actor.workspace_id).execute(&mut *tx).await?;
-    });
-    Ok(())
+/// Whether the workspace is open now.
+pub async fn open_now(db: &Db, workspace_id: &str) -> Result<bool> {
+    open_at(get(db, workspace_id).await?.as_ref(), Utc::now())
 }
 
 #[cfg(test)]

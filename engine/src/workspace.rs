@@ -66,20 +66,34 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
     Ok(ws)
 }
 
-pub async fn set_company_conversations(db: &Db, actor: &Actor, on: bool) -> Result<()> {
-    actor.require_admin()?;
-    with_tx!(db, tx => {
-        sqlx::query("UPDATE workspace SET company_conversations = $1 WHERE id = $2")
-            .bind(on).bind(&actor.workspace_id).execute(&mut *tx).await?;
-    });
-    Ok(())
+/// A change to a workspace's settings; what is `None` stays as it is.
+#[derive(Debug, Default)]
+pub struct SettingsPatch {
+    pub require_identity: Option<bool>,
+    pub company_conversations: Option<bool>,
+    /// `Some(None)` clears them (always open).
+    pub business_hours: Option<Option<crate::hours::BusinessHours>>,
 }
 
-pub async fn set_require_identity(db: &Db, actor: &Actor, on: bool) -> Result<()> {
+/// Applies a settings change, all of it or nothing. Admins only.
+pub async fn update_settings(db: &Db, actor: &Actor, p: SettingsPatch) -> Result<()> {
     actor.require_admin()?;
+    let hours = match &p.business_hours {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(h)) => Some(Some(serde_json::to_string(h).map_err(|e| Error::Internal(e.into()))?)),
+    };
+    let ws = &actor.workspace_id;
     with_tx!(db, tx => {
-        sqlx::query("UPDATE workspace SET require_identity = $1 WHERE id = $2")
-            .bind(on).bind(&actor.workspace_id).execute(&mut *tx).await?;
+        if let Some(on) = p.require_identity {
+            sqlx::query("UPDATE workspace SET require_identity = $1 WHERE id = $2").bind(on).bind(ws).execute(&mut *tx).await?;
+        }
+        if let Some(on) = p.company_conversations {
+            sqlx::query("UPDATE workspace SET company_conversations = $1 WHERE id = $2").bind(on).bind(ws).execute(&mut *tx).await?;
+        }
+        if let Some(text) = &hours {
+            sqlx::query("UPDATE workspace SET business_hours = $1 WHERE id = $2").bind(text).bind(ws).execute(&mut *tx).await?;
+        }
     });
     Ok(())
 }

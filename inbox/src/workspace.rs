@@ -39,7 +39,7 @@ pub struct Settings {
 async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<WorkspaceView> {
     let w = ws::get(&engine.db, workspace_id).await?;
     let business_hours = hours::get(&engine.db, workspace_id).await?;
-    let open_now = hours::open_now(&engine.db, workspace_id).await?;
+    let open_now = hours::open_at(business_hours.as_ref(), chrono::Utc::now())?;
     Ok(WorkspaceView {
         id: w.id,
         name: w.name,
@@ -80,19 +80,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
     responses((status = 200, body = WorkspaceView), (status = 403, description = "admins only")))]
 pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body): Json<WorkspacePatch>) -> Result<JsonOut<WorkspaceView>> {
     actor.require_admin()?;
-    if let Some(on) = body.require_identity {
-        ws::set_require_identity(&engine.db, &actor, on).await?;
-    }
-    // Checked before anything is written, so a bad value changes nothing.
-    if let Some(v) = body.business_hours.as_ref().filter(|v| !v.is_null()) {
-        hours::BusinessHours::parse(v, "business_hours")?;
-    }
-    if let Some(on) = body.company_conversations {
-        ws::set_company_conversations(&engine.db, &actor, on).await?;
-    }
-    if let Some(v) = &body.business_hours {
-        hours::set(&engine.db, &actor, v).await?;
-    }
+    let business_hours = match &body.business_hours {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(hours::BusinessHours::parse(v, "business_hours")?.0)),
+    };
+    let patch =
+        ws::SettingsPatch { require_identity: body.require_identity, company_conversations: body.company_conversations, business_hours };
+    ws::update_settings(&engine.db, &actor, patch).await?;
     Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
 }
 
