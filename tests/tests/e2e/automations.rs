@@ -363,6 +363,13 @@ async fn bad_input_and_other_workspaces_get_clear_errors(backend: Backend) {
     assert_eq!(a.status, 401);
     let a = app.get("/api/v1/automations/nope", &app.token).await;
     assert_eq!((a.status, a.code()), (404, "not_found"));
+    // Too long a script is named; too large a body is refused before parsing.
+    let long = format!("let x = 1;{}", " ".repeat(64 * 1024));
+    let a = post(json!({"name": "x", "trigger": "message.sent", "script": long})).await;
+    assert_eq!((a.status, a.field()), (422, "script"));
+    let a = post(json!({"name": "x", "trigger": "message.sent", "script": "x".repeat(300 * 1024)})).await;
+    assert_eq!(a.status, 413);
+    assert_eq!(app.get("/api/v1/automations", &app.token).await.ok().unwrap(), json!([]), "nothing half-written");
 
     let id = rule(&app, "message.received", "send_chat(\"hi\");").await;
     let list = app.get("/api/v1/automations", &app.token).await.ok().unwrap();
@@ -509,6 +516,9 @@ async fn after_business_hours_a_rule_answers_that_the_team_is_away(backend: Back
     assert_eq!((w["settings"]["business_hours"].clone(), w["settings"]["company_conversations"].clone()), (always, json!(false)));
     let (_, agent) = app.teammate("Aga", "agent").await;
     assert_eq!(app.patch("/api/v1/workspace", &agent, json!({"business_hours": null})).await.status, 403);
+    let many: Vec<String> = (0..1001).map(|d| format!("2027-01-{:02}", d % 28 + 1)).collect();
+    let bad = set(json!({"timezone": "UTC", "weekly": {}, "holidays": many})).await;
+    assert_eq!((bad.status, bad.field()), (422, "business_hours.holidays"));
     // null clears them.
     let w = set(Value::Null).await.ok().unwrap();
     assert!(w["settings"]["business_hours"].is_null());
