@@ -304,10 +304,11 @@ pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunR
             .bind(new_id()).bind(automation_id).bind(workspace_id).bind(run.trigger).bind(run.outcome.as_str()).bind(&actions)
             .bind(&error).bind(run.duration_us).bind(now)
             .execute(&mut *tx).await?;
-        // The log keeps the newest runs, so a busy rule cannot fill the disk.
+        // The log keeps the newest runs, so a busy rule cannot fill the disk:
+        // newest in the log's own order, by id (time-ordered, given at insert).
         sqlx::query(
-            "DELETE FROM automation_run WHERE automation_id = $1 AND (at, id) < \
-             (SELECT at, id FROM automation_run WHERE automation_id = $1 ORDER BY at DESC, id DESC LIMIT 1 OFFSET $2)")
+            "DELETE FROM automation_run WHERE automation_id = $1 AND id < \
+             (SELECT id FROM automation_run WHERE automation_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)")
             .bind(automation_id).bind(KEEP_RUNS - 1).execute(&mut *tx).await?;
     });
     metrics::counter!("parley_automation_runs_total", "outcome" => run.outcome.as_str()).increment(1);
