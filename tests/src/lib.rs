@@ -153,6 +153,10 @@ impl TestApp {
     }
 
     async fn try_spawn(backend: Backend, data_dir: PathBuf, bind: SocketAddr) -> anyhow::Result<TestApp> {
+        // The servers' own logs, when a failure needs them: PARLEY_TEST_LOG=debug.
+        if let Ok(filter) = std::env::var("PARLEY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+        }
         let config = parley::Config {
             bind,
             data_dir: data_dir.clone(),
