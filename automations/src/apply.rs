@@ -37,8 +37,12 @@ pub async fn apply(
         Actor { workspace_id: ws.to_owned(), teammate_id: String::new(), name: "Automation".into(), role: Role::Admin, via_api_key: true };
     let mut tags = person.map(|p| p.tags.clone());
     let mut attributes = Map::new();
+    // A chat message to a person without a conversation starts one, which
+    // the later actions then act on.
+    let mut subject = subject.clone();
     for action in actions {
-        let conversation = || subject.conversation_id.clone().ok_or_else(|| "there is no conversation to act on".to_owned());
+        let current = subject.conversation_id.clone();
+        let conversation = || current.clone().ok_or_else(|| "there is no conversation to act on".to_owned());
         let patch = match action {
             Action::SendChat { text, teammate_id } => {
                 let sender = match teammate_id {
@@ -48,11 +52,13 @@ pub async fn apply(
                         Sender::Teammate { id: tid.clone() }
                     }
                 };
-                message(engine, ws, conversation()?, sender, Kind::Chat, text, &cause).await?;
+                let sent = say(engine, &subject, sender, Kind::Chat, text, None, &cause).await?;
+                subject.conversation_id = Some(sent.conversation_id);
                 None
             }
             Action::Note { text } => {
-                message(engine, ws, conversation()?, Sender::Bot, Kind::Note, text, &cause).await?;
+                conversation()?;
+                say(engine, &subject, Sender::Bot, Kind::Note, text, None, &cause).await?;
                 None
             }
             Action::Assign { to } => {
@@ -65,6 +71,8 @@ pub async fn apply(
                 snoozed_until: Some(rfc3339(now_ms() + minutes * 60_000)),
                 ..Default::default()
             }),
+            // Started by the runner once the rest is applied (see `Automations::act`).
+            Action::StartFlow { .. } => None,
             Action::Tag { name } => {
                 let t = tags.as_mut().ok_or("there is no person to tag")?;
                 if !t.contains(name) {
@@ -100,31 +108,34 @@ pub async fn apply(
     Ok(())
 }
 
-async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<(), String> {
+pub(crate) async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<(), String> {
     workspace::teammate(&engine.db, ws, id).await.map(|_| ()).map_err(|_| format!("there is no teammate {id} in this workspace"))
 }
 
-async fn message(
+/// Sends an automated message (with buttons, for a flow) into the subject's
+/// conversation, or a new one with its person, and returns it.
+pub(crate) async fn say(
     engine: &Engine,
-    ws: &str,
-    conversation_id: String,
+    to: &Subject,
     sender: Sender,
     kind: Kind,
     body: &str,
+    buttons: Option<Value>,
     cause: &Cause,
-) -> Result<(), String> {
+) -> Result<chat::Message, String> {
     let m = NewMessage {
-        workspace_id: ws.to_owned(),
-        conversation_id: Some(conversation_id),
+        workspace_id: to.workspace_id.clone(),
+        conversation_id: to.conversation_id.clone(),
         sender,
         body: body.to_owned(),
         kind,
         echo_id: None,
-        buttons: None,
+        buttons,
         shared: false,
         cause: cause.clone(),
+        to_person: if to.conversation_id.is_none() { to.person_id.clone() } else { None },
     };
-    chat::send(&engine.db, &engine.hub, m).await.map(|_| ()).map_err(|e| format!("sending a message: {e}"))
+    chat::send(&engine.db, &engine.hub, m).await.map(|s| s.message).map_err(|e| format!("sending a message: {e}"))
 }
 
 /// The person as a script sees them.

@@ -1,5 +1,5 @@
-//! Parley's automations: rules scripted in rhai that react to what happens in
-//! a workspace (later also chatbot flows and scheduled jobs).
+//! Parley's automations: rules scripted in rhai and chatbot flows that react
+//! to what happens in a workspace, and the jobs that carry work into later.
 //!
 //! This crate reaches the rest of Parley only through `parley_engine`: it
 //! learns what happened from the engine's bus and acts through the same
@@ -11,6 +11,11 @@
 //!   [`script::Action`]s without doing anything, under strict limits.
 //! - [`apply`]: carrying out actions through the engine, marked as caused by
 //!   the automation so they set off no automation.
+//! - [`flow`]: a chatbot flow's graph of steps, checked whole on save.
+//! - [`bot`]: running flows, one live run per conversation, moved on by
+//!   buttons, answers and waits, paused when a teammate writes.
+//! - [`jobs`]: the apalis queue in the same database: flow waits and
+//!   `conversation.unanswered` checks, each with an episode key.
 //! - [`runner`]: the worker on the bus: matching rules, compiled-script cache,
 //!   the per-conversation message rate limit, the run log.
 //! - [`store`]: automations and runs in the database; failing rules are
@@ -22,6 +27,9 @@ use axum::routing::{get, post};
 use parley_engine::Engine;
 
 pub mod apply;
+pub mod bot;
+pub mod flow;
+pub mod jobs;
 pub mod routes;
 pub mod runner;
 pub mod script;

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::apply::Subject;
-use crate::runner;
 use crate::script::{self, Action, ScriptError};
 use crate::store::{self, Automation, AutomationInput, Runs};
+use crate::{flow, runner};
 
 #[utoipa::path(get, path = "/api/v1/automations", tag = "automations", responses((status = 200, body = Vec<Automation>, description = "By name")))]
 pub async fn list(State(engine): State<Engine>, Auth(actor): Auth) -> Result<JsonOut<Vec<Automation>>> {
@@ -71,15 +71,34 @@ pub struct ValidateInput {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Validation {
     pub ok: bool,
-    pub errors: Vec<ScriptError>,
+    pub errors: Vec<Problem>,
+}
+
+/// One problem found: where in a script (line, column), and for a flow
+/// which step and field (`flow.nodes.email.validate`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/automations/validate", tag = "automations", request_body = ValidateInput,
     responses((status = 200, body = Validation, description = "`ok`, or the errors with their line and column"), (status = 422, description = "neither script nor flow")))]
 pub async fn validate(Auth(_actor): Auth, Json(input): Json<ValidateInput>) -> Result<JsonOut<Validation>> {
-    let errors = match (&input.script, &input.flow) {
-        (Some(s), _) => script::compile(s).err().into_iter().collect(),
-        (None, Some(_)) => vec![ScriptError { line: None, column: None, message: "flows are not available yet: use a rule".into() }],
+    let errors: Vec<Problem> = match (&input.script, &input.flow) {
+        (Some(s), _) => script::compile(s)
+            .err()
+            .map(|e| Problem { field: None, line: e.line, column: e.column, message: e.message })
+            .into_iter()
+            .collect(),
+        (None, Some(f)) => flow::parse(f)
+            .err()
+            .map(|e| Problem { field: Some(format!("flow.{}", e.field)), line: e.line, column: e.column, message: e.message })
+            .into_iter()
+            .collect(),
         (None, None) => return Err(Error::invalid("script", "send a script (or a flow) to validate")),
     };
     Ok(JsonOut(Validation { ok: errors.is_empty(), errors }))
@@ -120,6 +139,9 @@ pub async fn test(
     Json(input): Json<TestInput>,
 ) -> Result<JsonOut<TestRun>> {
     let rule = store::get(&engine.db, &actor.workspace_id, &id).await?;
+    if rule.kind == "flow" {
+        return Err(Error::invalid("id", "a dry run tries a rule; a flow is tried in a conversation"));
+    }
     let mut event = input.event;
     if !event.is_object() {
         return Err(Error::invalid("event", "event must be a JSON object"));

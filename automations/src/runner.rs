@@ -17,12 +17,13 @@ use parley_engine::hub::workspace_stream;
 use parley_engine::people::{Person, profile};
 use parley_engine::search;
 use parley_engine::util::now_ms;
-use parley_engine::{Db, Engine, Error, Result, with_db};
+use parley_engine::{Db, Engine, Error, Result, with_db, with_tx};
 use rhai::AST;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::apply::{self, Subject};
+use crate::jobs::{Job, Queue};
 use crate::script::{self, Action, Host, Input};
 use crate::store::{self, Automation, Outcome, RunRecord};
 use crate::trigger::{self, Trigger};
@@ -37,20 +38,27 @@ const CONCURRENCY: usize = 4;
 /// The running automations of this node.
 #[derive(Clone)]
 pub struct Automations {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    engine: Engine,
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    /// Jobs for later: flow waits, unanswered checks.
+    pub(crate) queue: Queue,
     /// Compiled scripts by automation id, with the version they were built from.
     compiled: Mutex<HashMap<String, (i64, Arc<AST>)>>,
     /// When automated messages went to each conversation in the last minute.
     sent: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-/// Starts listening to the engine's bus until the engine shuts down.
-pub fn start(engine: &Engine) -> Automations {
-    let automations = Automations { inner: Arc::new(Inner { engine: engine.clone(), compiled: Mutex::default(), sent: Mutex::default() }) };
+/// Opens the job queue, then listens to the engine's bus and works the queue
+/// until the engine shuts down.
+pub async fn start(engine: &Engine) -> anyhow::Result<Automations> {
+    let queue = Queue::open(&engine.db).await?;
+    let automations = Automations {
+        inner: Arc::new(Inner { engine: engine.clone(), queue: queue.clone(), compiled: Mutex::default(), sent: Mutex::default() }),
+    };
+    queue.work(automations.clone());
     // Subscribed before returning, so nothing published after start is missed.
     let mut rx = engine.hub.bus().subscribe();
     let shutdown = engine.shutdown.clone();
@@ -83,7 +91,7 @@ pub fn start(engine: &Engine) -> Automations {
             });
         }
     });
-    automations
+    Ok(automations)
 }
 
 /// The `event` a script sees, and who it is about, for one trigger name.
@@ -93,8 +101,20 @@ struct Occasion {
 }
 
 impl Automations {
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     async fn handle(&self, h: &Happening) -> Result<()> {
         let ws = h.workspace_id();
+        if let Happening::MessageCreated { message, .. } = h {
+            // A running bot hears its answers (or a teammate taking over)
+            // before any trigger can start another.
+            self.hear(ws, message).await?;
+            if message.author.kind == "person" {
+                self.watch_unanswered(ws, message).await?;
+            }
+        }
         let mut context: Option<(Occasion, Option<Person>, Value)> = None;
         for name in trigger::names_for(h) {
             let rules = store::for_trigger(&self.inner.engine.db, ws, &name).await?;
@@ -110,6 +130,32 @@ impl Automations {
                     context = Some((occasion, person, conversation));
                 }
                 let Some((occasion, person, conversation)) = &context else { continue };
+                if let Trigger::PageView { after_seconds: Some(secs), .. } = &t {
+                    // Greeted later, if the person is still on the page then.
+                    if let (Some(person_id), Some(url)) = (&occasion.subject.person_id, occasion.event["url"].as_str()) {
+                        let job = Job::PageStay {
+                            workspace_id: ws.to_owned(),
+                            automation_id: rule.id.clone(),
+                            person_id: person_id.clone(),
+                            url: url.to_owned(),
+                            title: occasion.event["title"].as_str().map(str::to_owned),
+                            // The view's own time: this may run after later views were stored.
+                            viewed_at: match h {
+                                Happening::EventTracked { at, .. } => *at,
+                                _ => now_ms(),
+                            },
+                        };
+                        self.inner.queue.push_after(job, Duration::from_secs(*secs)).await?;
+                    }
+                    continue;
+                }
+                if !self.first_in_period(&t, &rule.id, &occasion.subject).await? {
+                    continue;
+                }
+                if rule.kind == "flow" {
+                    self.start_flow(&rule, &name, &occasion.subject).await;
+                    continue;
+                }
                 let mut event = occasion.event.clone();
                 event["type"] = name.clone().into();
                 self.run(&rule, &name, event, &occasion.subject, person.as_ref(), conversation).await;
@@ -135,7 +181,15 @@ impl Automations {
     }
 
     /// Runs one rule for real: script, rate limit, actions, log.
-    async fn run(&self, rule: &Automation, trigger: &str, event: Value, subject: &Subject, person: Option<&Person>, conversation: &Value) {
+    pub(crate) async fn run(
+        &self,
+        rule: &Automation,
+        trigger: &str,
+        event: Value,
+        subject: &Subject,
+        person: Option<&Person>,
+        conversation: &Value,
+    ) {
         let started = Instant::now();
         let engine = &self.inner.engine;
         let (outcome, actions, error) = match self.compiled(rule) {
@@ -147,7 +201,7 @@ impl Automations {
                     actions,
                     Some(format!("not applied: at most {MAX_MESSAGES_PER_MINUTE} automated messages per conversation per minute")),
                 ),
-                Ok(actions) => match apply::apply(engine, &rule.id, subject, person, &actions).await {
+                Ok(actions) => match self.act(&rule.id, subject, person, &actions).await {
                     Ok(()) => (Outcome::Ok, actions, None),
                     Err(e) => (Outcome::Error, actions, Some(e)),
                 },
@@ -158,6 +212,131 @@ impl Automations {
         if let Err(e) = store::log_run(&engine.db, &subject.workspace_id, &rule.id, record).await {
             tracing::warn!(error = %e, automation = %rule.id, "logging an automation run failed");
         }
+    }
+
+    /// Applies a run's actions, then starts the flows it asked for.
+    pub(crate) async fn act(
+        &self,
+        automation_id: &str,
+        subject: &Subject,
+        person: Option<&Person>,
+        actions: &[Action],
+    ) -> std::result::Result<(), String> {
+        apply::apply(&self.inner.engine, automation_id, subject, person, actions).await?;
+        for action in actions {
+            if let Action::StartFlow { name } = action {
+                Box::pin(self.start_flow_named(name, subject)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the `conversation.unanswered` checks for a person's message:
+    /// only for the first message since a teammate last wrote, as the later
+    /// ones are covered by that one's check.
+    async fn watch_unanswered(&self, ws: &str, message: &Message) -> Result<()> {
+        let db = &self.inner.engine.db;
+        let rules = store::for_trigger(db, ws, trigger::UNANSWERED).await?;
+        if rules.is_empty() || !first_unanswered(db, &message.conversation_id, &message.id).await? {
+            return Ok(());
+        }
+        for rule in rules {
+            let Ok(Trigger::Unanswered { minutes }) = Trigger::parse(&rule.trigger, &rule.params) else { continue };
+            let job = Job::Unanswered {
+                workspace_id: ws.to_owned(),
+                automation_id: rule.id.clone(),
+                conversation_id: message.conversation_id.clone(),
+                message_id: message.id.clone(),
+            };
+            let delay = Duration::from_secs_f64(minutes * 60.0);
+            self.inner.queue.push_after(job, delay).await?;
+        }
+        Ok(())
+    }
+
+    /// The `conversation.unanswered` job: runs the automation if no teammate
+    /// has written since the message and the conversation is still open.
+    pub(crate) async fn unanswered(&self, ws: &str, automation_id: &str, conversation_id: &str, message_id: &str) -> Result<()> {
+        let engine = &self.inner.engine;
+        let rule = match store::get(&engine.db, ws, automation_id).await {
+            Ok(r) if r.enabled && r.trigger == trigger::UNANSWERED => r,
+            Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let row: Option<(i64, String)> = with_db!(&engine.db, pool => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM message r WHERE r.conversation_id = m.conversation_id AND r.author_type = 'teammate'                      AND r.kind = 'chat' AND r.deleted_at IS NULL AND r.created_at >= m.created_at), c.status              FROM message m JOIN conversation c ON c.id = m.conversation_id              WHERE m.id = $1 AND m.conversation_id = $2 AND m.workspace_id = $3")
+            .bind(message_id).bind(conversation_id).bind(ws).fetch_optional(pool).await?);
+        let Some((replies, status)) = row else { return Ok(()) };
+        if replies > 0 || status != "open" {
+            return Ok(());
+        }
+        let person_id = chat::conversation_person(&engine.db, ws, conversation_id).await?;
+        let mut subject =
+            Subject { workspace_id: ws.to_owned(), person_id: Some(person_id), conversation_id: Some(conversation_id.to_owned()) };
+        if rule.kind == "flow" {
+            self.start_flow(&rule, trigger::UNANSWERED, &subject).await;
+            return Ok(());
+        }
+        let (person, conversation) = load(engine, &mut subject).await?;
+        let minutes = rule.params.get("minutes").cloned().unwrap_or(Value::Null);
+        let event = json!({"type": trigger::UNANSWERED, "conversation_id": conversation_id, "message_id": message_id, "minutes": minutes});
+        self.run(&rule, trigger::UNANSWERED, event, &subject, person.as_ref(), &conversation).await;
+        Ok(())
+    }
+
+    /// For a trigger that fires once per person per period: claims this
+    /// period for the subject's person (false: already fired in it).
+    async fn first_in_period(&self, t: &Trigger, automation_id: &str, subject: &Subject) -> Result<bool> {
+        let (Trigger::PageView { once_per_hours: Some(hours), .. }, Some(person_id)) = (t, &subject.person_id) else { return Ok(true) };
+        let now = now_ms();
+        let since = now - i64::try_from(*hours).unwrap_or(i64::MAX / 3_600_000) * 3_600_000;
+        let claimed = with_tx!(&self.inner.engine.db, tx => sqlx::query(
+            "INSERT INTO automation_fired (automation_id, person_id, workspace_id, fired_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (automation_id, person_id) DO UPDATE SET fired_at = excluded.fired_at WHERE automation_fired.fired_at <= $5")
+            .bind(automation_id).bind(person_id).bind(&subject.workspace_id).bind(now).bind(since)
+            .execute(&mut *tx).await?.rows_affected());
+        Ok(claimed > 0)
+    }
+
+    /// The `after_seconds` job of a page view: runs the automation if the
+    /// person is still online and has viewed no other page since.
+    pub(crate) async fn page_stay(
+        &self,
+        ws: &str,
+        automation_id: &str,
+        person_id: &str,
+        url: &str,
+        title: Option<&str>,
+        viewed_at: i64,
+    ) -> Result<()> {
+        let engine = &self.inner.engine;
+        let rule = match store::get(&engine.db, ws, automation_id).await {
+            Ok(r) if r.enabled => r,
+            Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Ok(t) = Trigger::parse(&rule.trigger, &rule.params) else { return Ok(()) };
+        let later: Option<(i64,)> = with_db!(&engine.db, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM event WHERE person_id = $1 AND workspace_id = $2 AND name = 'page.view' AND at > $3")
+            .bind(person_id).bind(ws).bind(viewed_at).fetch_optional(pool).await?);
+        // A widget socket on this node answers at once; other nodes' through
+        // the presence table.
+        let here = engine.hub.has_subscribers(&parley_engine::hub::person_stream(person_id));
+        if later.is_some_and(|(n,)| n > 0) || !(here || engine.presence.online(person_id).await?) {
+            return Ok(());
+        }
+        let mut subject = Subject { workspace_id: ws.to_owned(), person_id: Some(person_id.to_owned()), conversation_id: None };
+        if !self.first_in_period(&t, &rule.id, &subject).await? {
+            return Ok(());
+        }
+        if rule.kind == "flow" {
+            self.start_flow(&rule, "page.view", &subject).await;
+            return Ok(());
+        }
+        let (person, conversation) = load(engine, &mut subject).await?;
+        let event = json!({"type": "page.view", "url": url, "title": title, "after_seconds": rule.params.get("after_seconds")});
+        self.run(&rule, "page.view", event, &subject, person.as_ref(), &conversation).await;
+        Ok(())
     }
 
     /// Counts the run's messages against its conversation's budget; false
@@ -193,6 +372,19 @@ pub async fn evaluate(
     person: Option<&Person>,
     conversation: Value,
 ) -> std::result::Result<Vec<Action>, script::ScriptError> {
+    in_sandbox(engine, event, subject, person, conversation, move |input, host| script::run(&ast, input, host)).await
+}
+
+/// Runs `f` (a script run) on a blocking thread with the inputs a script
+/// sees and a host that answers from the database.
+pub(crate) async fn in_sandbox<T: Send + 'static>(
+    engine: &Engine,
+    event: Value,
+    subject: &Subject,
+    person: Option<&Person>,
+    conversation: Value,
+    f: impl FnOnce(&Input, Arc<dyn Host>) -> std::result::Result<T, script::ScriptError> + Send + 'static,
+) -> std::result::Result<T, script::ScriptError> {
     let input = Input { event, person: person.map(apply::person_value).unwrap_or(Value::Null), conversation, now_ms: now_ms() };
     let host: Arc<dyn Host> = Arc::new(EngineHost {
         engine: engine.clone(),
@@ -200,7 +392,7 @@ pub async fn evaluate(
         person_id: subject.person_id.clone(),
         handle: tokio::runtime::Handle::current(),
     });
-    tokio::task::spawn_blocking(move || script::run(&ast, &input, host))
+    tokio::task::spawn_blocking(move || f(&input, host))
         .await
         .unwrap_or_else(|e| Err(script::ScriptError { line: None, column: None, message: format!("the script could not run: {e}") }))
 }
@@ -245,6 +437,15 @@ pub async fn person_matches(db: &Db, workspace_id: &str, person_id: &str, filter
         sqlx::Row::try_get(&q.fetch_one(pool).await?, 0)?
     });
     Ok(n > 0)
+}
+
+/// Whether `message_id` is the first person's message since a teammate last
+/// wrote in the conversation.
+async fn first_unanswered(db: &Db, conversation_id: &str, message_id: &str) -> Result<bool> {
+    let (earlier,): (i64,) = with_db!(db, pool => sqlx::query_as(
+        "SELECT COUNT(*) FROM message p, message m WHERE m.id = $2 AND p.conversation_id = $1 AND p.author_type = 'person'          AND p.kind = 'chat' AND p.deleted_at IS NULL AND p.id <> m.id          AND (p.created_at < m.created_at OR (p.created_at = m.created_at AND p.id < m.id))          AND NOT EXISTS (SELECT 1 FROM message r WHERE r.conversation_id = $1 AND r.author_type = 'teammate' AND r.kind = 'chat'                          AND r.deleted_at IS NULL AND r.created_at >= p.created_at AND r.created_at <= m.created_at)")
+        .bind(conversation_id).bind(message_id).fetch_one(pool).await?);
+    Ok(earlier == 0)
 }
 
 /// What a happening is about, or `None` when it names nobody known.

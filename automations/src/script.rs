@@ -72,6 +72,10 @@ pub enum Action {
     Snooze {
         minutes: i64,
     },
+    /// Starts the chatbot flow of that name in the conversation.
+    StartFlow {
+        name: String,
+    },
 }
 
 impl Action {
@@ -230,6 +234,14 @@ fn register_host(engine: &mut Engine, actions: &Recorded, host: &Arc<dyn Host>) 
         }
         record(&a, Action::Snooze { minutes })
     });
+    let a = actions.clone();
+    engine.register_fn("start_flow", move |name: ImmutableString| {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err("start_flow takes the name of a flow".into());
+        }
+        record(&a, Action::StartFlow { name: name.to_owned() })
+    });
     let h = host.clone();
     engine.register_fn("agents_online", move || h.agents_online());
     let h = host.clone();
@@ -264,20 +276,82 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, ScriptError> {
 /// Runs a compiled script to the list of actions it asks for. Blocking: call it
 /// off the async runtime (`spawn_blocking`); `host` may block too.
 pub fn run(ast: &AST, input: &Input, host: Arc<dyn Host>) -> Result<Vec<Action>, ScriptError> {
-    let mut engine = sandbox();
-    let actions: Recorded = Arc::default();
-    register_host(&mut engine, &actions, &host);
-    let started = Instant::now();
-    engine.on_progress(move |_| if started.elapsed() > MAX_WALL { Some(Dynamic::UNIT) } else { None });
+    execute(ast, input, host).map(|(actions, _)| actions)
+}
 
+/// Evaluates a flow's branch condition: true or false, and no actions.
+pub fn condition(ast: &AST, input: &Input, host: Arc<dyn Host>) -> Result<bool, ScriptError> {
+    let (actions, value) = execute(ast, input, host)?;
+    if !actions.is_empty() {
+        return Err(ScriptError { line: None, column: None, message: "a condition cannot take actions".into() });
+    }
+    value.as_bool().map_err(|t| ScriptError { line: None, column: None, message: format!("a condition must be true or false, not {t}") })
+}
+
+/// What the current run on this thread records into and asks: the
+/// thread's sandbox is built once, with host functions that reach the run
+/// through this slot.
+struct Slot {
+    actions: Recorded,
+    host: Mutex<Option<Arc<dyn Host>>>,
+    started: Mutex<Instant>,
+}
+
+/// The host functions' view of the slot: whichever run is current.
+struct Current(Arc<Slot>);
+
+impl Current {
+    fn host(&self) -> Result<Arc<dyn Host>, String> {
+        self.0.host.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| "no run is in progress".to_owned())
+    }
+}
+
+impl Host for Current {
+    fn person_matches(&self, filter: &Value) -> Result<bool, String> {
+        self.host()?.person_matches(filter)
+    }
+    fn agents_online(&self) -> bool {
+        self.host().is_ok_and(|h| h.agents_online())
+    }
+    fn in_business_hours(&self) -> Result<bool, String> {
+        self.host()?.in_business_hours()
+    }
+}
+
+thread_local! {
+    /// Building an engine and registering the host functions costs more than
+    /// running a typical rule, so each (blocking) thread keeps one.
+    static SANDBOX: (Engine, Arc<Slot>) = {
+        let slot = Arc::new(Slot { actions: Arc::default(), host: Mutex::new(None), started: Mutex::new(Instant::now()) });
+        let mut engine = sandbox();
+        let current: Arc<dyn Host> = Arc::new(Current(slot.clone()));
+        register_host(&mut engine, &slot.actions, &current);
+        let clock = slot.clone();
+        engine.on_progress(move |_| {
+            let started = *clock.started.lock().unwrap_or_else(|p| p.into_inner());
+            if started.elapsed() > MAX_WALL { Some(Dynamic::UNIT) } else { None }
+        });
+        (engine, slot)
+    };
+}
+
+/// Runs a script to its actions and the value of its last expression.
+fn execute(ast: &AST, input: &Input, host: Arc<dyn Host>) -> Result<(Vec<Action>, Dynamic), ScriptError> {
     let mut scope = Scope::new();
     scope.push_constant("event", to_dynamic(&input.event)?);
     scope.push_constant("person", to_dynamic(&input.person)?);
     scope.push_constant("conversation", to_dynamic(&input.conversation)?);
     scope.push_constant("now", to_dynamic(&now_value(input.now_ms))?);
-    engine.run_ast_with_scope(&mut scope, ast).map_err(|e| explain(*e))?;
-    let list = actions.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(list.clone())
+    SANDBOX.with(|(engine, slot)| {
+        slot.actions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *slot.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
+        *slot.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let value = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
+        // The host holds database handles: not kept past its run.
+        *slot.host.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let actions = std::mem::take(&mut *slot.actions.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok((actions, value.map_err(|e| explain(*e))?))
+    })
 }
 
 /// A run error in words a rule's author can act on.

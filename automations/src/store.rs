@@ -7,6 +7,7 @@ use parley_engine::{Db, Error, Result, with_db, with_tx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::flow;
 use crate::script::{self, Action};
 use crate::trigger::Trigger;
 
@@ -117,28 +118,57 @@ fn check_name(name: &str) -> Result<String> {
 
 fn check_kind(kind: &str) -> Result<()> {
     match kind {
-        "rule" => Ok(()),
-        "flow" => Err(Error::invalid("kind", "flows are not available yet: use a rule")),
+        "rule" | "flow" => Ok(()),
         _ => Err(Error::invalid("kind", "kind is rule or flow")),
     }
 }
 
-/// The fields of an automation once checked, as stored.
+/// The fields of an automation once checked, as stored: a rule keeps its
+/// script, a flow its graph.
 struct Checked {
     name: String,
+    kind: &'static str,
     trigger: String,
     params: String,
-    script: String,
+    script: Option<String>,
+    flow: Option<String>,
     enabled: bool,
 }
 
-fn check(name: &str, kind: &str, trigger: &str, params: &Value, script_text: &str, enabled: bool) -> Result<Checked> {
+/// What an automation does: a rule's script or a flow's graph.
+enum Body<'a> {
+    Script(Option<&'a str>),
+    Flow(Option<&'a Value>),
+}
+
+fn check(name: &str, kind: &str, trigger: &str, params: &Value, body: Body<'_>, enabled: bool) -> Result<Checked> {
     let name = check_name(name)?;
     check_kind(kind)?;
     let trigger = Trigger::parse(trigger, params)?;
-    script::compile(script_text).map_err(|e| script_error(&e))?;
     let params = if params.is_null() { "{}".to_owned() } else { params.to_string() };
-    Ok(Checked { name, trigger: trigger.name(), params, script: script_text.to_owned(), enabled })
+    let (kind, script, flow) = match body {
+        Body::Script(s) => {
+            let s = s.ok_or_else(|| Error::invalid("script", "a rule needs a script"))?;
+            script::compile(s).map_err(|e| script_error(&e))?;
+            ("rule", Some(s.to_owned()), None)
+        }
+        Body::Flow(f) => {
+            let f = f.ok_or_else(|| Error::invalid("flow", "a flow needs its steps: {start, nodes}"))?;
+            flow::parse(f).map_err(flow::FlowError::into_error)?;
+            ("flow", None, Some(f.to_string()))
+        }
+    };
+    Ok(Checked { name, kind, trigger: trigger.name(), params, script, flow, enabled })
+}
+
+fn body<'a>(kind: &str, input: &'a AutomationInput, current: Option<&'a Automation>) -> Result<Body<'a>> {
+    let keep = current.is_some_and(|c| c.kind == kind);
+    match kind {
+        "flow" if input.script.is_some() => Err(Error::invalid("script", "a flow has steps, not a script")),
+        "flow" => Ok(Body::Flow(input.flow.as_ref().or(current.filter(|_| keep).and_then(|c| c.flow.as_ref())))),
+        _ if input.flow.is_some() => Err(Error::invalid("flow", "a rule has a script, not flow steps")),
+        _ => Ok(Body::Script(input.script.as_deref().or(current.filter(|_| keep).and_then(|c| c.script.as_deref())))),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(workspace = %workspace_id))]
@@ -147,16 +177,22 @@ pub async fn create(db: &Db, workspace_id: &str, teammate_id: &str, input: Autom
     let kind = input.kind.as_deref().unwrap_or("rule");
     check_kind(kind)?;
     let trigger = input.trigger.as_deref().ok_or_else(|| Error::invalid("trigger", "trigger is required"))?;
-    let script_text = input.script.as_deref().ok_or_else(|| Error::invalid("script", "a rule needs a script"))?;
-    let c = check(name, kind, trigger, input.params.as_ref().unwrap_or(&Value::Null), script_text, input.enabled.unwrap_or(true))?;
+    let c = check(
+        name,
+        kind,
+        trigger,
+        input.params.as_ref().unwrap_or(&Value::Null),
+        body(kind, &input, None)?,
+        input.enabled.unwrap_or(true),
+    )?;
     let id = new_id();
     let now = now_ms();
     with_tx!(db, tx => {
         sqlx::query(
-            "INSERT INTO automation (id, workspace_id, name, kind, trigger_name, params, script, enabled, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'rule', $4, $5, $6, $7, $8, $9, $9)")
-            .bind(&id).bind(workspace_id).bind(&c.name).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(c.enabled)
-            .bind(teammate_id).bind(now)
+            "INSERT INTO automation (id, workspace_id, name, kind, trigger_name, params, script, flow, enabled, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)")
+            .bind(&id).bind(workspace_id).bind(&c.name).bind(c.kind).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(&c.flow)
+            .bind(c.enabled).bind(teammate_id).bind(now)
             .execute(&mut *tx).await?;
     });
     get(db, workspace_id, &id).await
@@ -169,15 +205,23 @@ pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Automation> {
     row.map(Automation::from).ok_or(Error::NotFound("automation"))
 }
 
+/// A workspace's flow by name (for `start_flow`), enabled or not.
+pub async fn flow_named(db: &Db, workspace_id: &str, name: &str) -> Result<Option<Automation>> {
+    let sql = format!("{SELECT}WHERE workspace_id = $1 AND kind = 'flow' AND lower(name) = lower($2) ORDER BY id LIMIT 1");
+    let row: Option<Row> =
+        with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).bind(name).fetch_optional(pool).await?);
+    Ok(row.map(Automation::from))
+}
+
 pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<Automation>> {
     let sql = format!("{SELECT}WHERE workspace_id = $1 ORDER BY lower(name), id");
     let rows: Vec<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).fetch_all(pool).await?);
     Ok(rows.into_iter().map(Automation::from).collect())
 }
 
-/// The enabled rules of a workspace for one trigger name.
+/// The enabled rules and flows of a workspace for one trigger name.
 pub async fn for_trigger(db: &Db, workspace_id: &str, trigger: &str) -> Result<Vec<Automation>> {
-    let sql = format!("{SELECT}WHERE workspace_id = $1 AND trigger_name = $2 AND enabled = TRUE AND kind = 'rule' ORDER BY id");
+    let sql = format!("{SELECT}WHERE workspace_id = $1 AND trigger_name = $2 AND enabled = TRUE ORDER BY id");
     let rows: Vec<Row> =
         with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).bind(trigger).fetch_all(pool).await?);
     Ok(rows.into_iter().map(Automation::from).collect())
@@ -188,12 +232,13 @@ pub async fn for_trigger(db: &Db, workspace_id: &str, trigger: &str) -> Result<V
 pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInput) -> Result<Automation> {
     let current = get(db, workspace_id, id).await?;
     let kind = input.kind.as_deref().unwrap_or(&current.kind);
+    check_kind(kind)?;
     let c = check(
         input.name.as_deref().unwrap_or(&current.name),
         kind,
         input.trigger.as_deref().unwrap_or(&current.trigger),
         input.params.as_ref().unwrap_or(&current.params),
-        input.script.as_deref().or(current.script.as_deref()).unwrap_or_default(),
+        body(kind, &input, Some(&current))?,
         input.enabled.unwrap_or(current.enabled),
     )?;
     let revived = input.enabled == Some(true);
@@ -203,10 +248,10 @@ pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInpu
     with_tx!(db, tx => {
         sqlx::query(
             "UPDATE automation SET name = $1, trigger_name = $2, params = $3, script = $4, enabled = $5, updated_at = $6, \
-             disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END, failures = CASE WHEN $7 THEN 0 ELSE failures END \
-             WHERE id = $8 AND workspace_id = $9")
+             disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END, failures = CASE WHEN $7 THEN 0 ELSE failures END, \
+             kind = $10, flow = $11 WHERE id = $8 AND workspace_id = $9")
             .bind(&c.name).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(c.enabled).bind(now).bind(revived)
-            .bind(id).bind(workspace_id)
+            .bind(id).bind(workspace_id).bind(c.kind).bind(&c.flow)
             .execute(&mut *tx).await?;
     });
     get(db, workspace_id, id).await

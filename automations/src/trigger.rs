@@ -19,14 +19,28 @@ pub enum Trigger {
     Event(String),
     PageView {
         url: Option<String>,
+        /// Fire only once the person has stayed this long on the page.
+        after_seconds: Option<u64>,
+        /// Fire at most once per person in this many hours.
+        once_per_hours: Option<u64>,
+    },
+    /// A person's message no teammate has answered for `minutes` (fractions
+    /// allowed: 0.5 is thirty seconds).
+    Unanswered {
+        minutes: f64,
     },
 }
 
+/// The longest wait for an answer a trigger may name: a week.
+pub const MAX_UNANSWERED_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+/// The shortest: three seconds.
+pub const MIN_UNANSWERED_MINUTES: f64 = 0.05;
+
 /// Triggers that are part of the contract but not served yet: refused with a
 /// clear message rather than accepted and never run.
-const LATER: &[&str] = &["conversation.unanswered", "schedule"];
+const LATER: &[&str] = &["schedule"];
 
-const NAMES: &str = "conversation.created, message.received, message.sent, person.created, person.updated, event.<name> or page.view";
+const NAMES: &str = "conversation.created, message.received, message.sent, person.created, person.updated, event.<name>, page.view or conversation.unanswered";
 
 impl Trigger {
     /// Parses `name` and its `params` (an object, or null for none).
@@ -49,8 +63,22 @@ impl Trigger {
                     Some(Value::String(u)) if !u.is_empty() && u.len() <= 2048 => Some(u.clone()),
                     Some(_) => return Err(Error::invalid("params.url", "url is a glob of 1 to 2048 characters, such as /pricing*")),
                 };
-                only(params, &["url"])?;
-                return Ok(Trigger::PageView { url });
+                let after_seconds = whole(params, "after_seconds", MAX_AFTER_SECONDS)?;
+                let once_per_hours = whole(params, "once_per_hours", MAX_ONCE_PER_HOURS)?;
+                only(params, &["url", "after_seconds", "once_per_hours"])?;
+                return Ok(Trigger::PageView { url, after_seconds, once_per_hours });
+            }
+            "conversation.unanswered" => {
+                let minutes =
+                    params.get("minutes").and_then(Value::as_f64).filter(|m| (MIN_UNANSWERED_MINUTES..=MAX_UNANSWERED_MINUTES).contains(m));
+                let minutes = minutes.ok_or_else(|| {
+                    Error::invalid(
+                        "params.minutes",
+                        format!("minutes is a number from {MIN_UNANSWERED_MINUTES} to {MAX_UNANSWERED_MINUTES}"),
+                    )
+                })?;
+                only(params, &["minutes"])?;
+                return Ok(Trigger::Unanswered { minutes });
             }
             n if LATER.contains(&n) => return Err(Error::invalid("trigger", format!("the trigger {n} is not available yet"))),
             n => match n.strip_prefix("event.") {
@@ -74,6 +102,7 @@ impl Trigger {
             Trigger::PersonUpdated => "person.updated".into(),
             Trigger::Event(e) => format!("event.{e}"),
             Trigger::PageView { .. } => "page.view".into(),
+            Trigger::Unanswered { .. } => UNANSWERED.into(),
         }
     }
 
@@ -81,13 +110,32 @@ impl Trigger {
     /// name already matched [`names_for`].
     pub fn accepts(&self, h: &Happening) -> bool {
         match (self, h) {
-            (Trigger::PageView { url: Some(glob) }, Happening::EventTracked { data, .. }) => {
+            (Trigger::PageView { url: Some(glob), .. }, Happening::EventTracked { data, .. }) => {
                 data.get("url").and_then(Value::as_str).is_some_and(|u| url_matches(glob, u))
             }
             _ => true,
         }
     }
 }
+
+/// The longest stay on a page a greeting may wait for: an hour.
+pub const MAX_AFTER_SECONDS: u64 = 3600;
+/// The longest period of a once-per-person trigger: a year.
+pub const MAX_ONCE_PER_HOURS: u64 = 366 * 24;
+
+/// An optional whole-number param from 1 to `max`.
+fn whole(params: &Map<String, Value>, name: &str, max: u64) -> Result<Option<u64>> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().filter(|n| (1..=max).contains(n)) {
+            Some(n) => Ok(Some(n)),
+            None => Err(Error::invalid(format!("params.{name}"), format!("{name} is a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+/// Not set off by a happening but by a job queued when a person writes.
+pub const UNANSWERED: &str = "conversation.unanswered";
 
 fn only(params: &Map<String, Value>, allowed: &[&str]) -> Result<()> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -176,7 +224,19 @@ mod tests {
     fn names_and_params_are_checked() {
         assert_eq!(Trigger::parse("message.received", &Value::Null).unwrap(), Trigger::MessageReceived);
         assert_eq!(Trigger::parse("event.purchased", &json!({})).unwrap(), Trigger::Event("purchased".into()));
-        assert_eq!(Trigger::parse("page.view", &json!({"url": "/pricing*"})).unwrap(), Trigger::PageView { url: Some("/pricing*".into()) });
+        assert_eq!(
+            Trigger::parse("page.view", &json!({"url": "/pricing*"})).unwrap(),
+            Trigger::PageView { url: Some("/pricing*".into()), after_seconds: None, once_per_hours: None }
+        );
+        assert_eq!(
+            Trigger::parse("page.view", &json!({"url": "/pricing*", "after_seconds": 20, "once_per_hours": 24})).unwrap(),
+            Trigger::PageView { url: Some("/pricing*".into()), after_seconds: Some(20), once_per_hours: Some(24) }
+        );
+        for (bad, field) in
+            [(json!({"after_seconds": 0}), "params.after_seconds"), (json!({"once_per_hours": "daily"}), "params.once_per_hours")]
+        {
+            assert_eq!(Trigger::parse("page.view", &bad).unwrap_err().field(), Some(field), "{bad}");
+        }
         let e = Trigger::parse("message.recieved", &Value::Null).unwrap_err();
         assert_eq!(e.field(), Some("trigger"));
         let e = Trigger::parse("event.", &Value::Null).unwrap_err();
@@ -187,6 +247,11 @@ mod tests {
         assert_eq!(e.field(), Some("params.url"));
         let e = Trigger::parse("message.sent", &json!({"url": "/x"})).unwrap_err();
         assert_eq!(e.field(), Some("params.url"));
+        assert_eq!(Trigger::parse("conversation.unanswered", &json!({"minutes": 5})).unwrap(), Trigger::Unanswered { minutes: 5.0 });
+        for bad in [json!({}), json!({"minutes": 0}), json!({"minutes": "5"}), json!({"minutes": MAX_UNANSWERED_MINUTES + 1.0})] {
+            let e = Trigger::parse("conversation.unanswered", &bad).unwrap_err();
+            assert_eq!(e.field(), Some("params.minutes"), "{bad}");
+        }
         let e = Trigger::parse("message.sent", &json!([1])).unwrap_err();
         assert_eq!(e.field(), Some("params"));
         for t in ["conversation.created", "message.sent", "person.created", "person.updated", "event.a:b", "page.view"] {

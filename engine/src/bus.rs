@@ -61,18 +61,22 @@ pub enum Happening {
         person: PersonRef,
         name: String,
         data: Value,
+        /// When it was recorded (epoch ms): a greeting's "no other page
+        /// since" counts from here, not from when automations got to it.
+        at: i64,
         cause: Cause,
     },
 }
 
 impl Happening {
     /// Someone's event about a known person (the widget's `track` and page views).
-    pub fn tracked(workspace_id: &str, person_id: &str, name: &str, data: Value) -> Happening {
+    pub fn tracked(workspace_id: &str, person_id: &str, name: &str, data: Value, at: i64) -> Happening {
         Happening::EventTracked {
             workspace_id: workspace_id.to_owned(),
             person: PersonRef { id: Some(person_id.to_owned()), ..Default::default() },
             name: name.to_owned(),
             data,
+            at,
             cause: Cause::Someone,
         }
     }

@@ -456,6 +456,9 @@ pub struct NewMessage {
     pub shared: bool,
     /// Who made it happen; an automation's messages do not set off automations.
     pub cause: crate::bus::Cause,
+    /// With no `conversation_id` and a teammate or the bot writing: the
+    /// person a new conversation is started with (a proactive message).
+    pub to_person: Option<String>,
 }
 
 /// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
@@ -555,6 +558,8 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                  WHERE id = (SELECT c.id FROM conversation c WHERE ", person_sees!("c", "$3"), " AND c.workspace_id = $4 AND c.archived = FALSE \
                  ORDER BY c.updated_at DESC LIMIT 1) RETURNING id, person_id, archived, company_id"))
                 .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
+            // A proactive message starts a conversation below.
+            (None, _) if m.to_person.is_some() => None,
             (None, _) => return Err(Error::invalid("conversation_id", "conversation_id is required")),
         };
         let mut started = false;
@@ -577,9 +582,17 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 (cid, pid)
             }
             None => {
-                // Only a person without a conversation_id starts a new one.
-                let (None, Sender::Person(pid)) = (&m.conversation_id, &m.sender) else {
-                    return Err(Error::NotFound("conversation"));
+                // Only a person, or a proactive message, without a
+                // conversation_id starts a new one.
+                let pid = match (&m.conversation_id, &m.sender, &m.to_person) {
+                    (None, Sender::Person(pid), _) => pid,
+                    (None, _, Some(pid)) => {
+                        let known: Option<(String,)> = sqlx::query_as("SELECT id FROM person WHERE id = $1 AND workspace_id = $2")
+                            .bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?;
+                        known.ok_or(Error::NotFound("person"))?;
+                        pid
+                    }
+                    _ => return Err(Error::NotFound("conversation")),
                 };
                 let cid = new_id();
                 sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, status, last_message_id, created_at, updated_at) VALUES ($1, $2, $3, 'open', $4, $5, $5)")
@@ -941,6 +954,51 @@ pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str
     });
     hub.deliver(&events);
     Ok(())
+}
+
+/// A person picks one of a message's buttons (`reply.choose`): their pick is
+/// posted as their own message in that conversation, so teammates see it and
+/// a waiting chatbot flow takes it as the answer. `choice` is a button's label.
+#[tracing::instrument(skip_all, fields(message = %message_id))]
+pub async fn choose(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, message_id: &str, choice: &str, shared: bool) -> Result<Sent> {
+    let row: Option<(String, Option<String>)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT conversation_id, buttons FROM message WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL AND kind <> 'note'")
+        .bind(message_id).bind(workspace_id).fetch_optional(pool).await?);
+    let (conversation_id, buttons) = row.ok_or(Error::NotFound("message"))?;
+    // Another person's message is as unknown as a missing one.
+    person_conversation(db, workspace_id, person_id, &conversation_id).await.map_err(|e| match e {
+        Error::NotFound(_) => Error::NotFound("message"),
+        e => e,
+    })?;
+    let labels: Vec<String> = buttons
+        .and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(&b).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b.get("label").and_then(|l| l.as_str()).map(str::to_owned))
+        .collect();
+    if labels.is_empty() {
+        return Err(Error::invalid("message_id", "this message has no buttons"));
+    }
+    let Some(label) = labels.into_iter().find(|l| l == choice) else {
+        return Err(Error::invalid("choice", "choice is not one of the message's buttons"));
+    };
+    send(
+        db,
+        hub,
+        NewMessage {
+            workspace_id: workspace_id.to_owned(),
+            conversation_id: Some(conversation_id),
+            sender: Sender::Person(person_id.to_owned()),
+            body: label,
+            kind: Kind::Chat,
+            echo_id: None,
+            buttons: None,
+            shared,
+            cause: Default::default(),
+            to_person: None,
+        },
+    )
+    .await
 }
 
 async fn message_time(db: &Db, workspace_id: &str, conversation_id: &str, message_id: &str) -> Result<i64> {

@@ -53,13 +53,14 @@ const SUMMARY_UPSERT: &str = "INSERT INTO event_summary (person_id, workspace_id
      last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END";
 
 /// Records an event on a person's timeline (the widget's `track` and page views).
-pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<()> {
+pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<i64> {
     check_name("name", name)?;
     let data = check_data("data", data)?;
+    let at = now_ms();
     with_tx!(db, tx => {
-        insert(&mut Conn::from(&mut *tx), workspace_id, person_id, name, &data, now_ms()).await?;
+        insert(&mut Conn::from(&mut *tx), workspace_id, person_id, name, &data, at).await?;
     });
-    Ok(())
+    Ok(at)
 }
 
 /// Who an event from the site's backend is about.

@@ -103,6 +103,7 @@ pub async fn reply(
             buttons: None,
             shared: false,
             cause: Default::default(),
+            to_person: None,
         },
     )
     .await?;

@@ -97,9 +97,10 @@ pub async fn track(State(engine): State<Engine>, Auth(actor): Auth, Json(body): 
         let (workspace_id, person_id) = (actor.workspace_id.clone(), person_id.clone());
         engine.hub.bus().publish(Happening::PersonCreated { workspace_id, person_id, cause: Cause::Someone });
     }
+    let at = parley_engine::util::now_ms();
     for (person, name, data) in announced {
         let workspace_id = actor.workspace_id.clone();
-        engine.hub.bus().publish(Happening::EventTracked { workspace_id, person, name, data, cause: Cause::Someone });
+        engine.hub.bus().publish(Happening::EventTracked { workspace_id, person, name, data, at, cause: Cause::Someone });
     }
     Ok((StatusCode::ACCEPTED, JsonOut(ingested)))
 }

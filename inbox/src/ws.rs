@@ -97,6 +97,7 @@ impl Handler for AgentSide {
                         buttons: None,
                         shared: false,
                         cause: Default::default(),
+                        to_person: None,
                     },
                 )
                 .await?;

@@ -73,6 +73,12 @@ struct TrackFrame {
 }
 
 #[derive(Deserialize)]
+struct ChooseFrame {
+    message_id: String,
+    choice: String,
+}
+
+#[derive(Deserialize)]
 struct PageViewFrame {
     url: String,
     title: Option<String>,
@@ -98,6 +104,7 @@ impl Handler for VisitorSide {
                         buttons: None,
                         shared: self.visitor.shared,
                         cause: Default::default(),
+                        to_person: None,
                     },
                 )
                 .await?;
@@ -125,8 +132,14 @@ impl Handler for VisitorSide {
             }
             "track" => {
                 let f: TrackFrame = from_value(frame)?;
-                events::record(&engine.db, ws, me, &f.name, &f.data).await?;
-                engine.hub.bus().publish(Happening::tracked(ws, me, &f.name, f.data));
+                let at = events::record(&engine.db, ws, me, &f.name, &f.data).await?;
+                engine.hub.bus().publish(Happening::tracked(ws, me, &f.name, f.data, at));
+                Ok(vec![])
+            }
+            "reply.choose" => {
+                let f: ChooseFrame = from_value(frame)?;
+                // The pick comes back to every tab as the person's message.created.
+                chat::choose(&engine.db, &engine.hub, ws, me, &f.message_id, &f.choice, self.visitor.shared).await?;
                 Ok(vec![])
             }
             "page.view" => {
@@ -135,8 +148,8 @@ impl Handler for VisitorSide {
                     return Err(Error::invalid("url", "url is longer than 2048 bytes"));
                 }
                 let data = json!({"url": f.url, "title": f.title});
-                events::record(&engine.db, ws, me, "page.view", &data).await?;
-                engine.hub.bus().publish(Happening::tracked(ws, me, "page.view", data));
+                let at = events::record(&engine.db, ws, me, "page.view", &data).await?;
+                engine.hub.bus().publish(Happening::tracked(ws, me, "page.view", data, at));
                 Ok(vec![])
             }
             other => Err(Error::BadRequest {

@@ -422,6 +422,7 @@ mod tests {
             buttons: None,
             shared: false,
             cause: Default::default(),
+            to_person: None,
         }
     }
 

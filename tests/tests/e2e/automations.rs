@@ -350,6 +350,10 @@ async fn bad_input_and_other_workspaces_get_clear_errors(backend: Backend) {
     let a = post(json!({"name": "x", "trigger": "schedule", "script": "1"})).await;
     assert_eq!((a.status, a.field()), (422, "trigger"));
     let a = post(json!({"name": "x", "kind": "flow", "trigger": "message.sent", "flow": {}})).await;
+    assert_eq!((a.status, a.field()), (422, "flow.start"));
+    let a = post(json!({"name": "x", "kind": "flow", "trigger": "message.sent"})).await;
+    assert_eq!((a.status, a.field()), (422, "flow"));
+    let a = post(json!({"name": "x", "kind": "bot", "trigger": "message.sent", "script": "1"})).await;
     assert_eq!((a.status, a.field()), (422, "kind"));
     let a = post(json!({"name": "", "trigger": "message.sent", "script": "1"})).await;
     assert_eq!((a.status, a.field()), (422, "name"));

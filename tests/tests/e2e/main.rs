@@ -8,6 +8,7 @@ mod access;
 mod automations;
 mod browser;
 mod chat;
+mod flows;
 mod nodes;
 mod ops;
 mod people;
