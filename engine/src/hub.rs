@@ -402,26 +402,37 @@ impl Hub {
     }
 
     /// Relays peers' events into this node, for as long as the process runs.
-    /// Only PostgreSQL has peers.
-    pub fn spawn_relay(&self, shutdown: tokio_util::sync::CancellationToken) {
+    /// Only PostgreSQL has peers. Returns once the relay listens (or has
+    /// tried for a while): a node that served sockets before it listened
+    /// would miss what peers publish meanwhile, such as a visitor coming
+    /// online on another node.
+    pub async fn spawn_relay(&self, shutdown: tokio_util::sync::CancellationToken) {
         let Db::Postgres(pool) = self.inner.db.clone() else { return };
         let hub = self.clone();
+        let (listening, ready) = tokio::sync::oneshot::channel();
+        let mut listening = Some(listening);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    result = hub.relay(&pool) => if let Err(e) = result {
+                    result = hub.relay(&pool, &mut listening) => if let Err(e) = result {
                         tracing::warn!(error = %e, "hub relay lost its connection; reconnecting");
                     },
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         });
+        if tokio::time::timeout(std::time::Duration::from_secs(10), ready).await.is_err() {
+            tracing::warn!("the hub relay is not listening yet; starting without it");
+        }
     }
 
-    async fn relay(&self, pool: &sqlx::PgPool) -> Result<()> {
+    async fn relay(&self, pool: &sqlx::PgPool, listening: &mut Option<tokio::sync::oneshot::Sender<()>>) -> Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen(CHANNEL).await?;
+        if let Some(tx) = listening.take() {
+            let _ = tx.send(());
+        }
         // Notices sent while this node was not listening are lost: have every
         // local connection compare its position with the store.
         self.resync_all().await;

@@ -93,7 +93,7 @@ impl Engine {
     pub async fn start(db: Db, public_url: String, meili: Option<search::meili::MeiliConfig>) -> Result<Engine> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = hub::Hub::new(db.clone(), util::new_id());
-        hub.spawn_relay(shutdown.clone());
+        hub.spawn_relay(shutdown.clone()).await;
         chat::batch::start(&db, &hub, shutdown.clone());
         spawn_pruning(db.clone(), hub.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
