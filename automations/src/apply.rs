@@ -7,7 +7,8 @@ use parley_engine::bus::{Cause, Happening};
 use parley_engine::chat::{self, ConversationPatch, Kind, NewMessage, Sender};
 use parley_engine::people::{Person, PersonInput, profile};
 use parley_engine::util::{now_ms, rfc3339};
-use parley_engine::{Engine, workspace};
+use parley_engine::workspace::Teammate;
+use parley_engine::{Engine, snippets, workspace};
 use serde_json::{Map, Value};
 
 use crate::script::Action;
@@ -45,20 +46,19 @@ pub async fn apply(
         let conversation = || current.clone().ok_or_else(|| "there is no conversation to act on".to_owned());
         let patch = match action {
             Action::SendChat { text, teammate_id } => {
-                let sender = match teammate_id {
-                    None => Sender::Bot,
-                    Some(tid) => {
-                        teammate(engine, ws, tid).await?;
-                        Sender::Teammate { id: tid.clone() }
-                    }
+                let (sender, from) = match teammate_id {
+                    None => (Sender::Bot, None),
+                    Some(tid) => (Sender::Teammate { id: tid.clone() }, Some(teammate(engine, ws, tid).await?)),
                 };
-                let sent = say(engine, &subject, sender, Kind::Chat, text, None, &cause).await?;
+                let text = personalise(engine, ws, person, from.as_ref(), text).await?;
+                let sent = say(engine, &subject, sender, Kind::Chat, &text, None, &cause).await?;
                 subject.conversation_id = Some(sent.conversation_id);
                 None
             }
             Action::Note { text } => {
                 conversation()?;
-                say(engine, &subject, Sender::Bot, Kind::Note, text, None, &cause).await?;
+                let text = personalise(engine, ws, person, None, text).await?;
+                say(engine, &subject, Sender::Bot, Kind::Note, &text, None, &cause).await?;
                 None
             }
             Action::Assign { to } => {
@@ -108,8 +108,30 @@ pub async fn apply(
     Ok(())
 }
 
-pub(crate) async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<(), String> {
-    workspace::teammate(&engine.db, ws, id).await.map(|_| ()).map_err(|_| format!("there is no teammate {id} in this workspace"))
+pub(crate) async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<Teammate, String> {
+    workspace::teammate(&engine.db, ws, id).await.map_err(|_| format!("there is no teammate {id} in this workspace"))
+}
+
+/// Whether a text has snippets (`{{…}}`) to fill in.
+pub(crate) fn has_snippets(text: &str) -> bool {
+    text.contains("{{")
+}
+
+/// Fills in a text's snippets for the person, the teammate it comes from
+/// (none: the bot) and the workspace. A bad snippet is the run's error.
+pub(crate) async fn personalise(
+    engine: &Engine,
+    ws: &str,
+    person: Option<&Person>,
+    from: Option<&Teammate>,
+    text: &str,
+) -> Result<String, String> {
+    if !has_snippets(text) {
+        return Ok(text.to_owned());
+    }
+    let workspace = workspace::get(&engine.db, ws).await.map_err(|e| format!("loading the workspace: {e}"))?;
+    let data = snippets::context(person, from.map(|t| (t.name.as_str(), t.email.as_str())), Some(&workspace.name));
+    snippets::render("text", text, &data).map_err(|e| e.to_string())
 }
 
 /// Sends an automated message (with buttons, for a flow) into the subject's

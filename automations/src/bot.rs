@@ -339,8 +339,16 @@ impl Automations {
     async fn say(&self, run: &Run, text: &str, buttons: Option<Value>, steps: &mut Vec<Action>) -> Result<(), String> {
         let cause = Cause::Automation(run.automation_id.clone());
         let to = Subject { workspace_id: run.workspace_id.clone(), person_id: None, conversation_id: Some(run.conversation_id.clone()) };
-        apply::say(self.engine(), &to, Sender::Bot, Kind::Chat, text, buttons, &cause).await?;
-        steps.push(Action::SendChat { text: text.to_owned(), teammate_id: None });
+        // The person is loaded only for a text that has snippets to fill.
+        let text = match apply::has_snippets(text) {
+            false => text.to_owned(),
+            true => {
+                let (_, person, _) = self.context(run).await?;
+                apply::personalise(self.engine(), &run.workspace_id, person.as_ref(), None, text).await?
+            }
+        };
+        apply::say(self.engine(), &to, Sender::Bot, Kind::Chat, &text, buttons, &cause).await?;
+        steps.push(Action::SendChat { text, teammate_id: None });
         Ok(())
     }
 

@@ -18,8 +18,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use parley_engine::Error;
-use parley_engine::chat;
 use parley_engine::people::input as person_input;
+use parley_engine::{chat, snippets};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -219,7 +219,9 @@ pub fn parse(value: &Value) -> std::result::Result<Flow, FlowError> {
                 return Err(FlowError::at(at(&field), format!("there is no step {next:?}")));
             }
         }
-        let text_ok = |field: &str, t: &str| chat::check_body(field, t).map_err(|e| FlowError::at(at(field), e.to_string()));
+        let text_ok = |field: &str, t: &str| {
+            chat::check_body(field, t).and_then(|()| snippets::check(field, t)).map_err(|e| FlowError::at(at(field), e.to_string()))
+        };
         match node {
             Node::Message { text, buttons, .. } => {
                 text_ok("text", text)?;

@@ -1,5 +1,6 @@
 //! Work that happens later and must survive a restart: a flow's `wait` step,
-//! the `conversation.unanswered` check. Each is an apalis job in the same
+//! the `conversation.unanswered` check, a greeting after time on a page, the
+//! next time of a schedule. Each is an apalis job in the same
 //! database as everything else (apalis's own tables, migrated apart from
 //! Parley's), carrying an episode key: a job whose world moved on (the
 //! visitor answered, a teammate replied, the flow went elsewhere) finds its
@@ -36,6 +37,9 @@ pub enum Job {
     /// A page view's `after_seconds` are over: greet if the person is still
     /// online and has viewed no other page since `viewed_at`.
     PageStay { workspace_id: String, automation_id: String, person_id: String, url: String, title: Option<String>, viewed_at: i64 },
+    /// A schedule's time `due` (epoch ms) has come: run it if the automation
+    /// is still the `version` that planned it, and plan the next time.
+    Schedule { workspace_id: String, automation_id: String, version: i64, due: i64 },
 }
 
 /// The job queue in the configured database.
@@ -49,25 +53,49 @@ impl Queue {
     /// Creates apalis's tables if need be. On SQLite jobs go through Parley's
     /// single writer connection, like every other write.
     pub async fn open(db: &Db) -> anyhow::Result<Queue> {
-        Ok(match db {
+        match db {
             Db::Sqlite { write, .. } => {
                 let mut m = SqliteStorage::<()>::migrations();
                 m.dangerous_set_table_name(MIGRATIONS_TABLE);
                 m.run(write).await?;
-                Queue::Sqlite(SqliteStorage::new(write))
             }
             Db::Postgres(pool) => {
                 let mut m = PostgresStorage::<()>::migrations();
                 m.dangerous_set_table_name(MIGRATIONS_TABLE);
                 m.run(pool).await?;
-                Queue::Postgres(PostgresStorage::new(pool))
             }
-        })
+        }
+        Ok(Queue::of(db))
+    }
+
+    /// The queue of a database [`Queue::open`] has already prepared.
+    pub fn of(db: &Db) -> Queue {
+        match db {
+            Db::Sqlite { write, .. } => Queue::Sqlite(SqliteStorage::new(write)),
+            Db::Postgres(pool) => Queue::Postgres(PostgresStorage::new(pool)),
+        }
     }
 
     /// Queues `job` to run once `delay` has passed.
     pub async fn push_after(&self, job: Job, delay: Duration) -> Result<()> {
         let task = TaskBuilder::new(job).run_at_timestamp(due_second(SystemTime::now(), delay)).max_attempts(ATTEMPTS).build();
+        self.push(task).await
+    }
+
+    /// Queues `job` for the time `at` (epoch ms), once per `key`: queueing
+    /// the same key again (a retried job planning its successor) is a no-op.
+    pub async fn push_once_at(&self, job: Job, at: i64, key: &str) -> Result<()> {
+        let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or_default());
+        let task =
+            TaskBuilder::new(job).run_at_timestamp(due_second(at, Duration::ZERO)).max_attempts(ATTEMPTS).idempotency_key(key).build();
+        match self.push(task).await {
+            // SQLite skips a known key; PostgreSQL refuses it on the unique index.
+            Err(e) if e.to_string().contains("idx_jobs_idempotency_key") => Ok(()),
+            done => done,
+        }
+    }
+
+    async fn push(&self, task: Task<Job>) -> Result<()> {
         let pushed = match self {
             Queue::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
             Queue::Postgres(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
@@ -169,6 +197,9 @@ async fn handle(job: Job, automations: Data<Automations>) -> std::result::Result
         }
         Job::PageStay { workspace_id, automation_id, person_id, url, title, viewed_at } => {
             automations.page_stay(workspace_id, automation_id, person_id, url, title.as_deref(), *viewed_at).await
+        }
+        Job::Schedule { workspace_id, automation_id, version, due } => {
+            automations.scheduled(workspace_id, automation_id, *version, *due).await
         }
     };
     done.map_err(|e| {

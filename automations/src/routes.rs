@@ -8,11 +8,13 @@ use axum::http::StatusCode;
 use parley_engine::chat;
 use parley_engine::http::{Auth, Json};
 use parley_engine::people::profile;
+use parley_engine::util::now_ms;
 use parley_engine::{Engine, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::apply::Subject;
+use crate::jobs::Queue;
 use crate::script::{self, Action, ScriptError};
 use crate::store::{self, Automation, AutomationInput, Runs};
 use crate::{flow, runner};
@@ -31,7 +33,9 @@ pub async fn create(
     Json(input): Json<AutomationInput>,
 ) -> Result<(StatusCode, JsonOut<Automation>)> {
     actor.require_admin()?;
-    Ok((StatusCode::CREATED, JsonOut(store::create(&engine.db, &actor.workspace_id, &actor.teammate_id, input).await?)))
+    let a = store::create(&engine.db, &actor.workspace_id, &actor.teammate_id, input).await?;
+    plan(&engine, &actor.workspace_id, &a).await?;
+    Ok((StatusCode::CREATED, JsonOut(a)))
 }
 
 #[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations",
@@ -49,7 +53,15 @@ pub async fn update(
     Json(input): Json<AutomationInput>,
 ) -> Result<JsonOut<Automation>> {
     actor.require_admin()?;
-    Ok(JsonOut(store::update(&engine.db, &actor.workspace_id, &id, input).await?))
+    let a = store::update(&engine.db, &actor.workspace_id, &id, input).await?;
+    plan(&engine, &actor.workspace_id, &a).await?;
+    Ok(JsonOut(a))
+}
+
+/// A schedule that was saved enabled gets its next time queued; the plans of
+/// its earlier versions find themselves stale when they come due.
+async fn plan(engine: &Engine, ws: &str, a: &Automation) -> Result<()> {
+    runner::plan_schedule(&Queue::of(&engine.db), &engine.db, ws, a, now_ms()).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations",

@@ -15,8 +15,8 @@ use parley_engine::chat::{self, Message};
 use parley_engine::filter::{self, Dialect};
 use parley_engine::hub::workspace_stream;
 use parley_engine::people::{Person, profile};
-use parley_engine::search;
-use parley_engine::util::now_ms;
+use parley_engine::search::{self, SearchRequest};
+use parley_engine::util::{now_ms, rfc3339};
 use parley_engine::{Db, Engine, Error, Result, with_db, with_tx};
 use rhai::AST;
 use serde_json::{Value, json};
@@ -32,6 +32,10 @@ use crate::trigger::{self, Trigger};
 pub const MAX_MESSAGES_PER_MINUTE: usize = 5;
 /// Compiled scripts kept in memory.
 const MAX_COMPILED: usize = 10_000;
+/// People a schedule with a filter runs for at one time, at most.
+const MAX_SCHEDULED_PEOPLE: usize = 10_000;
+/// People read per page while doing so.
+const SCHEDULE_PAGE: i64 = 200;
 /// Happenings handled at once; each runs its rules one after another.
 const CONCURRENCY: usize = 4;
 
@@ -284,6 +288,54 @@ impl Automations {
         Ok(())
     }
 
+    /// The `schedule` job: runs the automation for its time `due` if it is
+    /// still enabled and unchanged since that time was planned, after
+    /// planning the next time (so a failing run does not end the schedule).
+    pub(crate) async fn scheduled(&self, ws: &str, automation_id: &str, version: i64, due: i64) -> Result<()> {
+        let engine = &self.inner.engine;
+        let rule = match store::get(&engine.db, ws, automation_id).await {
+            Ok(r) if r.enabled && r.version == version && r.trigger == trigger::SCHEDULE => r,
+            Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Ok(Trigger::Schedule { cron, filter }) = Trigger::parse(&rule.trigger, &rule.params) else { return Ok(()) };
+        plan_schedule(&self.inner.queue, &engine.db, ws, &rule, due).await?;
+        let event = json!({"type": trigger::SCHEDULE, "at": rfc3339(due), "cron": cron});
+        let Some(filter) = filter else {
+            if rule.kind == "flow" {
+                // A flow talks with someone: it needs the filter's people.
+                return Ok(());
+            }
+            let subject = Subject { workspace_id: ws.to_owned(), person_id: None, conversation_id: None };
+            self.run(&rule, trigger::SCHEDULE, event, &subject, None, &Value::Null).await;
+            return Ok(());
+        };
+        // Once for each person the filter matches now, up to a bound.
+        let mut request = SearchRequest { filter: Some(filter), limit: Some(SCHEDULE_PAGE), ..Default::default() };
+        let mut done = 0;
+        loop {
+            let page = search::search(&engine.db, engine.people_index.as_ref(), ws, &request).await?;
+            for p in page.items {
+                if done == MAX_SCHEDULED_PEOPLE {
+                    tracing::warn!(automation = %rule.id, "a schedule matched more than {MAX_SCHEDULED_PEOPLE} people; the rest were left out");
+                    return Ok(());
+                }
+                let mut subject = Subject { workspace_id: ws.to_owned(), person_id: Some(p.id.clone()), conversation_id: None };
+                if rule.kind == "flow" {
+                    self.start_flow(&rule, trigger::SCHEDULE, &subject).await;
+                } else {
+                    let (person, conversation) = load(engine, &mut subject).await?;
+                    self.run(&rule, trigger::SCHEDULE, event.clone(), &subject, person.as_ref(), &conversation).await;
+                }
+                done += 1;
+            }
+            match page.next_cursor {
+                Some(c) => request.cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// For a trigger that fires once per person per period: claims this
     /// period for the subject's person (false: already fired in it).
     async fn first_in_period(&self, t: &Trigger, automation_id: &str, subject: &Subject) -> Result<bool> {
@@ -437,6 +489,24 @@ pub async fn person_matches(db: &Db, workspace_id: &str, person_id: &str, filter
         sqlx::Row::try_get(&q.fetch_one(pool).await?, 0)?
     });
     Ok(n > 0)
+}
+
+/// Queues the first time after `after` (epoch ms) of a schedule automation
+/// that is enabled; anything else has nothing to plan. The job carries the
+/// automation's version, so an edit (which plans anew) leaves older plans
+/// stale, and is queued once per time, however often it is planned.
+pub async fn plan_schedule(queue: &Queue, db: &Db, ws: &str, rule: &Automation, after: i64) -> Result<()> {
+    let Ok(Trigger::Schedule { cron, .. }) = Trigger::parse(&rule.trigger, &rule.params) else { return Ok(()) };
+    if !rule.enabled {
+        return Ok(());
+    }
+    let tz = match parley_engine::hours::get(db, ws).await? {
+        Some(h) => h.timezone.parse().unwrap_or(chrono_tz::UTC),
+        None => chrono_tz::UTC,
+    };
+    let Some(due) = trigger::next_fire(&cron, tz, after) else { return Ok(()) };
+    let job = Job::Schedule { workspace_id: ws.to_owned(), automation_id: rule.id.clone(), version: rule.version, due };
+    queue.push_once_at(job, due, &format!("schedule:{}:{}:{due}", rule.id, rule.version)).await
 }
 
 /// Whether `message_id` is the first person's message since a teammate last

@@ -161,6 +161,17 @@ fn check(name: &str, kind: &str, trigger: &str, params: &Value, body: Body<'_>, 
     Ok(Checked { name, kind, trigger: trigger.name(), params, script, flow, enabled })
 }
 
+/// A schedule's filter is checked against the workspace's attributes and
+/// segments, which the trigger's own parse cannot see.
+async fn check_audience(db: &Db, workspace_id: &str, trigger: &str, params: Option<&Value>) -> Result<()> {
+    match params.and_then(|p| p.get("filter")).filter(|f| !f.is_null()) {
+        Some(filter) if trigger == crate::trigger::SCHEDULE => {
+            parley_engine::search::resolve_filter(db, workspace_id, filter, "params.filter").await.map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn body<'a>(kind: &str, input: &'a AutomationInput, current: Option<&'a Automation>) -> Result<Body<'a>> {
     let keep = current.is_some_and(|c| c.kind == kind);
     match kind {
@@ -185,6 +196,7 @@ pub async fn create(db: &Db, workspace_id: &str, teammate_id: &str, input: Autom
         body(kind, &input, None)?,
         input.enabled.unwrap_or(true),
     )?;
+    check_audience(db, workspace_id, &c.trigger, input.params.as_ref()).await?;
     let id = new_id();
     let now = now_ms();
     with_tx!(db, tx => {
@@ -241,6 +253,7 @@ pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInpu
         body(kind, &input, Some(&current))?,
         input.enabled.unwrap_or(current.enabled),
     )?;
+    check_audience(db, workspace_id, &c.trigger, Some(input.params.as_ref().unwrap_or(&current.params))).await?;
     let revived = input.enabled == Some(true);
     // Strictly later than the last version, so the compiled-script cache
     // never mistakes a change made in the same millisecond for the old one.

@@ -29,6 +29,13 @@ pub enum Trigger {
     Unanswered {
         minutes: f64,
     },
+    /// At each time a cron expression names (minute granularity), in the
+    /// workspace's timezone; with a filter, once for each person it matches
+    /// at that time, otherwise once with no one in particular.
+    Schedule {
+        cron: String,
+        filter: Option<Value>,
+    },
 }
 
 /// The longest wait for an answer a trigger may name: a week.
@@ -36,11 +43,12 @@ pub const MAX_UNANSWERED_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 /// The shortest: three seconds.
 pub const MIN_UNANSWERED_MINUTES: f64 = 0.05;
 
-/// Triggers that are part of the contract but not served yet: refused with a
-/// clear message rather than accepted and never run.
-const LATER: &[&str] = &["schedule"];
+/// The name of the cron trigger; it is set off by jobs, never by a happening.
+pub const SCHEDULE: &str = "schedule";
+/// The longest cron expression taken.
+const MAX_CRON: usize = 200;
 
-const NAMES: &str = "conversation.created, message.received, message.sent, person.created, person.updated, event.<name>, page.view or conversation.unanswered";
+const NAMES: &str = "conversation.created, message.received, message.sent, person.created, person.updated, event.<name>, page.view, conversation.unanswered or schedule";
 
 impl Trigger {
     /// Parses `name` and its `params` (an object, or null for none).
@@ -80,7 +88,13 @@ impl Trigger {
                 only(params, &["minutes"])?;
                 return Ok(Trigger::Unanswered { minutes });
             }
-            n if LATER.contains(&n) => return Err(Error::invalid("trigger", format!("the trigger {n} is not available yet"))),
+            SCHEDULE => {
+                let cron = params.get("cron").and_then(Value::as_str).unwrap_or_default();
+                parse_cron(cron)?;
+                let filter = params.get("filter").filter(|f| !f.is_null()).cloned();
+                only(params, &["cron", "filter"])?;
+                return Ok(Trigger::Schedule { cron: cron.trim().to_owned(), filter });
+            }
             n => match n.strip_prefix("event.") {
                 Some(event) => {
                     events::check_name("trigger", event)?;
@@ -103,6 +117,7 @@ impl Trigger {
             Trigger::Event(e) => format!("event.{e}"),
             Trigger::PageView { .. } => "page.view".into(),
             Trigger::Unanswered { .. } => UNANSWERED.into(),
+            Trigger::Schedule { .. } => SCHEDULE.into(),
         }
     }
 
@@ -132,6 +147,31 @@ fn whole(params: &Map<String, Value>, name: &str, max: u64) -> Result<Option<u64
             None => Err(Error::invalid(format!("params.{name}"), format!("{name} is a whole number from 1 to {max}"))),
         },
     }
+}
+
+/// A five-field cron expression (minute hour day-of-month month weekday,
+/// with names, ranges, steps, `L`, `#` and `@daily`-style aliases); seconds
+/// and years are refused, as a rule runs at most once a minute.
+fn parse_cron(text: &str) -> Result<croner::Cron> {
+    let bad = |why: String| Error::invalid("params.cron", why);
+    if text.trim().is_empty() || text.len() > MAX_CRON {
+        return Err(bad(format!(
+            "cron is required: five fields (minute hour day month weekday), such as \"0 9 * * MON-FRI\", at most {MAX_CRON} characters"
+        )));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(text)
+        .map_err(|e| bad(format!("cron {text:?} is not a five-field cron expression: {e}")))
+}
+
+/// The first time after `after_ms` that `cron` names in `tz`, in epoch ms.
+pub fn next_fire(cron: &str, tz: chrono_tz::Tz, after_ms: i64) -> Option<i64> {
+    let cron = parse_cron(cron).ok()?;
+    let after = chrono::DateTime::from_timestamp_millis(after_ms)?.with_timezone(&tz);
+    cron.find_next_occurrence(&after, false).ok().map(|t| t.timestamp_millis())
 }
 
 /// Not set off by a happening but by a job queued when a person writes.
@@ -221,6 +261,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_schedule_fires_at_its_next_time_in_the_workspace_timezone() {
+        // Friday 2026-11-20 10:00 UTC (11:00 in Paris): the next weekday 9:00
+        // in Paris is Monday 08:00 UTC.
+        let friday = 1_795_168_800_000;
+        assert_eq!(next_fire("0 9 * * MON-FRI", chrono_tz::Europe::Paris, friday), Some(1_795_420_800_000));
+        assert_eq!(next_fire("*/15 * * * *", chrono_tz::UTC, friday), Some(friday + 15 * 60_000));
+        // Strictly after: a time that is itself a fire time moves on.
+        assert_eq!(next_fire("0 10 * * *", chrono_tz::UTC, friday), Some(friday + 24 * 3_600_000));
+    }
+
+    #[test]
     fn names_and_params_are_checked() {
         assert_eq!(Trigger::parse("message.received", &Value::Null).unwrap(), Trigger::MessageReceived);
         assert_eq!(Trigger::parse("event.purchased", &json!({})).unwrap(), Trigger::Event("purchased".into()));
@@ -241,8 +292,17 @@ mod tests {
         assert_eq!(e.field(), Some("trigger"));
         let e = Trigger::parse("event.", &Value::Null).unwrap_err();
         assert_eq!(e.field(), Some("trigger"));
-        let e = Trigger::parse("schedule", &json!({"cron": "* * * * *"})).unwrap_err();
-        assert!(e.to_string().contains("not available yet"));
+        assert_eq!(
+            Trigger::parse("schedule", &json!({"cron": " 0 9 * * MON-FRI "})).unwrap(),
+            Trigger::Schedule { cron: "0 9 * * MON-FRI".into(), filter: None }
+        );
+        for bad in
+            [json!({}), json!({"cron": "0 9 * *"}), json!({"cron": "*/5 0 9 * * *"}), json!({"cron": "61 * * * *"}), json!({"cron": 5})]
+        {
+            assert_eq!(Trigger::parse("schedule", &bad).unwrap_err().field(), Some("params.cron"), "{bad}");
+        }
+        let e = Trigger::parse("schedule", &json!({"cron": "@daily", "minutes": 5})).unwrap_err();
+        assert_eq!(e.field(), Some("params.minutes"));
         let e = Trigger::parse("page.view", &json!({"url": 3})).unwrap_err();
         assert_eq!(e.field(), Some("params.url"));
         let e = Trigger::parse("message.sent", &json!({"url": "/x"})).unwrap_err();

@@ -22,6 +22,7 @@
 //! - [`realtime`]: the WebSocket connection loop both sockets share.
 //! - [`http`]: extractors shared by the HTTP edges.
 //! - [`error`]: the API's error type and its JSON shape.
+//! - [`snippets`]: handlebars placeholders in texts sent for someone.
 //! - [`util`]: ids, tokens, clocks.
 
 pub mod auth;
@@ -40,6 +41,7 @@ pub mod presence;
 pub mod realtime;
 pub mod search;
 pub mod segments;
+pub mod snippets;
 pub mod util;
 pub mod workspace;
 

@@ -403,6 +403,24 @@ impl Ws {
         self.next_where("message.created", |f| f["message"]["author"]["type"] != own).await
     }
 
+    /// [`Ws::next_message_not_from`], waiting up to `wait` in all (for work
+    /// that is due later, such as a schedule's next minute).
+    pub async fn next_message_not_from_within(&mut self, own: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = tokio::time::timeout(left, self.stream.next()).await.unwrap_or_else(|_| panic!("no message within {wait:?}"));
+            let Some(Ok(WsMessage::Text(t))) = msg else {
+                assert!(matches!(msg, Some(Ok(_))), "the socket ended: {msg:?}");
+                continue;
+            };
+            let f: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+            if f["type"] == "message.created" && f["message"]["author"]["type"] != own {
+                return f;
+            }
+        }
+    }
+
     /// Asserts that no frame of `kind` arrives within `wait`.
     pub async fn expect_none_of(&mut self, kind: &str, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;

@@ -69,23 +69,28 @@ async fn a_message_received_rule_auto_replies_to_the_widget_as_the_bot(backend: 
     let id = rule(
         &app,
         "message.received",
-        r#"if event.message.body.contains("price") { send_chat(`Hi ${person.name}, prices are on /pricing`); }"#,
+        r#"if event.message.body.contains("price") { send_chat(`Hi {{person.first_name}}, prices are on /pricing?plan={{default person.attributes.plan "free"}}`); }"#,
     )
     .await;
-    let (vtoken, _) = app.visitor_with(json!({"name": "Vera"})).await;
+    let (vtoken, _) = app.visitor_with(json!({"name": "Vera Lind"})).await;
     let mut widget = app.widget_ws(&vtoken).await;
 
     let sent = widget.say("m-1", "What is the price?").await;
     let reply = widget.next_message_not_from("person").await;
     assert_eq!(reply["message"]["author"]["type"], "bot");
-    assert_eq!(reply["message"]["body"], "Hi Vera, prices are on /pricing");
+    // Snippets filled in for the person; a missing attribute takes its default.
+    assert_eq!(reply["message"]["body"], "Hi Vera, prices are on /pricing?plan=free");
     assert_eq!(reply["message"]["conversation_id"], sent["conversation_id"]);
 
     // The run log tells what set it off and what it did.
     let log = wait_runs(&app, &id, 1).await;
     assert_eq!(log[0]["trigger"], "message.received");
     assert_eq!(log[0]["outcome"], "ok");
-    assert_eq!(log[0]["actions"], json!([{"type": "send_chat", "text": "Hi Vera, prices are on /pricing"}]));
+    // The log keeps what the script asked for, snippets unfilled.
+    assert_eq!(
+        log[0]["actions"],
+        json!([{"type": "send_chat", "text": "Hi {{person.first_name}}, prices are on /pricing?plan={{default person.attributes.plan \"free\"}}"}])
+    );
     assert!(log[0]["error"].is_null());
     assert!(log[0]["duration_us"].as_i64().unwrap() > 0);
 
@@ -348,7 +353,7 @@ async fn bad_input_and_other_workspaces_get_clear_errors(backend: Backend) {
     let a = post(json!({"name": "x", "trigger": "message.sent", "params": {"minutes": 5}, "script": "1"})).await;
     assert_eq!((a.status, a.field()), (422, "params.minutes"));
     let a = post(json!({"name": "x", "trigger": "schedule", "script": "1"})).await;
-    assert_eq!((a.status, a.field()), (422, "trigger"));
+    assert_eq!((a.status, a.field()), (422, "params.cron"));
     let a = post(json!({"name": "x", "kind": "flow", "trigger": "message.sent", "flow": {}})).await;
     assert_eq!((a.status, a.field()), (422, "flow.start"));
     let a = post(json!({"name": "x", "kind": "flow", "trigger": "message.sent"})).await;

@@ -16,6 +16,7 @@ on_both_backends!(
     an_unanswered_conversation_sets_off_its_rule_once,
     a_greeting_reaches_the_widget_from_the_chosen_teammate_once_per_period,
     an_autoresponder_answers_only_when_no_agent_is_online,
+    a_schedule_runs_once_for_each_matching_person_at_its_time,
 );
 
 async fn automation(app: &TestApp, body: Value) -> String {
@@ -52,7 +53,7 @@ async fn a_lead_bot_asks_checks_branches_and_hands_over(backend: Backend) {
     let id = automation(
         &app,
         json!({"name": "Lead bot", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "hello", "nodes": {
-            "hello": {"type": "message", "text": "Hi! What can we help with?",
+            "hello": {"type": "message", "text": "Hi {{default person.first_name \"there\"}}! What can we help with?",
                       "buttons": [{"label": "Pricing", "next": "email"}, {"label": "Support", "next": "human"}]},
             "email": {"type": "ask", "text": "What is your work email?", "attribute": "email", "validate": "email", "next": "seats"},
             "seats": {"type": "ask", "text": "How many seats?", "attribute": "seats", "validate": "number", "next": "size"},
@@ -69,7 +70,7 @@ async fn a_lead_bot_asks_checks_branches_and_hands_over(backend: Backend) {
 
     let hello = bot_says(&mut widget).await;
     assert_eq!(hello["author"]["type"], "bot");
-    assert_eq!(hello["body"], "Hi! What can we help with?");
+    assert_eq!(hello["body"], "Hi there! What can we help with?");
     assert_eq!(hello["buttons"], json!([{"label": "Pricing"}, {"label": "Support"}]));
     let hello_id = hello["id"].as_str().unwrap();
 
@@ -240,6 +241,17 @@ async fn a_rule_starts_a_flow_by_name_and_a_flow_is_checked_on_save(backend: Bac
         )
         .await;
     assert_eq!(bad.field(), "flow.nodes.a.conditions.0.if", "{}", bad.body);
+    // A snippet with a syntax error: the place and where in the text.
+    let bad = app
+        .post(
+            "/api/v1/automations",
+            &app.token,
+            json!({"name": "Broken", "kind": "flow", "trigger": "conversation.created",
+                   "flow": {"start": "a", "nodes": {"a": {"type": "message", "text": "Hi\n{{#if person.name}}you"}}}}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.field()), (422, "flow.nodes.a.text"), "{}", bad.body);
+    assert!(bad.body["error"]["message"].as_str().unwrap().contains("line 2"), "{}", bad.body);
     let v = app
         .post("/api/v1/automations/validate", &app.token, json!({"flow": {"start": "a", "nodes": {"a": {"type": "wait", "seconds": 0}}}}))
         .await
@@ -290,7 +302,7 @@ async fn a_greeting_reaches_the_widget_from_the_chosen_teammate_once_per_period(
         &app,
         json!({"name": "Pricing greeting", "trigger": "page.view",
                "params": {"url": "/pricing*", "after_seconds": 1, "once_per_hours": 24},
-               "script": format!("send_chat_as(\"{tess}\", `Hi, I'm Tess. Questions about ${{event.title}}?`);")}),
+               "script": format!("send_chat_as(\"{tess}\", `Hi, I'm {{{{teammate.first_name}}}}. Questions about ${{event.title}}?`);")}),
     )
     .await;
     let view = |url: &str| json!({"type": "page.view", "url": url, "title": "Pricing"});
@@ -343,4 +355,62 @@ async fn an_autoresponder_answers_only_when_no_agent_is_online(backend: Backend)
     own_message(&mut widget).await;
     widget.expect_none_of("message.created", Duration::from_millis(800)).await;
     inbox.next_where("message.created", |f| f["message"]["body"] == "Anyone now?").await;
+}
+
+async fn a_schedule_runs_once_for_each_matching_person_at_its_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Two people on a trial with the widget open, one paying customer.
+    let mut trial = Vec::new();
+    for (name, plan) in [("Tia Moss", "trial"), ("Ugo Brandt", "trial"), ("Pat Paid", "paid")] {
+        let (token, id) = app.visitor_with(json!({"name": name})).await;
+        app.patch(&format!("/api/v1/people/{id}"), &app.token, json!({"attributes": {"plan": plan}})).await.ok().unwrap();
+        trial.push((name, app.widget_ws(&token).await));
+    }
+    let filter = json!({"field": "attributes.plan", "op": "eq", "value": "trial"});
+
+    // Bad schedules are refused before anything is saved.
+    let bad = app
+        .post("/api/v1/automations", &app.token, json!({"name": "x", "trigger": "schedule", "params": {"cron": "0 9 * *"}, "script": "1"}))
+        .await;
+    assert_eq!((bad.status, bad.field()), (422, "params.cron"), "{}", bad.body);
+    let bad = app
+        .post(
+            "/api/v1/automations",
+            &app.token,
+            json!({"name": "x", "trigger": "schedule", "params": {"cron": "* * * * *", "filter": {"field": "plan", "op": "eq", "value": 1}}, "script": "1"}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.field()), (422, "params.filter.field"), "{}", bad.body);
+    assert!(app.get("/api/v1/automations", &app.token).await.ok().unwrap().as_array().unwrap().is_empty());
+
+    // Every minute, for the people on a trial. Edited at once: the time the
+    // first version planned finds itself stale, only the edit runs.
+    let id = automation(
+        &app,
+        json!({"name": "Trial nudge", "trigger": "schedule", "params": {"cron": "* * * * *", "filter": filter},
+               "script": "send_chat(\"old text\");"}),
+    )
+    .await;
+    let edited = app
+        .patch(
+            &format!("/api/v1/automations/{id}"),
+            &app.token,
+            json!({"script": "send_chat(`Hi {{person.first_name}}, your trial ends soon (${event.type}).`);"}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+
+    for (name, widget) in trial.iter_mut().take(2) {
+        let m = widget.next_message_not_from_within("person", Duration::from_secs(75)).await["message"].clone();
+        let first = name.split(' ').next().unwrap();
+        assert_eq!(m["body"], format!("Hi {first}, your trial ends soon (schedule)."));
+        assert_eq!(m["author"]["type"], "bot");
+    }
+    let runs = until(&app, &format!("/api/v1/automations/{id}/runs"), |r| r["items"].as_array().unwrap().len() >= 2).await;
+    let items = runs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "one run per matching person: {runs}");
+    assert!(items.iter().all(|r| r["trigger"] == "schedule" && r["outcome"] == "ok"), "{runs}");
+    // The paying customer heard nothing; neither did anyone twice.
+    trial[2].1.expect_none_of("message.created", Duration::from_millis(300)).await;
+    trial[0].1.expect_none_of("message.created", Duration::from_millis(300)).await;
 }
