@@ -11,6 +11,9 @@ use parley_engine::workspace::Teammate;
 use parley_engine::{Engine, snippets, workspace};
 use serde_json::{Map, Value};
 
+use std::time::Duration;
+
+use crate::jobs::{Job, Queue};
 use crate::script::Action;
 
 /// Who and what a run is about.
@@ -73,6 +76,35 @@ pub async fn apply(
             }),
             // Started by the runner once the rest is applied (see `Automations::act`).
             Action::StartFlow { .. } => None,
+            Action::SendEmail { subject, text } => {
+                let p = person.ok_or("there is no person to email")?;
+                if p.email.is_none() || p.unsubscribed {
+                    // Not the rule's failure: this person cannot be emailed.
+                    tracing::info!(automation = %automation_id, person = %p.id, "send_email skipped: no address, or unsubscribed");
+                } else {
+                    let job = Job::Email {
+                        workspace_id: ws.to_owned(),
+                        automation_id: automation_id.to_owned(),
+                        person_id: p.id.clone(),
+                        subject: personalise(engine, ws, Some(p), None, subject).await?,
+                        text: personalise(engine, ws, Some(p), None, text).await?,
+                        tries: 0,
+                    };
+                    Queue::of(&engine.db).push_after(job, Duration::ZERO).await.map_err(|e| e.to_string())?;
+                }
+                None
+            }
+            Action::Webhook { url, payload } => {
+                let job = Job::Webhook {
+                    workspace_id: ws.to_owned(),
+                    automation_id: automation_id.to_owned(),
+                    url: url.clone(),
+                    body: payload.to_string(),
+                    tries: 0,
+                };
+                Queue::of(&engine.db).push_after(job, Duration::ZERO).await.map_err(|e| e.to_string())?;
+                None
+            }
             Action::Tag { name } => {
                 let t = tags.as_mut().ok_or("there is no person to tag")?;
                 if !t.contains(name) {

@@ -1,6 +1,6 @@
 //! Work that happens later and must survive a restart: a flow's `wait` step,
 //! the `conversation.unanswered` check, a greeting after time on a page, the
-//! next time of a schedule. Each is an apalis job in the same
+//! next time of a schedule, a rule's email or webhook. Each is an apalis job in the same
 //! database as everything else (apalis's own tables, migrated apart from
 //! Parley's), carrying an episode key: a job whose world moved on (the
 //! visitor answered, a teammate replied, the flow went elsewhere) finds its
@@ -40,6 +40,10 @@ pub enum Job {
     /// A schedule's time `due` (epoch ms) has come: run it if the automation
     /// is still the `version` that planned it, and plan the next time.
     Schedule { workspace_id: String, automation_id: String, version: i64, due: i64 },
+    /// A rule's `send_email`, rendered; `tries` that failed so far.
+    Email { workspace_id: String, automation_id: String, person_id: String, subject: String, text: String, tries: u32 },
+    /// A rule's `webhook`: the JSON body to post; `tries` that failed so far.
+    Webhook { workspace_id: String, automation_id: String, url: String, body: String, tries: u32 },
 }
 
 /// The job queue in the configured database.
@@ -201,6 +205,8 @@ async fn handle(job: Job, automations: Data<Automations>) -> std::result::Result
         Job::Schedule { workspace_id, automation_id, version, due } => {
             automations.scheduled(workspace_id, automation_id, *version, *due).await
         }
+        Job::Email { .. } => automations.deliver_email(&job).await,
+        Job::Webhook { .. } => automations.deliver_webhook(&job).await,
     };
     done.map_err(|e| {
         tracing::warn!(error = %e, ?job, "a job failed");

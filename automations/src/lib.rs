@@ -11,6 +11,8 @@
 //!   [`script::Action`]s without doing anything, under strict limits.
 //! - [`apply`]: carrying out actions through the engine, marked as caused by
 //!   the automation so they set off no automation.
+//! - [`deliver`]: a rule's emails and signed webhooks, tried again with
+//!   growing pauses.
 //! - [`flow`]: a chatbot flow's graph of steps, checked whole on save.
 //! - [`bot`]: running flows, one live run per conversation, moved on by
 //!   buttons, answers and waits, paused when a teammate writes.
@@ -28,6 +30,7 @@ use parley_engine::Engine;
 
 pub mod apply;
 pub mod bot;
+pub mod deliver;
 pub mod flow;
 pub mod jobs;
 pub mod routes;

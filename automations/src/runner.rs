@@ -53,14 +53,17 @@ pub(crate) struct Inner {
     compiled: Mutex<HashMap<String, (i64, Arc<AST>)>>,
     /// When automated messages went to each conversation in the last minute.
     sent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// For webhooks: one client, so connections to a receiver are reused.
+    pub(crate) http: reqwest::Client,
 }
 
 /// Opens the job queue, then listens to the engine's bus and works the queue
 /// until the engine shuts down.
 pub async fn start(engine: &Engine) -> anyhow::Result<Automations> {
     let queue = Queue::open(&engine.db).await?;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let automations = Automations {
-        inner: Arc::new(Inner { engine: engine.clone(), queue: queue.clone(), compiled: Mutex::default(), sent: Mutex::default() }),
+        inner: Arc::new(Inner { engine: engine.clone(), queue: queue.clone(), compiled: Mutex::default(), sent: Mutex::default(), http }),
     };
     queue.work(automations.clone());
     // Subscribed before returning, so nothing published after start is missed.

@@ -76,12 +76,24 @@ pub enum Action {
     StartFlow {
         name: String,
     },
+    /// An email to the person (skipped if they have no address or
+    /// unsubscribed); subject and text are snippets.
+    SendEmail {
+        subject: String,
+        text: String,
+    },
+    /// A signed JSON POST to `url`, retried with backoff until it answers 2xx.
+    Webhook {
+        url: String,
+        #[schema(value_type = Object)]
+        payload: Value,
+    },
 }
 
 impl Action {
     /// Whether the action writes to the person (counted by the message rate limit).
     pub fn is_message(&self) -> bool {
-        matches!(self, Action::SendChat { .. })
+        matches!(self, Action::SendChat { .. } | Action::SendEmail { .. })
     }
 }
 
@@ -183,6 +195,22 @@ fn text(field: &str, s: &str) -> Result<String, Box<EvalAltResult>> {
     Ok(s.to_owned())
 }
 
+/// The longest email subject a rule may send.
+const MAX_SUBJECT: usize = 300;
+/// The largest webhook payload, as JSON.
+pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// An absolute http(s) URL with a host, as a webhook target.
+pub fn webhook_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).ok_or("the URL must start with http:// or https://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) || s.len() > 2048 {
+        return Err(format!("{s:?} is not a URL with a host"));
+    }
+    Ok(s.to_owned())
+}
+
 fn id(field: &str, s: &str) -> Result<String, Box<EvalAltResult>> {
     let s = s.trim();
     if s.is_empty() || s.len() > 100 {
@@ -241,6 +269,23 @@ fn register_host(engine: &mut Engine, actions: &Recorded, host: &Arc<dyn Host>) 
             return Err("start_flow takes the name of a flow".into());
         }
         record(&a, Action::StartFlow { name: name.to_owned() })
+    });
+    let a = actions.clone();
+    engine.register_fn("send_email", move |subject: ImmutableString, body: ImmutableString| {
+        let subject = subject.trim();
+        if subject.is_empty() || subject.len() > MAX_SUBJECT {
+            return Err(format!("send_email takes a subject of 1 to {MAX_SUBJECT} characters").into());
+        }
+        record(&a, Action::SendEmail { subject: subject.to_owned(), text: text("send_email", &body)? })
+    });
+    let a = actions.clone();
+    engine.register_fn("webhook", move |url: ImmutableString, payload: Dynamic| {
+        let url = webhook_url(&url).map_err(|e| format!("webhook: {e}"))?;
+        let payload: Value = rhai::serde::from_dynamic(&payload)?;
+        if serde_json::to_vec(&payload).map_or(usize::MAX, |b| b.len()) > MAX_WEBHOOK_BODY {
+            return Err(format!("webhook: the payload is over {MAX_WEBHOOK_BODY} bytes as JSON").into());
+        }
+        record(&a, Action::Webhook { url, payload })
     });
     let h = host.clone();
     engine.register_fn("agents_online", move || h.agents_online());

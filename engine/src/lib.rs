@@ -22,6 +22,8 @@
 //! - [`realtime`]: the WebSocket connection loop both sockets share.
 //! - [`http`]: extractors shared by the HTTP edges.
 //! - [`error`]: the API's error type and its JSON shape.
+//! - [`mail`]: email out (SMTP or the outbox folder), text + HTML parts,
+//!   signed unsubscribe links.
 //! - [`snippets`]: handlebars placeholders in texts sent for someone.
 //! - [`util`]: ids, tokens, clocks.
 
@@ -36,6 +38,7 @@ pub mod filter;
 pub mod hours;
 pub mod http;
 pub mod hub;
+pub mod mail;
 pub mod people;
 pub mod presence;
 pub mod realtime;
@@ -83,6 +86,8 @@ pub struct Engine {
     pub people_index: std::sync::Arc<dyn search::PeopleIndex>,
     /// Base URL used in links and emails.
     pub public_url: String,
+    /// Email out.
+    pub mailer: std::sync::Arc<mail::Mailer>,
     /// Cancelled when the server shuts down: live sockets close with 1012
     /// ("service restart") so clients reconnect, to this node or another.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -92,7 +97,7 @@ impl Engine {
     /// Connects the hub and presence to `db` and starts their background
     /// tasks. With `meili`, people are searched on Meilisearch (SQL answering
     /// what it cannot) and a loop keeps its index in step.
-    pub async fn start(db: Db, public_url: String, meili: Option<search::meili::MeiliConfig>) -> Result<Engine> {
+    pub async fn start(db: Db, public_url: String, meili: Option<search::meili::MeiliConfig>, mailer: mail::Mailer) -> Result<Engine> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone()).await;
@@ -109,6 +114,6 @@ impl Engine {
                 index
             }
         };
-        Ok(Engine { db, hub, presence, people_index, public_url, shutdown })
+        Ok(Engine { db, hub, presence, people_index, public_url, mailer: std::sync::Arc::new(mailer), shutdown })
     }
 }

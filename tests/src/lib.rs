@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod browser;
+pub mod outside;
 
 pub const ADMIN_EMAIL: &str = "admin@example.test";
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
@@ -166,6 +167,8 @@ impl TestApp {
             },
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            // Email goes to the real SMTP server on loopback.
+            smtp_url: Some(outside::Smtp::shared().url()),
             ..parley::Config::default()
         };
         let listener = tokio::net::TcpListener::bind(config.bind).await?;

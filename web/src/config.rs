@@ -17,6 +17,9 @@ pub struct Config {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub smtp_url: Option<String>,
+    /// The sender of every email (`Name <address>`); each email shows the
+    /// workspace's or teammate's name.
+    pub email_from: String,
     pub email_fallback_delay: Duration,
     pub meili_url: Option<String>,
     pub meili_key: Option<String>,
@@ -35,6 +38,7 @@ impl std::fmt::Debug for Config {
             .field("admin_email", &self.admin_email)
             .field("admin_password", &hidden(&self.admin_password))
             .field("smtp_url", &hidden(&self.smtp_url))
+            .field("email_from", &self.email_from)
             .field("email_fallback_delay", &self.email_fallback_delay)
             .field("meili_url", &self.meili_url)
             .field("meili_key", &hidden(&self.meili_key))
@@ -53,6 +57,7 @@ impl Default for Config {
             admin_email: None,
             admin_password: None,
             smtp_url: None,
+            email_from: parley_engine::mail::DEFAULT_FROM.to_owned(),
             email_fallback_delay: Duration::from_secs(600),
             meili_url: None,
             meili_key: None,
@@ -103,6 +108,7 @@ struct FileAdmin {
 #[serde(deny_unknown_fields)]
 struct FileEmail {
     smtp_url: Option<String>,
+    from: Option<String>,
     fallback_delay: Option<String>,
 }
 
@@ -150,6 +156,7 @@ impl Config {
             c.admin_email = f.admin.email.or(c.admin_email);
             c.admin_password = f.admin.password.or(c.admin_password);
             c.smtp_url = f.email.smtp_url.or(c.smtp_url);
+            c.email_from = f.email.from.unwrap_or(c.email_from);
             if let Some(d) = f.email.fallback_delay {
                 c.email_fallback_delay =
                     parse_duration(&d).ok_or_else(|| anyhow::anyhow!("email.fallback_delay {d:?}: use e.g. 10m or 5s"))?;
@@ -169,6 +176,7 @@ impl Config {
         c.admin_email = get("PARLEY_ADMIN_EMAIL").or(c.admin_email);
         c.admin_password = get("PARLEY_ADMIN_PASSWORD").or(c.admin_password);
         c.smtp_url = get("PARLEY_SMTP_URL").or(c.smtp_url);
+        c.email_from = get("PARLEY_EMAIL_FROM").unwrap_or(c.email_from);
         if let Some(d) = get("PARLEY_EMAIL_FALLBACK_DELAY") {
             c.email_fallback_delay =
                 parse_duration(&d).ok_or_else(|| anyhow::anyhow!("PARLEY_EMAIL_FALLBACK_DELAY {d:?}: use e.g. 10m or 5s"))?;
@@ -179,6 +187,11 @@ impl Config {
             c.log_json = matches!(j.as_str(), "1" | "true" | "yes");
         }
         Ok(c)
+    }
+
+    /// Where email goes: SMTP when configured, else the outbox folder.
+    pub fn mailer(&self) -> anyhow::Result<parley_engine::mail::Mailer> {
+        parley_engine::mail::Mailer::new(self.smtp_url.as_deref(), self.data_dir.join("outbox"), &self.email_from)
     }
 
     /// Meilisearch for people search, when a URL is configured.
@@ -224,6 +237,8 @@ log_json = false
 [email]
 # SMTP server; unset: .eml files in data_dir/outbox. Env: PARLEY_SMTP_URL
 # smtp_url = "smtp://user:pass@smtp.example.com:587?tls=starttls"
+# The sender of every email. Env: PARLEY_EMAIL_FROM
+# from = "Parley <parley@localhost>"
 # Delay before a missed chat message is emailed. Env: PARLEY_EMAIL_FALLBACK_DELAY
 fallback_delay = "10m"
 

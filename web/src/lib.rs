@@ -52,7 +52,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
             }
         }
     }
-    let engine = Engine::start(db, public_url, config.meili()).await?;
+    let engine = Engine::start(db, public_url, config.meili(), config.mailer()?).await?;
     parley_automations::start(&engine).await?;
     let router = routes(engine.clone());
     Ok(App { engine, router })

@@ -5,6 +5,7 @@
 //! - [`session`]: `POST /widget/v1/session` (anonymous or identified visitors,
 //!   identity verification) and `GET /widget/v1/conversation` (history on load).
 //! - [`ws`]: `GET /widget/v1/ws`, the visitor's realtime socket.
+//! - [`unsubscribe`]: `/u/{token}`, the signed unsubscribe link in emails.
 //!
 //! All widget endpoints answer cross-origin requests: the widget runs on the
 //! customer's site, not on Parley's origin.
@@ -14,6 +15,7 @@ use parley_engine::Engine;
 
 pub mod script;
 pub mod session;
+pub mod unsubscribe;
 pub mod ws;
 
 /// The widget's routes.
@@ -29,9 +31,13 @@ pub fn router(engine: Engine) -> Router {
         .route("/widget/v1/ws", axum::routing::get(ws::upgrade))
         .layer(cors)
         .route("/widget.js", axum::routing::get(script::serve))
+        .route("/u/{token}", axum::routing::get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         .with_state(engine)
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(session::create, session::conversation, script::serve), components(schemas(session::SessionBody, session::SessionAnswer)))]
+#[openapi(
+    paths(session::create, session::conversation, script::serve, unsubscribe::confirm, unsubscribe::unsubscribe),
+    components(schemas(session::SessionBody, session::SessionAnswer))
+)]
 pub struct ApiDoc;

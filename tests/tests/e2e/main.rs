@@ -8,6 +8,7 @@ mod access;
 mod automations;
 mod browser;
 mod chat;
+mod deliveries;
 mod flows;
 mod nodes;
 mod ops;

@@ -1,0 +1,149 @@
+//! What a rule sends out of Parley: emails to the person (`send_email`) and
+//! webhooks to the site's backend (`webhook`). Each is a job, so it survives
+//! a restart, and a failed try is queued again with a growing pause (1 s,
+//! 2 s, 4 s … up to an hour) until [`MAX_TRIES`].
+//!
+//! A webhook is a JSON POST signed like Parley's other webhooks:
+//! `X-Parley-Timestamp` (unix seconds) and `X-Parley-Signature:
+//! sha256=HEX`, the HMAC-SHA256 of `TIMESTAMP.BODY` keyed by the workspace's
+//! identity secret, so the receiver can tell it came from Parley and is not
+//! a replay.
+
+use std::time::Duration;
+
+use parley_engine::auth::user_hash;
+use parley_engine::mail::{self, Outgoing};
+use parley_engine::people::profile;
+use parley_engine::util::now_ms;
+use parley_engine::{Error, Result, events, workspace};
+use serde_json::json;
+
+use crate::jobs::Job;
+use crate::runner::Automations;
+
+/// Tries of one email or webhook before it is given up.
+pub const MAX_TRIES: u32 = 10;
+/// The longest pause between two tries.
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
+/// How long a webhook's receiver may take to answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pause before try `tries + 1`, after `tries` failed ones.
+pub fn pause_after(tries: u32) -> Duration {
+    Duration::from_secs(1u64 << tries.saturating_sub(1).min(12)).min(MAX_PAUSE)
+}
+
+/// The signature header's value for `body` sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    format!("sha256={}", user_hash(secret, &format!("{timestamp}.{body}")))
+}
+
+impl Automations {
+    /// Sends a rule's email to the person as they are now: nothing if they
+    /// have since lost their address or unsubscribed.
+    pub(crate) async fn deliver_email(&self, job: &Job) -> Result<()> {
+        let Job::Email { workspace_id: ws, automation_id, person_id, subject, text, tries } = job else { return Ok(()) };
+        let engine = self.engine();
+        let person = match profile::get(&engine.db, ws, person_id).await {
+            Ok(p) => p,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(to) = person.email.clone().filter(|_| !person.unsubscribed) else {
+            tracing::info!(automation = %automation_id, person = %person_id, "email skipped: no address, or unsubscribed");
+            return Ok(());
+        };
+        let w = workspace::get(&engine.db, ws).await?;
+        let email = Outgoing {
+            to,
+            to_name: person.name.clone(),
+            from_name: w.name.clone(),
+            subject: subject.clone(),
+            text: text.clone(),
+            reply_to: None,
+            unsubscribe_url: Some(format!("{}/u/{}", engine.public_url, mail::unsubscribe_token(ws, &w.identity_secret, person_id))),
+        };
+        match engine.mailer.send(&email).await {
+            Ok(()) => {
+                metrics::counter!("parley_automation_emails_total", "outcome" => "sent").increment(1);
+                let data = json!({"subject": subject, "automation_id": automation_id});
+                events::record(&engine.db, ws, person_id, "email.sent", &data).await.map(|_| ())
+            }
+            Err(e) => self.again(job, *tries, &e.to_string()).await,
+        }
+    }
+
+    /// Posts a rule's webhook; anything but a 2xx answer is tried again.
+    pub(crate) async fn deliver_webhook(&self, job: &Job) -> Result<()> {
+        let Job::Webhook { workspace_id: ws, automation_id, url, body, tries } = job else { return Ok(()) };
+        let secret = match workspace::get(&self.engine().db, ws).await {
+            Ok(w) => w.identity_secret,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let ts = now_ms() / 1000;
+        let sent = self
+            .inner
+            .http
+            .post(url)
+            .timeout(WEBHOOK_TIMEOUT)
+            .header("content-type", "application/json")
+            .header("user-agent", "Parley-Webhook")
+            .header("x-parley-timestamp", ts.to_string())
+            .header("x-parley-signature", signature(&secret, ts, body))
+            .header("x-parley-automation", automation_id.as_str())
+            .body(body.clone())
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(r) if r.status().is_success() => {
+                metrics::counter!("parley_automation_webhooks_total", "outcome" => "delivered").increment(1);
+                tracing::info!(automation = %automation_id, %url, tries = tries + 1, "webhook delivered");
+                return Ok(());
+            }
+            Ok(r) => format!("the receiver answered {}", r.status()),
+            Err(e) => format!("the receiver could not be reached: {e}"),
+        };
+        self.again(job, *tries, &failure).await
+    }
+
+    /// Queues the next try of a failed delivery, or gives it up.
+    async fn again(&self, job: &Job, tries: u32, error: &str) -> Result<()> {
+        let tries = tries + 1;
+        if tries >= MAX_TRIES {
+            metrics::counter!("parley_automation_deliveries_given_up_total").increment(1);
+            tracing::warn!(?job, error, tries, "a delivery failed every try and was given up");
+            return Ok(());
+        }
+        let next = match job.clone() {
+            Job::Email { workspace_id, automation_id, person_id, subject, text, .. } => {
+                Job::Email { workspace_id, automation_id, person_id, subject, text, tries }
+            }
+            Job::Webhook { workspace_id, automation_id, url, body, .. } => Job::Webhook { workspace_id, automation_id, url, body, tries },
+            _ => return Ok(()),
+        };
+        let pause = pause_after(tries);
+        tracing::info!(error, tries, ?pause, "a delivery failed; trying again later");
+        self.inner.queue.push_after(next, pause).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_an_hour() {
+        let p: Vec<u64> = (1..=5).map(|t| pause_after(t).as_secs()).collect();
+        assert_eq!(p, [1, 2, 4, 8, 16]);
+        assert_eq!(pause_after(30), MAX_PAUSE);
+    }
+
+    #[test]
+    fn the_signature_covers_timestamp_and_body() {
+        let s = signature("k", 1_700_000_000, r#"{"a":1}"#);
+        assert_eq!(s, format!("sha256={}", user_hash("k", r#"1700000000.{"a":1}"#)));
+        assert_ne!(s, signature("k", 1_700_000_001, r#"{"a":1}"#));
+        assert_ne!(s, signature("k", 1_700_000_000, r#"{"a":2}"#));
+    }
+}
