@@ -8,7 +8,7 @@ use parley_engine::chat::{self, ConversationPatch, Kind, NewMessage, Sender};
 use parley_engine::people::{Person, PersonInput, profile};
 use parley_engine::util::{now_ms, rfc3339};
 use parley_engine::workspace::Teammate;
-use parley_engine::{Engine, snippets, workspace};
+use parley_engine::{Engine, snippets, teams, workspace};
 use serde_json::{Map, Value};
 
 use std::time::Duration;
@@ -64,10 +64,14 @@ pub async fn apply(
                 say(engine, &subject, Sender::Bot, Kind::Note, &text, None, &cause).await?;
                 None
             }
-            Action::Assign { to } => {
-                teammate(engine, ws, to).await?;
-                Some(ConversationPatch { assignee_id: Some(Some(to.clone())), ..Default::default() })
-            }
+            // A teammate's id, else a team's id or name: "Billing".
+            Action::Assign { to } => match teammate(engine, ws, to).await {
+                Ok(_) => Some(ConversationPatch { assignee_id: Some(Some(to.clone())), ..Default::default() }),
+                Err(_) => match teams::find(&engine.db, ws, to).await.map_err(|e| format!("finding the team: {e}"))? {
+                    Some(team) => Some(ConversationPatch { team_id: Some(Some(team.id)), ..Default::default() }),
+                    None => return Err(format!("there is no teammate or team {to:?} in this workspace")),
+                },
+            },
             Action::Close => Some(ConversationPatch { status: Some("closed".into()), ..Default::default() }),
             Action::Snooze { minutes } => Some(ConversationPatch {
                 status: Some("snoozed".into()),

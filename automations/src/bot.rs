@@ -290,13 +290,15 @@ impl Automations {
                     self.inner.queue.push_after(job, Duration::from_secs(*seconds)).await.map_err(|e| e.to_string())?;
                     return Ok(Outcome::Ok);
                 }
-                Node::Handoff { teammate_id, text } => {
+                Node::Handoff { teammate_id, team, text } => {
                     if let Some(t) = text {
                         self.say(run, t, None, steps).await?;
                     }
-                    if let Some(to) = teammate_id {
+                    // The team first: a teammate named too is who takes it within the team.
+                    let assign: Vec<Action> =
+                        [team, teammate_id].into_iter().flatten().map(|to| Action::Assign { to: to.clone() }).collect();
+                    if !assign.is_empty() {
                         let (subject, person, _) = self.context(run).await?;
-                        let assign = [Action::Assign { to: to.clone() }];
                         apply::apply(self.engine(), &run.automation_id, &subject, person.as_ref(), &assign).await?;
                         steps.extend(assign);
                     }

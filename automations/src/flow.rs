@@ -77,7 +77,7 @@ pub enum Node {
     /// Waits, surviving restarts, then goes on.
     Wait { seconds: u64, next: Option<String> },
     /// Hands the conversation to a teammate and ends the flow.
-    Handoff { teammate_id: Option<String>, text: Option<String> },
+    Handoff { teammate_id: Option<String>, team: Option<String>, text: Option<String> },
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -271,9 +271,12 @@ pub fn parse(value: &Value) -> std::result::Result<Flow, FlowError> {
                     return Err(FlowError::at(at("seconds"), format!("a wait is 1 to {MAX_WAIT_SECONDS} seconds")));
                 }
             }
-            Node::Handoff { teammate_id, text } => {
+            Node::Handoff { teammate_id, team, text } => {
                 if let Some(t) = text {
                     text_ok("text", t)?;
+                }
+                if team.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                    return Err(FlowError::at(at("team"), "team must be a team's id or name"));
                 }
                 if teammate_id.as_ref().is_some_and(|t| t.trim().is_empty()) {
                     return Err(FlowError::at(at("teammate_id"), "teammate_id must be a teammate's id"));

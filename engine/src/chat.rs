@@ -159,6 +159,8 @@ pub struct Conversation {
     pub channel: String,
     pub person: PersonSummary,
     pub assignee: Option<TeammateRef>,
+    /// The team it is routed to, if any.
+    pub team: Option<crate::teams::TeamRef>,
     pub participants: Vec<Participant>,
     /// Messages from the person this teammate has not read (REST answers only:
     /// frames are shared by all teammates and leave it out).
@@ -189,6 +191,8 @@ struct ConversationRow {
     channel: String,
     assignee_id: Option<String>,
     assignee_name: Option<String>,
+    team_id: Option<String>,
+    team_name: Option<String>,
     last_message_id: Option<String>,
     created_at: i64,
     updated_at: i64,
@@ -206,11 +210,12 @@ macro_rules! conversation_select {
     ($extra:literal, $where:literal) => {
         concat!(
             "SELECT c.id, c.person_id, c.title, c.status, c.snoozed_until, c.archived, c.transparent, c.channel, \
-             c.assignee_id, a.name AS assignee_name, c.last_message_id, c.created_at, c.updated_at, \
+             c.assignee_id, a.name AS assignee_name, c.team_id, tm.name AS team_name, c.last_message_id, c.created_at, c.updated_at, \
              p.name AS person_name, p.email AS person_email, p.external_id AS person_external_id, \
              EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = c.person_id AND pr.connections > 0) AS person_online",
             $extra,
-            " FROM conversation c JOIN person p ON p.id = c.person_id LEFT JOIN teammate a ON a.id = c.assignee_id ",
+            " FROM conversation c JOIN person p ON p.id = c.person_id LEFT JOIN teammate a ON a.id = c.assignee_id \
+             LEFT JOIN team tm ON tm.id = c.team_id ",
             $where
         )
     };
@@ -283,6 +288,10 @@ fn build_conversation(
             (Some(id), Some(name)) => Some(TeammateRef { id, name }),
             _ => None,
         },
+        team: match (r.team_id, r.team_name) {
+            (Some(id), Some(name)) => Some(crate::teams::TeamRef { id, name }),
+            _ => None,
+        },
         participants: participants
             .into_iter()
             .filter(|p| p.conversation_id == r.id)
@@ -327,6 +336,8 @@ pub struct ListFilter {
     pub status: Option<String>,
     /// `me`, `none` or a teammate id
     pub assignee: Option<String>,
+    /// A team's id, or `none` for conversations routed to no team
+    pub team: Option<String>,
     /// Archived conversations instead of live ones (default false).
     pub archived: Option<bool>,
     pub cursor: Option<String>,
@@ -358,6 +369,11 @@ pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversa
         Some("me") => (Some(actor.teammate_id.clone()), false),
         Some(id) => (Some(id.to_owned()), false),
     };
+    let (team, teamless) = match f.team.as_deref() {
+        None | Some("") | Some("all") => (None, false),
+        Some("none") => (None, true),
+        Some(id) => (Some(id.to_owned()), false),
+    };
     let limit = f.limit.unwrap_or(25).clamp(1, 100);
     // The cursor is "<updated_at>_<id>" of the last row of the previous page.
     let (c_at, c_id) = match f.cursor.as_deref() {
@@ -374,9 +390,10 @@ pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversa
              AND ($3 IS NULL OR c.status = $3) \
              AND ($4 IS NULL OR c.assignee_id = $4) AND ($5 = FALSE OR c.assignee_id IS NULL) \
              AND (c.updated_at < $6 OR (c.updated_at = $6 AND c.id < $7)) \
+             AND ($9 IS NULL OR c.team_id = $9) AND ($10 = FALSE OR c.team_id IS NULL) \
              ORDER BY c.updated_at DESC, c.id DESC LIMIT $8"))
             .bind(&actor.workspace_id).bind(f.archived.unwrap_or(false)).bind(status).bind(&assignee).bind(unassigned)
-            .bind(c_at).bind(&c_id).bind(limit + 1)
+            .bind(c_at).bind(&c_id).bind(limit + 1).bind(&team).bind(teamless)
             .fetch_all(&mut *conn).await?;
         hydrate!(conn, rows, Some(actor.teammate_id.as_str()))
     });
@@ -741,6 +758,10 @@ pub struct ConversationPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub assignee_id: Option<Option<String>>,
+    /// A team id, or null to take it off its team.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
     /// RFC 3339; with status `snoozed`.
     pub snoozed_until: Option<String>,
     pub transparent: Option<bool>,
@@ -768,9 +789,15 @@ pub async fn update(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: Conversation
             .await
             .map_err(|_| Error::invalid("assignee_id", "no such teammate in this workspace"))?;
     }
+    if let Some(Some(tid)) = &p.team_id {
+        crate::teams::get(db, &actor.workspace_id, tid).await.map_err(|_| Error::invalid("team_id", "no such team in this workspace"))?;
+    }
     let ws = actor.workspace_id.as_str();
     let now = now_ms();
     Ok(change_conversation!(db, hub, ws, id, tx => {
+        if let Some(team) = &p.team_id {
+            sqlx::query("UPDATE conversation SET team_id = $1 WHERE id = $2").bind(team).bind(id).execute(&mut *tx).await?;
+        }
         if let Some(s) = status {
             sqlx::query("UPDATE conversation SET status = $1, snoozed_until = $2 WHERE id = $3")
                 .bind(s).bind(if s == "snoozed" { snoozed_until } else { None }).bind(id).execute(&mut *tx).await?;

@@ -25,6 +25,7 @@
 //! - [`mail`]: email out (SMTP or the outbox folder), text + HTML parts,
 //!   signed unsubscribe links.
 //! - [`snippets`]: handlebars placeholders in texts sent for someone.
+//! - [`teams`]: teams of teammates that conversations are routed to.
 //! - [`util`]: ids, tokens, clocks.
 
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod realtime;
 pub mod search;
 pub mod segments;
 pub mod snippets;
+pub mod teams;
 pub mod util;
 pub mod workspace;
 

@@ -7,6 +7,7 @@
 //!   assignment, participants, archive, deletes.
 //! - [`people`]: people, their timelines, events, search, quick add, companies.
 //! - [`segments`]: saved filters.
+//! - [`teams`]: `/teams`, the teams conversations are routed to.
 //! - [`transfer`]: people in and out as CSV.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
@@ -19,6 +20,7 @@ pub mod conversations;
 pub mod extract;
 pub mod people;
 pub mod segments;
+pub mod teams;
 pub mod transfer;
 pub mod workspace;
 pub mod ws;
@@ -53,6 +55,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{id}", get(segments::get).patch(segments::update).delete(segments::delete))
         .route("/segments/{id}/people", get(segments::people))
+        .route("/teams", get(teams::list).post(teams::create))
+        .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/ws", get(ws::upgrade));
     Router::new().nest("/api/v1", api).with_state(engine)
 }
@@ -69,6 +73,7 @@ pub fn router(engine: Engine) -> Router {
         people::quick_add, people::companies, people::company,
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
         transfer::import, transfer::export,
+        teams::list, teams::create, teams::get, teams::update, teams::delete,
     ),
     components(schemas(parley_engine::error::ErrorBody)),
     modifiers(&BearerAuth),

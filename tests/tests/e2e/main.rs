@@ -13,5 +13,6 @@ mod flows;
 mod nodes;
 mod ops;
 mod people;
+mod teams;
 mod transfer;
 mod widget;
