@@ -181,6 +181,10 @@ pub(crate) async fn say(
     buttons: Option<Value>,
     cause: &Cause,
 ) -> Result<chat::Message, String> {
+    let email_fallback = match cause {
+        Cause::Automation(id) => crate::store::email_fallback(&engine.db, id).await.map_err(|e| e.to_string())?,
+        Cause::Someone => true,
+    };
     let m = NewMessage {
         workspace_id: to.workspace_id.clone(),
         conversation_id: to.conversation_id.clone(),
@@ -192,6 +196,7 @@ pub(crate) async fn say(
         shared: false,
         cause: cause.clone(),
         to_person: if to.conversation_id.is_none() { to.person_id.clone() } else { None },
+        email_fallback,
     };
     chat::send(&engine.db, &engine.hub, m).await.map(|s| s.message).map_err(|e| format!("sending a message: {e}"))
 }

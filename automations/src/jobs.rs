@@ -42,6 +42,9 @@ pub enum Job {
     Schedule { workspace_id: String, automation_id: String, version: i64, due: i64 },
     /// A rule's `send_email`, rendered; `tries` that failed so far.
     Email { workspace_id: String, automation_id: String, person_id: String, subject: String, text: String, tries: u32 },
+    /// A teammate's or the bot's message may have been missed: email what the
+    /// person has not seen, if `message_id` is still the newest planned.
+    EmailFallback { workspace_id: String, conversation_id: String, message_id: String },
     /// A rule's `webhook`: the JSON body to post; `tries` that failed so far.
     Webhook { workspace_id: String, automation_id: String, url: String, body: String, tries: u32 },
 }
@@ -206,6 +209,9 @@ async fn handle(job: Job, automations: Data<Automations>) -> std::result::Result
             automations.scheduled(workspace_id, automation_id, *version, *due).await
         }
         Job::Email { .. } => automations.deliver_email(&job).await,
+        Job::EmailFallback { workspace_id, conversation_id, message_id } => {
+            automations.send_fallback(workspace_id, conversation_id, message_id).await
+        }
         Job::Webhook { .. } => automations.deliver_webhook(&job).await,
     };
     done.map_err(|e| {

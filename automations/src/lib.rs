@@ -13,6 +13,8 @@
 //!   the automation so they set off no automation.
 //! - [`deliver`]: a rule's emails and signed webhooks, tried again with
 //!   growing pauses.
+//! - [`fallback`]: emailing the chat messages a person missed, once, after a
+//!   delay, several in a row in one email.
 //! - [`flow`]: a chatbot flow's graph of steps, checked whole on save.
 //! - [`bot`]: running flows, one live run per conversation, moved on by
 //!   buttons, answers and waits, paused when a teammate writes.
@@ -31,6 +33,7 @@ use parley_engine::Engine;
 pub mod apply;
 pub mod bot;
 pub mod deliver;
+pub mod fallback;
 pub mod flow;
 pub mod jobs;
 pub mod routes;

@@ -55,16 +55,28 @@ pub(crate) struct Inner {
     sent: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// For webhooks: one client, so connections to a receiver are reused.
     pub(crate) http: reqwest::Client,
+    /// How long a chat message may go unseen before it is emailed.
+    pub(crate) fallback_delay: Duration,
 }
 
 /// Opens the job queue, then listens to the engine's bus and works the queue
 /// until the engine shuts down.
-pub async fn start(engine: &Engine) -> anyhow::Result<Automations> {
+/// `email_fallback_delay`: how long a teammate's or the bot's chat message
+/// may go unseen by an offline person before it is emailed to them.
+pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::Result<Automations> {
     let queue = Queue::open(&engine.db).await?;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let automations = Automations {
-        inner: Arc::new(Inner { engine: engine.clone(), queue: queue.clone(), compiled: Mutex::default(), sent: Mutex::default(), http }),
+        inner: Arc::new(Inner {
+            engine: engine.clone(),
+            queue: queue.clone(),
+            compiled: Mutex::default(),
+            sent: Mutex::default(),
+            http,
+            fallback_delay: email_fallback_delay,
+        }),
     };
+    automations.queue_planned_fallbacks().await?;
     queue.work(automations.clone());
     // Subscribed before returning, so nothing published after start is missed.
     let mut rx = engine.hub.bus().subscribe();
@@ -85,6 +97,18 @@ pub async fn start(engine: &Engine) -> anyhow::Result<Automations> {
                     Err(RecvError::Closed) => return,
                 },
             };
+            // Missed-message emails are for the bot's messages too; queued off
+            // this loop, so the next happening is not held up.
+            if let Happening::MessageCreated { workspace_id, message, email_fallback: true, .. } = happening.as_ref()
+                && message.author.kind != "person"
+            {
+                let (worker, ws, message) = (worker.clone(), workspace_id.clone(), message.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = worker.plan_fallback(&ws, &message, true).await {
+                        tracing::warn!(error = %e, "queueing a missed-message email failed");
+                    }
+                });
+            }
             if happening.cause().is_automation() {
                 continue;
             }

@@ -36,6 +36,8 @@ pub struct Automation {
     pub disabled_reason: Option<String>,
     /// Failed runs in a row.
     pub failures: i64,
+    /// Whether its chat messages are emailed to a person who misses them.
+    pub email_fallback: bool,
     pub created_at: String,
     pub updated_at: String,
     /// Milliseconds, for the compiled-script cache.
@@ -55,6 +57,7 @@ struct Row {
     enabled: bool,
     disabled_reason: Option<String>,
     failures: i64,
+    email_fallback: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -72,6 +75,7 @@ impl From<Row> for Automation {
             enabled: r.enabled,
             disabled_reason: r.disabled_reason,
             failures: r.failures,
+            email_fallback: r.email_fallback,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             version: r.updated_at,
@@ -79,7 +83,7 @@ impl From<Row> for Automation {
     }
 }
 
-const SELECT: &str = "SELECT id, name, kind, trigger_name, params, script, flow, enabled, disabled_reason, failures, created_at, updated_at FROM automation ";
+const SELECT: &str = "SELECT id, name, kind, trigger_name, params, script, flow, enabled, disabled_reason, failures, email_fallback, created_at, updated_at FROM automation ";
 
 /// `POST /automations` and `PATCH /automations/{id}` body. On create, `name`,
 /// `trigger` and (for a rule) `script` are required; on patch every field is
@@ -101,6 +105,8 @@ pub struct AutomationInput {
     #[schema(value_type = Option<Object>)]
     pub flow: Option<Value>,
     pub enabled: Option<bool>,
+    /// Email its chat messages to a person who misses them (default on).
+    pub email_fallback: Option<bool>,
 }
 
 /// A compile error as a 422 on `script`, its place in the message.
@@ -201,10 +207,10 @@ pub async fn create(db: &Db, workspace_id: &str, teammate_id: &str, input: Autom
     let now = now_ms();
     with_tx!(db, tx => {
         sqlx::query(
-            "INSERT INTO automation (id, workspace_id, name, kind, trigger_name, params, script, flow, enabled, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)")
+            "INSERT INTO automation (id, workspace_id, name, kind, trigger_name, params, script, flow, enabled, created_by, created_at, updated_at, email_fallback) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)")
             .bind(&id).bind(workspace_id).bind(&c.name).bind(c.kind).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(&c.flow)
-            .bind(c.enabled).bind(teammate_id).bind(now)
+            .bind(c.enabled).bind(teammate_id).bind(now).bind(input.email_fallback.unwrap_or(true))
             .execute(&mut *tx).await?;
     });
     get(db, workspace_id, &id).await
@@ -262,12 +268,20 @@ pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInpu
         sqlx::query(
             "UPDATE automation SET name = $1, trigger_name = $2, params = $3, script = $4, enabled = $5, updated_at = $6, \
              disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END, failures = CASE WHEN $7 THEN 0 ELSE failures END, \
-             kind = $10, flow = $11 WHERE id = $8 AND workspace_id = $9")
+             kind = $10, flow = $11, email_fallback = $12 WHERE id = $8 AND workspace_id = $9")
             .bind(&c.name).bind(&c.trigger).bind(&c.params).bind(&c.script).bind(c.enabled).bind(now).bind(revived)
-            .bind(id).bind(workspace_id).bind(c.kind).bind(&c.flow)
+            .bind(id).bind(workspace_id).bind(c.kind).bind(&c.flow).bind(input.email_fallback.unwrap_or(current.email_fallback))
             .execute(&mut *tx).await?;
     });
     get(db, workspace_id, id).await
+}
+
+/// Whether an automation's chat messages may be emailed to a person who
+/// misses them (an automation deleted meanwhile: yes, the default).
+pub async fn email_fallback(db: &Db, automation_id: &str) -> Result<bool> {
+    let on: Option<(bool,)> = with_db!(db, pool => sqlx::query_as("SELECT email_fallback FROM automation WHERE id = $1")
+        .bind(automation_id).fetch_optional(pool).await?);
+    Ok(on.is_none_or(|(on,)| on))
 }
 
 #[tracing::instrument(skip_all, fields(automation = %id))]

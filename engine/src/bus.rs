@@ -43,6 +43,8 @@ pub enum Happening {
         message: Message,
         started: bool,
         cause: Cause,
+        /// The sender left the missed-message email on.
+        email_fallback: bool,
     },
     PersonCreated {
         workspace_id: String,

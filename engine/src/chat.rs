@@ -476,6 +476,9 @@ pub struct NewMessage {
     /// With no `conversation_id` and a teammate or the bot writing: the
     /// person a new conversation is started with (a proactive message).
     pub to_person: Option<String>,
+    /// A teammate's or the bot's chat message may be emailed to a person who
+    /// misses it; false opts this message out.
+    pub email_fallback: bool,
 }
 
 /// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
@@ -529,7 +532,7 @@ pub struct Sent {
 /// automations and other in-process readers.
 #[tracing::instrument(skip_all, fields(workspace = %m.workspace_id, author = m.sender.kind()))]
 pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
-    let (workspace_id, cause) = (m.workspace_id.clone(), m.cause.clone());
+    let (workspace_id, cause, email_fallback) = (m.workspace_id.clone(), m.cause.clone(), m.email_fallback);
     let sent = store(db, hub, m).await?;
     if sent.created {
         hub.bus().publish(crate::bus::Happening::MessageCreated {
@@ -537,6 +540,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             message: sent.message.clone(),
             started: sent.started,
             cause,
+            email_fallback,
         });
     }
     Ok(sent)
@@ -637,10 +641,10 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         }
         let buttons = m.buttons.as_ref().map(|b| b.to_string());
         let inserted = sqlx::query(
-            "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, buttons, echo_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING")
+            "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, buttons, echo_id, created_at, email_fallback) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING")
             .bind(&id).bind(&m.workspace_id).bind(&conversation_id).bind(m.sender.kind()).bind(m.sender.id())
-            .bind(&m.body).bind(m.kind.as_str()).bind(&buttons).bind(&m.echo_id).bind(now)
+            .bind(&m.body).bind(m.kind.as_str()).bind(&buttons).bind(&m.echo_id).bind(now).bind(m.email_fallback)
             .execute(&mut *tx).await?;
         if inserted.rows_affected() == 0 {
             // This echo_id was stored before (a resend): answer with that
@@ -661,6 +665,11 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 (Sender::Person(me), _) => events::insert(&mut c, &m.workspace_id, me, "message.sent", &data, now).await?,
                 _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
             }
+        }
+        if m.email_fallback && !matches!(m.sender, Sender::Person(_)) && m.kind != Kind::Note {
+            sqlx::query(crate::missed::PLAN_SQL)
+                .bind(&conversation_id).bind(&m.workspace_id).bind(crate::missed::new_reply_token()).bind(&id).bind(now).bind(&person_id)
+                .execute(&mut *tx).await?;
         }
         let rows: Vec<ConversationRow> =
             sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind(&conversation_id).fetch_all(&mut *tx).await?;
@@ -1023,6 +1032,7 @@ pub async fn choose(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, mes
             shared,
             cause: Default::default(),
             to_person: None,
+            email_fallback: true,
         },
     )
     .await

@@ -24,6 +24,8 @@
 //! - [`error`]: the API's error type and its JSON shape.
 //! - [`mail`]: email out (SMTP or the outbox folder), text + HTML parts,
 //!   signed unsubscribe links.
+//! - [`missed`]: bookkeeping for emailing chat messages a person missed,
+//!   and finding the conversation an emailed reply belongs to.
 //! - [`snippets`]: handlebars placeholders in texts sent for someone.
 //! - [`teams`]: teams of teammates that conversations are routed to.
 //! - [`util`]: ids, tokens, clocks.
@@ -40,6 +42,7 @@ pub mod hours;
 pub mod http;
 pub mod hub;
 pub mod mail;
+pub mod missed;
 pub mod people;
 pub mod presence;
 pub mod realtime;

@@ -66,6 +66,14 @@ impl Mailer {
         }
     }
 
+    /// The reply-to address that carries `token`: the sender's address with
+    /// `+TOKEN` (`parley+TOKEN@example.com`); mail to it is meant to reach
+    /// `POST /api/v1/inbound/email`.
+    pub fn reply_address(&self, token: &str) -> String {
+        let from = &self.from().email;
+        format!("{}+{token}@{}", from.user(), from.domain())
+    }
+
     /// Sends `email`; the error says why the server or the folder refused it.
     #[tracing::instrument(skip_all, fields(to = %email.to))]
     pub async fn send(&self, email: &Outgoing) -> Result<()> {

@@ -16,6 +16,8 @@ pub struct Workspace {
     pub require_identity: bool,
     /// Each person's conversation is shared with their whole company.
     pub company_conversations: bool,
+    /// Email a person the chat messages they missed.
+    pub email_fallback: bool,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -29,21 +31,21 @@ pub struct Teammate {
 
 pub async fn get(db: &Db, id: &str) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE id = $1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations, email_fallback FROM workspace WHERE id = $1")
         .bind(id).fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }
 
 pub async fn by_app_id(db: &Db, app_id: &str) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE app_id = $1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations, email_fallback FROM workspace WHERE app_id = $1")
         .bind(app_id).fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }
 
 pub async fn by_name(db: &Db, name: &str) -> Result<Option<Workspace>> {
     Ok(with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace WHERE name = $1 ORDER BY created_at LIMIT 1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations, email_fallback FROM workspace WHERE name = $1 ORDER BY created_at LIMIT 1")
         .bind(name).fetch_optional(pool).await?))
 }
 
@@ -57,6 +59,7 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
         identity_secret: new_token(""),
         require_identity: false,
         company_conversations: false,
+        email_fallback: true,
     };
     with_tx!(db, tx => {
         sqlx::query("INSERT INTO workspace (id, name, app_id, identity_secret, require_identity, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -71,6 +74,7 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
 pub struct SettingsPatch {
     pub require_identity: Option<bool>,
     pub company_conversations: Option<bool>,
+    pub email_fallback: Option<bool>,
     /// `Some(None)` clears them (always open).
     pub business_hours: Option<Option<crate::hours::BusinessHours>>,
 }
@@ -90,6 +94,9 @@ pub async fn update_settings(db: &Db, actor: &Actor, p: SettingsPatch) -> Result
         }
         if let Some(on) = p.company_conversations {
             sqlx::query("UPDATE workspace SET company_conversations = $1 WHERE id = $2").bind(on).bind(ws).execute(&mut *tx).await?;
+        }
+        if let Some(on) = p.email_fallback {
+            sqlx::query("UPDATE workspace SET email_fallback = $1 WHERE id = $2").bind(on).bind(ws).execute(&mut *tx).await?;
         }
         if let Some(text) = &hours {
             sqlx::query("UPDATE workspace SET business_hours = $1 WHERE id = $2").bind(text).bind(ws).execute(&mut *tx).await?;
@@ -185,7 +192,7 @@ pub async fn bootstrap(db: &Db, admin_email: Option<&str>, admin_password: Optio
 /// The oldest workspace (the one the demo page shows).
 pub async fn first(db: &Db) -> Result<Workspace> {
     with_db!(db, pool => sqlx::query_as::<_, Workspace>(
-        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations FROM workspace ORDER BY created_at, id LIMIT 1")
+        "SELECT id, name, app_id, identity_secret, require_identity, company_conversations, email_fallback FROM workspace ORDER BY created_at, id LIMIT 1")
         .fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
 }

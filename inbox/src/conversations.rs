@@ -104,6 +104,7 @@ pub async fn reply(
             shared: false,
             cause: Default::default(),
             to_person: None,
+            email_fallback: b.email_fallback.unwrap_or(true),
         },
     )
     .await?;

@@ -7,6 +7,7 @@
 //!   assignment, participants, archive, deletes.
 //! - [`people`]: people, their timelines, events, search, quick add, companies.
 //! - [`segments`]: saved filters.
+//! - [`inbound`]: `/inbound/email`, emailed replies back into their chat.
 //! - [`teams`]: `/teams`, the teams conversations are routed to.
 //! - [`transfer`]: people in and out as CSV.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
@@ -18,6 +19,7 @@ use parley_engine::Engine;
 pub mod auth;
 pub mod conversations;
 pub mod extract;
+pub mod inbound;
 pub mod people;
 pub mod segments;
 pub mod teams;
@@ -55,6 +57,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{id}", get(segments::get).patch(segments::update).delete(segments::delete))
         .route("/segments/{id}/people", get(segments::people))
+        .route("/inbound/email", post(inbound::email))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/ws", get(ws::upgrade));
@@ -73,6 +76,7 @@ pub fn router(engine: Engine) -> Router {
         people::quick_add, people::companies, people::company,
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
         transfer::import, transfer::export,
+        inbound::email,
         teams::list, teams::create, teams::get, teams::update, teams::delete,
     ),
     components(schemas(parley_engine::error::ErrorBody)),

@@ -30,6 +30,8 @@ pub struct Settings {
     pub require_identity: bool,
     /// Every person's conversation is their company's: all members see it and write in it.
     pub company_conversations: bool,
+    /// Chat messages a person missed (no widget open, not seen) are emailed to them.
+    pub email_fallback: bool,
     /// When the team is there; null: always open.
     pub business_hours: Option<hours::BusinessHours>,
     /// Whether it is within business hours now.
@@ -47,6 +49,7 @@ async fn view(engine: &Engine, workspace_id: &str, role: Role) -> Result<Workspa
         settings: Settings {
             require_identity: w.require_identity,
             company_conversations: w.company_conversations,
+            email_fallback: w.email_fallback,
             business_hours,
             open_now,
         },
@@ -64,6 +67,7 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth) -> Result<Json
 pub struct WorkspacePatch {
     pub require_identity: Option<bool>,
     pub company_conversations: Option<bool>,
+    pub email_fallback: Option<bool>,
     /// `{timezone, weekly: {mon: [["09:00", "17:00"]], …}, holidays: ["YYYY-MM-DD"]}`,
     /// or null to clear.
     #[serde(default, deserialize_with = "present")]
@@ -85,8 +89,12 @@ pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body):
         Some(Value::Null) => Some(None),
         Some(v) => Some(Some(hours::BusinessHours::parse(v, "business_hours")?.0)),
     };
-    let patch =
-        ws::SettingsPatch { require_identity: body.require_identity, company_conversations: body.company_conversations, business_hours };
+    let patch = ws::SettingsPatch {
+        require_identity: body.require_identity,
+        company_conversations: body.company_conversations,
+        email_fallback: body.email_fallback,
+        business_hours,
+    };
     ws::update_settings(&engine.db, &actor, patch).await?;
     Ok(JsonOut(view(&engine, &actor.workspace_id, actor.role).await?))
 }

@@ -59,6 +59,8 @@ struct SendFrame {
     conversation_id: String,
     body: String,
     kind: Option<Kind>,
+    /// Email the person if they miss it (default on).
+    email_fallback: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +100,7 @@ impl Handler for AgentSide {
                         shared: false,
                         cause: Default::default(),
                         to_person: None,
+                        email_fallback: f.email_fallback.unwrap_or(true),
                     },
                 )
                 .await?;

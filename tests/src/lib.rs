@@ -113,6 +113,9 @@ pub struct TestApp {
     pub admin_id: String,
     pub backend: Backend,
     pub data_dir: PathBuf,
+    /// How long a missed chat message waits before it is emailed (kept
+    /// across restarts).
+    pub email_fallback_delay: Duration,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -150,10 +153,17 @@ impl TestApp {
 
     /// Starts a server listening on `bind` (to come back on a stopped server's address).
     pub async fn spawn_at(backend: Backend, data_dir: PathBuf, bind: SocketAddr) -> TestApp {
-        Self::try_spawn(backend, data_dir, bind).await.expect("starting the test server")
+        Self::try_spawn(backend, data_dir, bind, Duration::from_secs(600)).await.expect("starting the test server")
     }
 
-    async fn try_spawn(backend: Backend, data_dir: PathBuf, bind: SocketAddr) -> anyhow::Result<TestApp> {
+    /// Starts a server that emails missed chat messages after `delay`
+    /// instead of the default 10 minutes.
+    pub async fn spawn_with_fallback_delay(backend: Backend, delay: Duration) -> TestApp {
+        let dir = std::env::temp_dir().join(format!("parley-test-{}", uuid::Uuid::now_v7().simple()));
+        Self::try_spawn(backend, dir, SocketAddr::from(([127, 0, 0, 1], 0)), delay).await.expect("starting the test server")
+    }
+
+    async fn try_spawn(backend: Backend, data_dir: PathBuf, bind: SocketAddr, email_fallback_delay: Duration) -> anyhow::Result<TestApp> {
         // The servers' own logs, when a failure needs them: PARLEY_TEST_LOG=debug.
         if let Ok(filter) = std::env::var("PARLEY_TEST_LOG") {
             let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
@@ -169,6 +179,7 @@ impl TestApp {
             admin_password: Some(ADMIN_PASSWORD.into()),
             // Email goes to the real SMTP server on loopback.
             smtp_url: Some(outside::Smtp::shared().url()),
+            email_fallback_delay,
             ..parley::Config::default()
         };
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
@@ -195,6 +206,7 @@ impl TestApp {
             admin_id: String::new(),
             backend,
             data_dir,
+            email_fallback_delay,
             stop: Some(stop),
             done: Some(done),
         };
@@ -219,7 +231,10 @@ impl TestApp {
     /// Stops this server and starts a new one on the same storage.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
-        TestApp::spawn_in(self.backend.clone(), self.data_dir.clone()).await
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        TestApp::try_spawn(self.backend.clone(), self.data_dir.clone(), bind, self.email_fallback_delay)
+            .await
+            .expect("restarting the test server")
     }
 
     /// A second server process on the same database (PostgreSQL: another node).

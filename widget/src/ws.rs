@@ -105,6 +105,7 @@ impl Handler for VisitorSide {
                         shared: self.visitor.shared,
                         cause: Default::default(),
                         to_person: None,
+                        email_fallback: true,
                     },
                 )
                 .await?;

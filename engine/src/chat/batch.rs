@@ -423,6 +423,7 @@ mod tests {
             shared: false,
             cause: Default::default(),
             to_person: None,
+            email_fallback: true,
         }
     }
 

@@ -8,7 +8,11 @@
 //! 2. connects `--agents` agent sockets and `--visitors` active widget sockets
 //!    that send `--rate` messages per second in total for `--seconds`, and
 //!    reports visitor → agent delivery latency (send to the first agent's
-//!    `message.created`) and send → ack latency, as p50/p99/max.
+//!    `message.created`) and send → ack latency, as p50/p99/max;
+//! 3. with `--greetings N`, saves a proactive greeting (a `page.view` rule that
+//!    answers with `send_chat_as` the admin), then has N new visitors view the
+//!    page one after another and reports page view → greeting latency (the
+//!    greeting arriving on the visitor's own socket).
 //!
 //! Raise the open-files limit first (`ulimit -n 65536`): every socket is a file
 //! descriptor on both ends.
@@ -47,6 +51,10 @@ struct Args {
     /// How long to send for.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// New visitors who view a page with a greeting rule, one after another
+    /// (0: no greeting run).
+    #[arg(long, default_value_t = 0)]
+    greetings: usize,
     /// Run against PostgreSQL instead of a fresh SQLite file.
     #[arg(long)]
     database_url: Option<String>,
@@ -173,11 +181,6 @@ async fn main() -> anyhow::Result<()> {
     let token = login["token"].as_str().context("login token")?.to_owned();
     let app_id = login["workspace"]["app_id"].as_str().context("app id")?.to_owned();
 
-    let session = |http: reqwest::Client, base: String, app_id: String| async move {
-        let s: Value = http.post(format!("http://{base}/widget/v1/session")).json(&json!({"app_id": app_id})).send().await?.json().await?;
-        anyhow::Ok(s["token"].as_str().context("visitor token")?.to_owned())
-    };
-
     // 1. Idle sockets and memory. They stay open through the latency run: a
     // busy server also holds many idle sockets.
     let mut idle = Vec::with_capacity(args.idle);
@@ -185,14 +188,15 @@ async fn main() -> anyhow::Result<()> {
         // Warm up allocator arenas and pools with a few connections first.
         let mut warm = Vec::new();
         for _ in 0..50 {
-            let t = session(http.clone(), base.clone(), app_id.clone()).await?;
+            let t = session(&http, &base, &app_id).await?;
             warm.push(connect(&format!("ws://{base}/widget/v1/ws?token={t}")).await?);
         }
         let tokens: Vec<String> = {
             let mut out = Vec::with_capacity(args.idle);
             let mut set = tokio::task::JoinSet::new();
             for i in 0..args.idle {
-                set.spawn(session(http.clone(), base.clone(), app_id.clone()));
+                let (h, b, a) = (http.clone(), base.clone(), app_id.clone());
+                set.spawn(async move { session(&h, &b, &a).await });
                 if set.len() >= 32 || i + 1 == args.idle {
                     while let Some(r) = set.join_next().await {
                         out.push(r??);
@@ -230,7 +234,59 @@ async fn main() -> anyhow::Result<()> {
         drop(warm);
     }
 
-    // 2. Latency under a steady message rate.
+    if args.visitors > 0 && args.seconds > 0 {
+        latency_run(&args, &base, &token, &http, &app_id).await?;
+    }
+    if args.greetings > 0 {
+        greetings(&args, &base, &token, &login, &http, &app_id).await?;
+    }
+    println!("server RSS at the end: {} MiB", server.rss_kib()? / 1024);
+    drop(idle);
+    Ok(())
+}
+
+async fn session(http: &reqwest::Client, base: &str, app_id: &str) -> anyhow::Result<String> {
+    let s: Value = http.post(format!("http://{base}/widget/v1/session")).json(&json!({"app_id": app_id})).send().await?.json().await?;
+    Ok(s["token"].as_str().context("visitor token")?.to_owned())
+}
+
+/// 3. Page view → proactive greeting, measured on the visitor's socket.
+async fn greetings(args: &Args, base: &str, token: &str, login: &Value, http: &reqwest::Client, app_id: &str) -> anyhow::Result<()> {
+    let admin = login["teammate"]["id"].as_str().context("the admin's id")?;
+    let rule = json!({"name": "Pricing greeting", "trigger": "page.view", "params": {"url": "/pricing*"},
+        "script": format!("send_chat_as(\"{admin}\", \"Hi {{{{default person.first_name \\\"there\\\"}}}}, questions about pricing?\");")});
+    let saved = http.post(format!("http://{base}/api/v1/automations")).bearer_auth(token).json(&rule).send().await?;
+    anyhow::ensure!(saved.status().is_success(), "saving the greeting: {}", saved.text().await?);
+    let mut latencies = Vec::with_capacity(args.greetings);
+    for _ in 0..args.greetings {
+        let t = session(http, base, app_id).await?;
+        let mut ws = connect(&format!("ws://{base}/widget/v1/ws?token={t}")).await?;
+        let started = Instant::now();
+        ws.send(Message::Text(json!({"type": "page.view", "url": "/pricing/teams", "title": "Pricing"}).to_string().into())).await?;
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(f) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
+                if f.kind == "message.created" {
+                    return Some(started.elapsed());
+                }
+            }
+            None
+        })
+        .await;
+        match got {
+            Ok(Some(d)) => latencies.push(d),
+            _ => eprintln!("a greeting did not arrive within 10 s"),
+        }
+        let _ = ws.close(None).await;
+    }
+    println!("greetings: {} of {} visitors greeted", latencies.len(), args.greetings);
+    report("page view -> greeting on the widget", latencies);
+    Ok(())
+}
+
+/// 2. Latency under a steady message rate.
+async fn latency_run(args: &Args, base: &str, token: &str, http: &reqwest::Client, app_id: &str) -> anyhow::Result<()> {
     let origin = Instant::now();
     let deliveries: Arc<Mutex<HashMap<String, Duration>>> = Arc::default();
     let mut agent_tasks = Vec::new();
@@ -256,7 +312,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut visitor_sockets = Vec::new();
     for _ in 0..args.visitors {
-        let t = session(http.clone(), base.clone(), app_id.clone()).await?;
+        let t = session(http, base, app_id).await?;
         visitor_sockets.push(connect(&format!("ws://{base}/widget/v1/ws?token={t}")).await?);
     }
     let per_visitor = Duration::from_secs_f64(args.visitors as f64 / args.rate as f64);
@@ -320,10 +376,8 @@ async fn main() -> anyhow::Result<()> {
     );
     report("visitor -> agent delivery", delivered);
     report("visitor send -> ack (durable)", ack_latencies);
-    println!("server RSS at the end: {} MiB", server.rss_kib()? / 1024);
     for t in agent_tasks {
         t.abort();
     }
-    drop(idle);
     Ok(())
 }

@@ -10,6 +10,7 @@ mod browser;
 mod chat;
 mod deliveries;
 mod flows;
+mod missed;
 mod nodes;
 mod ops;
 mod people;

@@ -1,0 +1,184 @@
+//! Missed chat messages: the bookkeeping behind the email a person gets
+//! when a teammate or the bot wrote and they were not there to see it.
+//!
+//! One row per conversation (`email_fallback`) holds:
+//! - the reply token of its reply-to address (`parley+TOKEN@…`), so an
+//!   emailed answer finds its conversation ([`by_token`]);
+//! - the message whose job is the one to send: each new message moves it on,
+//!   so several messages in a row give one email and the earlier jobs find
+//!   themselves stale (debounce);
+//! - how far emails have covered the thread, so no message is emailed twice.
+//!
+//! The job that sends (in the automations crate) claims the row before it
+//! sends and gives it back if sending fails, so an email goes out once even
+//! when the job runs again after a restart.
+
+use crate::util::{new_token, now_ms};
+use crate::{Db, Result, with_db, with_tx};
+
+/// The most messages one email carries (the newest are kept).
+pub const MAX_MESSAGES: i64 = 50;
+
+/// A new reply token: short enough for an address's local part (at most 64
+/// characters), and matched whatever case a mail system gives it back in.
+pub fn new_reply_token() -> String {
+    new_token("").chars().filter(char::is_ascii_alphanumeric).take(24).collect::<String>().to_lowercase()
+}
+
+/// The statement [`crate::chat`] runs in a teammate's or the bot's message
+/// transaction: the message becomes its conversation's pending missed
+/// message, unless the workspace turned emails off or the person is online.
+/// Planned with the message itself, a crash right after cannot lose it.
+/// Binds: conversation, workspace, new token, message, now, person.
+pub const PLAN_SQL: &str = "INSERT INTO email_fallback (conversation_id, workspace_id, reply_token, pending_message_id, planned_at) \
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM workspace WHERE id = $2 AND email_fallback = TRUE) \
+     AND NOT EXISTS (SELECT 1 FROM presence WHERE person_id = $6 AND connections > 0) \
+     ON CONFLICT (conversation_id) DO UPDATE SET pending_message_id = excluded.pending_message_id, planned_at = excluded.planned_at";
+
+/// A planned missed message: (workspace, conversation, message, planned at ms).
+pub type Planned = (String, String, String, i64);
+
+/// Every conversation's pending missed message, for queueing their jobs
+/// again at start (a job is queued once per message, so this adds none
+/// that exist).
+pub async fn pending(db: &Db) -> Result<Vec<Planned>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, Planned>(
+        "SELECT workspace_id, conversation_id, pending_message_id, planned_at FROM email_fallback WHERE pending_message_id IS NOT NULL")
+        .fetch_all(pool).await?))
+}
+
+/// When `message_id` was planned, if it is its conversation's pending one.
+pub async fn planned_at(db: &Db, conversation_id: &str, message_id: &str) -> Result<Option<i64>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, (i64,)>(
+        "SELECT planned_at FROM email_fallback WHERE conversation_id = $1 AND pending_message_id = $2")
+        .bind(conversation_id).bind(message_id).fetch_optional(pool).await?)
+    .map(|(at,)| at))
+}
+
+/// Where a conversation's missed-message emails stand.
+#[derive(Debug, sqlx::FromRow)]
+pub struct State {
+    pub reply_token: String,
+    pub pending_message_id: Option<String>,
+    pub sent_through: i64,
+    pub person_id: String,
+    pub person_seen_at: i64,
+}
+
+pub async fn state(db: &Db, workspace_id: &str, conversation_id: &str) -> Result<Option<State>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, State>(
+        "SELECT f.reply_token, f.pending_message_id, f.sent_through, c.person_id, c.person_seen_at \
+         FROM email_fallback f JOIN conversation c ON c.id = f.conversation_id \
+         WHERE f.conversation_id = $1 AND f.workspace_id = $2")
+        .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// A message the person has not seen, with who wrote it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Unseen {
+    pub id: String,
+    pub body: String,
+    pub author_type: String,
+    pub author_name: Option<String>,
+    pub created_at: i64,
+}
+
+/// The teammates' and the bot's chat messages after `since` (ms) that may be
+/// emailed, oldest first.
+pub async fn unseen(db: &Db, conversation_id: &str, since: i64) -> Result<Vec<Unseen>> {
+    let mut rows: Vec<Unseen> = with_db!(db, pool => sqlx::query_as(
+        "SELECT m.id, m.body, m.author_type, t.name AS author_name, m.created_at FROM message m \
+         LEFT JOIN teammate t ON t.id = m.author_id AND m.author_type = 'teammate' \
+         WHERE m.conversation_id = $1 AND m.author_type IN ('teammate', 'bot') AND m.kind IN ('chat', 'announcement', 'checkin') \
+         AND m.deleted_at IS NULL AND m.email_fallback = TRUE AND m.created_at > $2 \
+         ORDER BY m.created_at DESC, m.id DESC LIMIT $3")
+        .bind(conversation_id).bind(since).bind(MAX_MESSAGES).fetch_all(pool).await?);
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Takes the pending message `message_id` off the row, covering the thread
+/// up to `through`; false when another job (or a newer message) got there
+/// first.
+pub async fn claim(db: &Db, conversation_id: &str, message_id: &str, through: i64) -> Result<bool> {
+    let done = with_tx!(db, tx => sqlx::query(
+        "UPDATE email_fallback SET pending_message_id = NULL, sent_through = $3, sent_at = $4 \
+         WHERE conversation_id = $1 AND pending_message_id = $2")
+        .bind(conversation_id).bind(message_id).bind(through).bind(now_ms()).execute(&mut *tx).await?.rows_affected());
+    Ok(done == 1)
+}
+
+/// Undoes a [`claim`] whose email could not be sent, unless a newer message
+/// has been planned since.
+pub async fn release(db: &Db, conversation_id: &str, message_id: &str, through_before: i64) -> Result<()> {
+    with_tx!(db, tx => sqlx::query(
+        "UPDATE email_fallback SET pending_message_id = $2, sent_through = $3 WHERE conversation_id = $1 AND pending_message_id IS NULL")
+        .bind(conversation_id).bind(message_id).bind(through_before).execute(&mut *tx).await?.rows_affected());
+    Ok(())
+}
+
+/// Forgets a pending message that turned out to need no email (seen, no
+/// address, unsubscribed).
+pub async fn drop_pending(db: &Db, conversation_id: &str, message_id: &str) -> Result<()> {
+    with_tx!(db, tx => sqlx::query("UPDATE email_fallback SET pending_message_id = NULL WHERE conversation_id = $1 AND pending_message_id = $2")
+        .bind(conversation_id).bind(message_id).execute(&mut *tx).await?.rows_affected());
+    Ok(())
+}
+
+/// The conversation and person a reply token belongs to, in this workspace.
+pub async fn by_token(db: &Db, workspace_id: &str, token: &str) -> Result<Option<(String, String)>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, (String, String)>(
+        "SELECT c.id, c.person_id FROM email_fallback f JOIN conversation c ON c.id = f.conversation_id \
+         WHERE f.reply_token = $1 AND f.workspace_id = $2")
+        .bind(token.to_lowercase()).bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// The reply token in an address such as `parley+TOKEN@example.com`.
+pub fn token_in(address: &str) -> Option<&str> {
+    let local = address.trim().trim_matches(['<', '>']).rsplit_once('@')?.0;
+    let token = local.rsplit_once('+')?.1;
+    (!token.is_empty() && token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(token)
+}
+
+/// What a person wrote above the quoted email they answer: mail clients
+/// put the earlier message under a line such as "On … wrote:" or in `>`
+/// lines.
+pub fn reply_text(text: &str) -> String {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        let quoted = t.starts_with('>')
+            || (t.starts_with("On ") && t.ends_with("wrote:"))
+            || t.starts_with("-----Original Message-----")
+            || t == "--"
+            || t.starts_with("From: ") && !out.is_empty();
+        if quoted {
+            break;
+        }
+        out.push(line.trim_end());
+    }
+    out.join("\n").trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_token_is_found_in_the_address() {
+        assert_eq!(token_in("parley+abc123@example.com"), Some("abc123"));
+        assert_eq!(token_in("<support+x+tok9@example.com>"), Some("tok9"));
+        assert_eq!(token_in("parley@example.com"), None);
+        assert_eq!(token_in("parley+@example.com"), None);
+        assert_eq!(token_in("parley+a.b@example.com"), None);
+    }
+
+    #[test]
+    fn the_quoted_email_is_cut_from_a_reply() {
+        let r = "Yes, Tuesday works.\r\nThanks!\r\n\r\nOn Tue, 1 Dec 2026 at 10:00, Acme <parley@acme.test> wrote:\r\n> Can we call?\r\n";
+        assert_eq!(reply_text(r), "Yes, Tuesday works.\nThanks!");
+        assert_eq!(reply_text("ok\n> quoted"), "ok");
+        assert_eq!(reply_text("fine\n--\nAnn, sent from a phone"), "fine");
+        assert_eq!(reply_text("> only a quote"), "");
+    }
+}
