@@ -32,6 +32,7 @@ pub async fn apply(
     subject: &Subject,
     person: Option<&Person>,
     actions: &[Action],
+    email_fallback: bool,
 ) -> Result<(), String> {
     let ws = subject.workspace_id.as_str();
     let cause = Cause::Automation(automation_id.to_owned());
@@ -54,14 +55,14 @@ pub async fn apply(
                     Some(tid) => (Sender::Teammate { id: tid.clone() }, Some(teammate(engine, ws, tid).await?)),
                 };
                 let text = personalise(engine, ws, person, from.as_ref(), text).await?;
-                let sent = say(engine, &subject, sender, Kind::Chat, &text, None, &cause).await?;
+                let sent = say(engine, &subject, sender, Say::Chat { buttons: None, email_fallback }, &text, &cause).await?;
                 subject.conversation_id = Some(sent.conversation_id);
                 None
             }
             Action::Note { text } => {
                 conversation()?;
                 let text = personalise(engine, ws, person, None, text).await?;
-                say(engine, &subject, Sender::Bot, Kind::Note, &text, None, &cause).await?;
+                say(engine, &subject, Sender::Bot, Say::Note, &text, &cause).await?;
                 None
             }
             // A teammate's id, else a team's id or name: "Billing".
@@ -170,20 +171,28 @@ pub(crate) async fn personalise(
     snippets::render("text", text, &data).map_err(|e| e.to_string())
 }
 
-/// Sends an automated message (with buttons, for a flow) into the subject's
-/// conversation, or a new one with its person, and returns it.
+/// What an automated message is.
+pub(crate) enum Say {
+    /// A chat message, with buttons for a flow; `email_fallback`: it may be
+    /// emailed to a person who misses it.
+    Chat { buttons: Option<Value>, email_fallback: bool },
+    /// An internal note.
+    Note,
+}
+
+/// Sends an automated message into the subject's conversation, or a new one
+/// with its person, and returns it.
 pub(crate) async fn say(
     engine: &Engine,
     to: &Subject,
     sender: Sender,
-    kind: Kind,
+    what: Say,
     body: &str,
-    buttons: Option<Value>,
     cause: &Cause,
 ) -> Result<chat::Message, String> {
-    let email_fallback = match cause {
-        Cause::Automation(id) => crate::store::email_fallback(&engine.db, id).await.map_err(|e| e.to_string())?,
-        Cause::Someone => true,
+    let (kind, buttons, email_fallback) = match what {
+        Say::Chat { buttons, email_fallback } => (Kind::Chat, buttons, email_fallback),
+        Say::Note => (Kind::Note, None, false),
     };
     let m = NewMessage {
         workspace_id: to.workspace_id.clone(),

@@ -278,7 +278,9 @@ impl Automations {
                     let actions = crate::runner::evaluate(self.engine(), ast, event, &subject, person.as_ref(), conversation)
                         .await
                         .map_err(|e| format!("step {id:?}: {e}"))?;
-                    self.act(&run.automation_id, &subject, person.as_ref(), &actions).await.map_err(|e| format!("step {id:?}: {e}"))?;
+                    self.act(&run.automation_id, &subject, person.as_ref(), &actions, self.emails_missed(run).await?)
+                        .await
+                        .map_err(|e| format!("step {id:?}: {e}"))?;
                     steps.extend(actions);
                     next.clone_from(after);
                 }
@@ -299,7 +301,7 @@ impl Automations {
                         [team, teammate_id].into_iter().flatten().map(|to| Action::Assign { to: to.clone() }).collect();
                     if !assign.is_empty() {
                         let (subject, person, _) = self.context(run).await?;
-                        apply::apply(self.engine(), &run.automation_id, &subject, person.as_ref(), &assign).await?;
+                        apply::apply(self.engine(), &run.automation_id, &subject, person.as_ref(), &assign, false).await?;
                         steps.extend(assign);
                     }
                     self.stop(run, Stop { node: &id, status: "done", waiting_for: None, error: None }).await?;
@@ -338,6 +340,11 @@ impl Automations {
         Ok(true)
     }
 
+    /// Whether the flow's chat messages may be emailed to a person who misses them.
+    async fn emails_missed(&self, run: &Run) -> Result<bool, String> {
+        crate::store::email_fallback(&self.engine().db, &run.automation_id).await.map_err(|e| e.to_string())
+    }
+
     async fn say(&self, run: &Run, text: &str, buttons: Option<Value>, steps: &mut Vec<Action>) -> Result<(), String> {
         let cause = Cause::Automation(run.automation_id.clone());
         let to = Subject { workspace_id: run.workspace_id.clone(), person_id: None, conversation_id: Some(run.conversation_id.clone()) };
@@ -349,7 +356,8 @@ impl Automations {
                 apply::personalise(self.engine(), &run.workspace_id, person.as_ref(), None, text).await?
             }
         };
-        apply::say(self.engine(), &to, Sender::Bot, Kind::Chat, &text, buttons, &cause).await?;
+        let what = apply::Say::Chat { buttons, email_fallback: self.emails_missed(run).await? };
+        apply::say(self.engine(), &to, Sender::Bot, what, &text, &cause).await?;
         steps.push(Action::SendChat { text, teammate_id: None });
         Ok(())
     }

@@ -1,22 +1,24 @@
-//! What a rule sends out of Parley: emails to the person (`send_email`) and
-//! webhooks to the site's backend (`webhook`). Each is a job, so it survives
+//! What goes out of Parley to others: a rule's emails to the person
+//! (`send_email`) and webhooks (`webhook`), and the deliveries of webhook
+//! subscriptions (`/webhooks`, logged per try). Each is a job, so it survives
 //! a restart, and a failed try is queued again with a growing pause (1 s,
 //! 2 s, 4 s … up to an hour) until [`MAX_TRIES`].
 //!
 //! A webhook is a JSON POST signed like Parley's other webhooks:
 //! `X-Parley-Timestamp` (unix seconds) and `X-Parley-Signature:
 //! sha256=HEX`, the HMAC-SHA256 of `TIMESTAMP.BODY` keyed by the workspace's
-//! identity secret, so the receiver can tell it came from Parley and is not
+//! identity secret (a subscription's own secret for its deliveries), so the receiver can tell it came from Parley and is not
 //! a replay.
 
 use std::time::Duration;
 
 use parley_engine::auth::user_hash;
+use parley_engine::bus::Happening;
 use parley_engine::mail::{self, Outgoing};
 use parley_engine::people::profile;
 use parley_engine::util::now_ms;
-use parley_engine::{Error, Result, events, workspace};
-use serde_json::json;
+use parley_engine::{Error, Result, events, webhooks, workspace};
+use serde_json::{Value, json};
 
 use crate::jobs::Job;
 use crate::runner::Automations;
@@ -81,8 +83,28 @@ impl Automations {
             Err(Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        let failure = match self.post_signed(url, &secret, body, &[("x-parley-automation", automation_id)]).await {
+            Ok(_) => {
+                metrics::counter!("parley_automation_webhooks_total", "outcome" => "delivered").increment(1);
+                tracing::info!(automation = %automation_id, %url, tries = tries + 1, "webhook delivered");
+                return Ok(());
+            }
+            Err((_, e)) => e,
+        };
+        self.again(job, *tries, &failure).await
+    }
+
+    /// POSTs `body` signed with `secret`: the 2xx status, or the status (if
+    /// the receiver answered) and what went wrong.
+    async fn post_signed(
+        &self,
+        url: &str,
+        secret: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> std::result::Result<u16, (Option<u16>, String)> {
         let ts = now_ms() / 1000;
-        let sent = self
+        let mut req = self
             .inner
             .http
             .post(url)
@@ -90,21 +112,83 @@ impl Automations {
             .header("content-type", "application/json")
             .header("user-agent", "Parley-Webhook")
             .header("x-parley-timestamp", ts.to_string())
-            .header("x-parley-signature", signature(&secret, ts, body))
-            .header("x-parley-automation", automation_id.as_str())
-            .body(body.clone())
-            .send()
-            .await;
-        let failure = match sent {
-            Ok(r) if r.status().is_success() => {
-                metrics::counter!("parley_automation_webhooks_total", "outcome" => "delivered").increment(1);
-                tracing::info!(automation = %automation_id, %url, tries = tries + 1, "webhook delivered");
-                return Ok(());
-            }
-            Ok(r) => format!("the receiver answered {}", r.status()),
-            Err(e) => format!("the receiver could not be reached: {e}"),
+            .header("x-parley-signature", signature(secret, ts, body));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        match req.body(body.to_owned()).send().await {
+            Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+            Ok(r) => Err((Some(r.status().as_u16()), format!("the receiver answered {}", r.status()))),
+            Err(e) => Err((None, format!("the receiver could not be reached: {e}"))),
+        }
+    }
+
+    /// Posts one queued delivery of a subscription, logging the try; tried
+    /// again with growing pauses until [`MAX_TRIES`].
+    pub(crate) async fn deliver_subscription(&self, delivery_id: &str) -> Result<()> {
+        let db = &self.engine().db;
+        let Some(d) = webhooks::delivery(db, delivery_id).await? else { return Ok(()) };
+        if d.status != "queued" {
+            return Ok(());
+        }
+        let hook = match webhooks::get(db, &d.workspace_id, &d.webhook_id).await {
+            Ok(h) => h,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
         };
-        self.again(job, *tries, &failure).await
+        let headers = [("x-parley-event", d.event.as_str()), ("x-parley-delivery", d.id.as_str())];
+        match self.post_signed(&hook.url, &hook.secret, &d.body, &headers).await {
+            Ok(status) => webhooks::record_try(db, &d.id, "delivered", Some(status), None).await,
+            Err((status, error)) => {
+                let tries = u32::try_from(d.attempts).unwrap_or(0) + 1;
+                let last = tries >= MAX_TRIES;
+                webhooks::record_try(db, &d.id, if last { "failed" } else { "queued" }, status, Some(&error)).await?;
+                if last {
+                    tracing::warn!(delivery = %d.id, error, "a webhook delivery failed every try and was given up");
+                    return Ok(());
+                }
+                self.inner.queue.push_after(Job::WebhookDelivery { delivery_id: d.id }, pause_after(tries)).await
+            }
+        }
+    }
+
+    /// Queues a delivery to every subscription that wants what happened.
+    pub(crate) async fn notify_subscribers(&self, h: &Happening) -> Result<()> {
+        let ws = h.workspace_id();
+        for (event, data) in self.event_data(h).await? {
+            for hook in webhooks::subscribed(&self.engine().db, ws, event).await? {
+                let id = webhooks::enqueue(&self.engine().db, ws, &hook.id, event, &data).await?;
+                self.inner.queue.push_after(Job::WebhookDelivery { delivery_id: id }, Duration::ZERO).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The webhook events a happening is, with what each carries.
+    async fn event_data(&self, h: &Happening) -> Result<Vec<(&'static str, Value)>> {
+        Ok(match h {
+            Happening::MessageCreated { message, started, .. } => {
+                let mut out = vec![("message.created", json!({"message": message}))];
+                if *started {
+                    out.push(("conversation.created", json!({"conversation_id": message.conversation_id, "message": message})));
+                }
+                out
+            }
+            Happening::PersonCreated { workspace_id, person_id, .. } | Happening::PersonUpdated { workspace_id, person_id, .. } => {
+                let event = if matches!(h, Happening::PersonCreated { .. }) { "person.created" } else { "person.updated" };
+                match profile::get(&self.engine().db, workspace_id, person_id).await {
+                    Ok(p) => vec![(event, json!({"person": p}))],
+                    Err(Error::NotFound(_)) => Vec::new(),
+                    Err(e) => return Err(e),
+                }
+            }
+            Happening::EventTracked { person, name, data, at, .. } => {
+                vec![(
+                    "event.tracked",
+                    json!({"person": {"id": person.id, "external_id": person.external_id, "email": person.email}, "name": name, "data": data, "at": parley_engine::util::rfc3339(*at)}),
+                )]
+            }
+        })
     }
 
     /// Queues the next try of a failed delivery, or gives it up.

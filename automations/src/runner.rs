@@ -38,6 +38,9 @@ const MAX_SCHEDULED_PEOPLE: usize = 10_000;
 const SCHEDULE_PAGE: i64 = 200;
 /// Happenings handled at once; each runs its rules one after another.
 const CONCURRENCY: usize = 4;
+/// Conversations whose last handled happening is remembered (for ordering)
+/// before the finished ones are forgotten.
+const MAX_CHAINS: usize = 10_000;
 
 /// The running automations of this node.
 #[derive(Clone)]
@@ -84,6 +87,10 @@ pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::R
     let worker = automations.clone();
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     tokio::spawn(async move {
+        // Each conversation's happenings are handled in the order they
+        // happened (a teammate's reply must pause the bot before the
+        // person's next answer reaches it); conversations go in parallel.
+        let mut last: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             let happening = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -109,17 +116,40 @@ pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::R
                     }
                 });
             }
+            // Webhook subscribers hear of everything, automations' doings too.
+            {
+                let (worker, happening) = (worker.clone(), happening.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = worker.notify_subscribers(&happening).await {
+                        tracing::warn!(error = %e, "queueing webhook deliveries failed");
+                    }
+                });
+            }
             if happening.cause().is_automation() {
                 continue;
             }
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             let worker = worker.clone();
-            tokio::spawn(async move {
+            let key = match happening.as_ref() {
+                Happening::MessageCreated { message, .. } => Some(message.conversation_id.clone()),
+                _ => None,
+            };
+            let before = key.as_ref().and_then(|k| last.remove(k)).filter(|h| !h.is_finished());
+            let task = tokio::spawn(async move {
+                if let Some(before) = before {
+                    let _ = before.await;
+                }
                 if let Err(e) = worker.handle(&happening).await {
                     tracing::warn!(error = %e, "handling a happening for automations failed");
                 }
                 drop(permit);
             });
+            if let Some(k) = key {
+                last.insert(k, task);
+            }
+            if last.len() > MAX_CHAINS {
+                last.retain(|_, h| !h.is_finished());
+            }
         }
     });
     Ok(automations)
@@ -232,7 +262,7 @@ impl Automations {
                     actions,
                     Some(format!("not applied: at most {MAX_MESSAGES_PER_MINUTE} automated messages per conversation per minute")),
                 ),
-                Ok(actions) => match self.act(&rule.id, subject, person, &actions).await {
+                Ok(actions) => match self.act(&rule.id, subject, person, &actions, rule.email_fallback).await {
                     Ok(()) => (Outcome::Ok, actions, None),
                     Err(e) => (Outcome::Error, actions, Some(e)),
                 },
@@ -252,8 +282,9 @@ impl Automations {
         subject: &Subject,
         person: Option<&Person>,
         actions: &[Action],
+        email_fallback: bool,
     ) -> std::result::Result<(), String> {
-        apply::apply(&self.inner.engine, automation_id, subject, person, actions).await?;
+        apply::apply(&self.inner.engine, automation_id, subject, person, actions, email_fallback).await?;
         for action in actions {
             if let Action::StartFlow { name } = action {
                 Box::pin(self.start_flow_named(name, subject)).await?;

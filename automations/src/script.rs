@@ -202,13 +202,7 @@ pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
 
 /// An absolute http(s) URL with a host, as a webhook target.
 pub fn webhook_url(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).ok_or("the URL must start with http:// or https://")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains(char::is_whitespace) || s.len() > 2048 {
-        return Err(format!("{s:?} is not a URL with a host"));
-    }
-    Ok(s.to_owned())
+    parley_engine::webhooks::check_url("url", s).map_err(|e| e.to_string())
 }
 
 fn id(field: &str, s: &str) -> Result<String, Box<EvalAltResult>> {

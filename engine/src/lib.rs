@@ -29,6 +29,7 @@
 //! - [`snippets`]: handlebars placeholders in texts sent for someone.
 //! - [`teams`]: teams of teammates that conversations are routed to.
 //! - [`util`]: ids, tokens, clocks.
+//! - [`webhooks`]: subscriptions of the site's backend and their delivery log.
 
 pub mod auth;
 pub mod bus;
@@ -51,6 +52,7 @@ pub mod segments;
 pub mod snippets;
 pub mod teams;
 pub mod util;
+pub mod webhooks;
 pub mod workspace;
 
 pub use db::Db;

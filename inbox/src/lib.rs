@@ -10,6 +10,7 @@
 //! - [`inbound`]: `/inbound/email`, emailed replies back into their chat.
 //! - [`teams`]: `/teams`, the teams conversations are routed to.
 //! - [`transfer`]: people in and out as CSV.
+//! - [`webhooks`]: `/webhooks`, subscriptions and their delivery logs.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
 use axum::Router;
@@ -24,6 +25,7 @@ pub mod people;
 pub mod segments;
 pub mod teams;
 pub mod transfer;
+pub mod webhooks;
 pub mod workspace;
 pub mod ws;
 
@@ -60,6 +62,9 @@ pub fn router(engine: Engine) -> Router {
         .route("/inbound/email", post(inbound::email))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/ws", get(ws::upgrade));
     Router::new().nest("/api/v1", api).with_state(engine)
 }
@@ -78,6 +83,7 @@ pub fn router(engine: Engine) -> Router {
         transfer::import, transfer::export,
         inbound::email,
         teams::list, teams::create, teams::get, teams::update, teams::delete,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(parley_engine::error::ErrorBody)),
     modifiers(&BearerAuth),

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_next,
     a_rules_webhook_is_signed_and_tried_again_until_it_is_taken,
+    webhook_subscribers_get_the_events_they_asked_for_signed_and_logged,
 );
 
 async fn rule(app: &TestApp, body: Value) -> String {
@@ -144,4 +145,64 @@ async fn a_rules_webhook_is_signed_and_tried_again_until_it_is_taken(backend: Ba
     let log = runs(&app, &bad, 1).await;
     assert_eq!(log[0]["outcome"], "error", "{log:?}");
     assert!(log[0]["error"].as_str().unwrap().contains("http://"), "{log:?}");
+}
+
+async fn webhook_subscribers_get_the_events_they_asked_for_signed_and_logged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+
+    // Bad subscriptions are refused, naming the field; agents and other workspaces see nothing.
+    let post = |body: Value| app.post("/api/v1/webhooks", &app.token, body);
+    let bad = post(json!({"url": "ftp://x", "events": ["message.created"]})).await;
+    assert_eq!((bad.status, bad.field()), (422, "url"), "{}", bad.body);
+    let bad = post(json!({"url": receiver.url("/in"), "events": ["message.created", "message.exploded"]})).await;
+    assert_eq!((bad.status, bad.field()), (422, "events.1"), "{}", bad.body);
+    let bad = post(json!({"url": receiver.url("/in"), "events": ["*"], "secret": "short"})).await;
+    assert_eq!((bad.status, bad.field()), (422, "secret"), "{}", bad.body);
+    let hook = post(json!({"url": receiver.url("/in"), "events": ["message.created", "conversation.created"]})).await;
+    assert_eq!(hook.status, 201, "{}", hook.body);
+    let (id, secret) = (hook.body["id"].as_str().unwrap().to_owned(), hook.body["secret"].as_str().unwrap().to_owned());
+    assert!(secret.starts_with("whsec_"));
+    let (_, agent) = app.teammate("Tess", "agent").await;
+    assert_eq!(app.get("/api/v1/webhooks", &agent).await.status, 403);
+    let (other, _) = app.other_workspace().await;
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &other).await.status, 404);
+
+    // The receiver fails once; the delivery is tried again and logged.
+    receiver.fail_next(1);
+    let (vtoken, person_id) = app.visitor().await;
+    let mut widget = app.widget_ws(&vtoken).await;
+    widget.say("w-1", "Hello from the site").await;
+    // The new conversation and its message: two events, one failing once.
+    let got = receiver.wait_for(3, Duration::from_secs(15)).await;
+    let events: Vec<&str> = got.iter().filter(|r| r.status == 200).map(|r| r.header("x-parley-event").unwrap()).collect();
+    assert!(events.contains(&"message.created") && events.contains(&"conversation.created"), "{events:?}");
+    let message = got.iter().find(|r| r.status == 200 && r.header("x-parley-event") == Some("message.created")).unwrap();
+    let body: Value = serde_json::from_str(&message.body).unwrap();
+    assert_eq!(body["data"]["message"]["body"], "Hello from the site");
+    assert_eq!(body["data"]["message"]["author"]["id"], person_id.as_str());
+    let ts = message.header("x-parley-timestamp").unwrap();
+    let expected = format!("sha256={}", parley_engine::auth::user_hash(&secret, &format!("{ts}.{}", message.body)));
+    assert_eq!(message.header("x-parley-signature"), Some(expected.as_str()));
+
+    let log = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &app.token).await.ok().unwrap();
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{log}");
+    assert!(items.iter().all(|d| d["status"] == "delivered"), "{log}");
+    let retried: Vec<&Value> = items.iter().filter(|d| d["attempts"] == 2).collect();
+    assert_eq!(retried.len(), 1, "one delivery took two tries: {log}");
+    assert_eq!(retried[0]["response_status"], 200);
+    assert_eq!(retried[0]["error"], "the receiver answered 500 Internal Server Error", "{log}");
+    let bad = app.get(&format!("/api/v1/webhooks/{id}/deliveries?status=lost"), &app.token).await;
+    assert_eq!((bad.status, bad.field()), (422, "status"));
+
+    // Not subscribed: a tracked event; switched off: nothing more.
+    let r = app.post("/api/v1/events", &app.token, json!({"person": {"id": person_id}, "name": "viewed_pricing"})).await;
+    assert_eq!(r.status, 202);
+    app.patch(&format!("/api/v1/webhooks/{id}"), &app.token, json!({"enabled": false})).await.ok().unwrap();
+    widget.say("w-2", "Anyone?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 3, "{:?}", receiver.received());
+    assert_eq!(app.delete(&format!("/api/v1/webhooks/{id}"), &app.token).await.status, 204);
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}"), &app.token).await.status, 404);
 }
