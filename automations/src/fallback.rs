@@ -10,7 +10,6 @@
 //! workspace. The email's reply-to address carries the conversation's
 //! token, so an answer by email lands back in the chat.
 
-use parley_engine::chat::{Kind, Message};
 use parley_engine::mail::{self, Outgoing};
 use parley_engine::people::profile;
 use parley_engine::{Error, Result, events, missed, workspace};
@@ -20,17 +19,6 @@ use crate::jobs::Job;
 use crate::runner::Automations;
 
 impl Automations {
-    /// Queues the job of a teammate's or the bot's chat message that the
-    /// engine planned as missed (the person was offline), due the delay
-    /// after it was sent.
-    pub(crate) async fn plan_fallback(&self, ws: &str, message: &Message, email_fallback: bool) -> Result<()> {
-        if !email_fallback || !matches!(message.author.kind.as_str(), "teammate" | "bot") || message.kind == Kind::Note {
-            return Ok(());
-        }
-        let Some(at) = missed::planned_at(&self.engine().db, &message.conversation_id, &message.id).await? else { return Ok(()) };
-        self.queue_fallback((ws.to_owned(), message.conversation_id.clone(), message.id.clone(), at)).await
-    }
-
     /// Queues the jobs of every planned missed message, at start: a plan
     /// whose message was stored just before a crash still gets its email.
     pub(crate) async fn queue_planned_fallbacks(&self) -> Result<()> {
@@ -41,7 +29,7 @@ impl Automations {
     }
 
     /// Queues one message's job, once however often it is asked.
-    async fn queue_fallback(&self, (workspace_id, conversation_id, message_id, at): missed::Planned) -> Result<()> {
+    pub(crate) async fn queue_fallback(&self, (workspace_id, conversation_id, message_id, at): missed::Planned) -> Result<()> {
         let due = at + i64::try_from(self.inner.fallback_delay.as_millis()).unwrap_or(i64::MAX / 2);
         let key = format!("fallback:{message_id}");
         self.inner.queue.push_once_at(Job::EmailFallback { workspace_id, conversation_id, message_id }, due, &key).await

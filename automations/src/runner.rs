@@ -106,12 +106,11 @@ pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::R
             };
             // Missed-message emails are for the bot's messages too; queued off
             // this loop, so the next happening is not held up.
-            if let Happening::MessageCreated { workspace_id, message, email_fallback: true, .. } = happening.as_ref()
-                && message.author.kind != "person"
-            {
-                let (worker, ws, message) = (worker.clone(), workspace_id.clone(), message.clone());
+            if let Happening::MessageCreated { workspace_id, message, missed_at: Some(at), .. } = happening.as_ref() {
+                let planned = (workspace_id.clone(), message.conversation_id.clone(), message.id.clone(), *at);
+                let worker = worker.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = worker.plan_fallback(&ws, &message, true).await {
+                    if let Err(e) = worker.queue_fallback(planned).await {
                         tracing::warn!(error = %e, "queueing a missed-message email failed");
                     }
                 });

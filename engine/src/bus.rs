@@ -43,8 +43,9 @@ pub enum Happening {
         message: Message,
         started: bool,
         cause: Cause,
-        /// The sender left the missed-message email on.
-        email_fallback: bool,
+        /// When it was planned as a missed message (a teammate's or the
+        /// bot's, the person offline, emails on), for its email's job.
+        missed_at: Option<i64>,
     },
     PersonCreated {
         workspace_id: String,

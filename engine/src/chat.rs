@@ -518,6 +518,8 @@ pub struct Sent {
     pub created: bool,
     /// This message started its conversation.
     pub started: bool,
+    /// It was planned as missed (the person was offline): when, in ms.
+    pub missed_at: Option<i64>,
 }
 
 /// Stores a message and publishes it. Idempotent per (author, echo_id).
@@ -532,7 +534,7 @@ pub struct Sent {
 /// automations and other in-process readers.
 #[tracing::instrument(skip_all, fields(workspace = %m.workspace_id, author = m.sender.kind()))]
 pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
-    let (workspace_id, cause, email_fallback) = (m.workspace_id.clone(), m.cause.clone(), m.email_fallback);
+    let (workspace_id, cause) = (m.workspace_id.clone(), m.cause.clone());
     let sent = store(db, hub, m).await?;
     if sent.created {
         hub.bus().publish(crate::bus::Happening::MessageCreated {
@@ -540,7 +542,7 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             message: sent.message.clone(),
             started: sent.started,
             cause,
-            email_fallback,
+            missed_at: sent.missed_at,
         });
     }
     Ok(sent)
@@ -565,7 +567,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
     }
     let now = now_ms();
     let from_person = matches!(m.sender, Sender::Person(_));
-    let (message, events, started) = with_tx!(db, tx => {
+    let (message, events, started, missed_at) = with_tx!(db, tx => {
         let touched: Option<(String, String, bool, Option<String>)> = match (&m.conversation_id, &m.sender) {
             (Some(cid), _) => sqlx::query_as(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, \
@@ -651,7 +653,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             // message and undo the touch above.
             drop(tx);
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
-            return Ok(Sent { message, created: false, started: false });
+            return Ok(Sent { message, created: false, started: false, missed_at: None });
         }
         // The person's timeline: what they said, and what reached them.
         {
@@ -666,10 +668,14 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
             }
         }
+        let mut missed_at = None;
         if m.email_fallback && !matches!(m.sender, Sender::Person(_)) && m.kind != Kind::Note {
-            sqlx::query(crate::missed::PLAN_SQL)
+            let planned = sqlx::query(crate::missed::PLAN_SQL)
                 .bind(&conversation_id).bind(&m.workspace_id).bind(crate::missed::new_reply_token()).bind(&id).bind(now).bind(&person_id)
                 .execute(&mut *tx).await?;
+            if planned.rows_affected() > 0 {
+                missed_at = Some(now);
+            }
         }
         let rows: Vec<ConversationRow> =
             sqlx::query_as(conversation_select!("WHERE c.id = $1")).bind(&conversation_id).fetch_all(&mut *tx).await?;
@@ -717,11 +723,11 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                     json!({"type": "message.created", "message": message})).await?);
             }
         }
-        (message, events, started)
+        (message, events, started, missed_at)
     });
     hub.deliver(&events);
     metrics::counter!("parley_messages_total", "author" => m.sender.kind()).increment(1);
-    Ok(Sent { message, created: true, started })
+    Ok(Sent { message, created: true, started, missed_at })
 }
 
 fn person_view(c: &Conversation) -> PersonConversation {

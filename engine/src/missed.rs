@@ -47,14 +47,6 @@ pub async fn pending(db: &Db) -> Result<Vec<Planned>> {
         .fetch_all(pool).await?))
 }
 
-/// When `message_id` was planned, if it is its conversation's pending one.
-pub async fn planned_at(db: &Db, conversation_id: &str, message_id: &str) -> Result<Option<i64>> {
-    Ok(with_db!(db, pool => sqlx::query_as::<_, (i64,)>(
-        "SELECT planned_at FROM email_fallback WHERE conversation_id = $1 AND pending_message_id = $2")
-        .bind(conversation_id).bind(message_id).fetch_optional(pool).await?)
-    .map(|(at,)| at))
-}
-
 /// Where a conversation's missed-message emails stand.
 #[derive(Debug, sqlx::FromRow)]
 pub struct State {

@@ -4,7 +4,12 @@
 //! as JSON, signed with the subscription's own secret. Each delivery is a row
 //! (queued, delivered or failed, tries, the receiver's answer), so an admin
 //! can see what reached the backend; the automations crate's jobs do the
-//! posting and the retries.
+//! posting and the retries. A workspace's subscriptions are kept in memory
+//! for a second (see [`subscribed`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,11 +119,42 @@ pub async fn get(db: &Db, ws: &str, id: &str) -> Result<Webhook> {
     row.map(Webhook::from).ok_or(Error::NotFound("webhook"))
 }
 
+/// How long a workspace's enabled subscriptions are kept in memory: every
+/// happening asks for them, and most workspaces have none. A change made on
+/// this node is seen at once; one made on another node within this time.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+/// Workspaces kept at most before the cache starts afresh.
+const CACHE_MAX: usize = 10_000;
+
+type Cached = HashMap<String, (Instant, Arc<Vec<Webhook>>)>;
+
+fn cache() -> &'static Mutex<Cached> {
+    static CACHE: OnceLock<Mutex<Cached>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+fn forget(ws: &str) {
+    cache().lock().unwrap_or_else(|p| p.into_inner()).remove(ws);
+}
+
 /// The enabled subscriptions of a workspace that want `event`.
 pub async fn subscribed(db: &Db, ws: &str, event: &str) -> Result<Vec<Webhook>> {
-    let sql = format!("{SELECT}WHERE workspace_id = $1 AND enabled = TRUE");
-    let rows: Vec<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(ws).fetch_all(pool).await?);
-    Ok(rows.into_iter().map(Webhook::from).filter(|w| w.events.iter().any(|e| e == "*" || e == event)).collect())
+    let kept = cache().lock().unwrap_or_else(|p| p.into_inner()).get(ws).filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, w)| w.clone());
+    let all = match kept {
+        Some(w) => w,
+        None => {
+            let sql = format!("{SELECT}WHERE workspace_id = $1 AND enabled = TRUE");
+            let rows: Vec<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(ws).fetch_all(pool).await?);
+            let w = Arc::new(rows.into_iter().map(Webhook::from).collect::<Vec<_>>());
+            let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= CACHE_MAX {
+                c.clear();
+            }
+            c.insert(ws.to_owned(), (Instant::now(), w.clone()));
+            w
+        }
+    };
+    Ok(all.iter().filter(|w| w.events.iter().any(|e| e == "*" || e == event)).cloned().collect())
 }
 
 pub async fn create(db: &Db, ws: &str, input: WebhookInput) -> Result<Webhook> {
@@ -141,6 +177,7 @@ pub async fn create(db: &Db, ws: &str, input: WebhookInput) -> Result<Webhook> {
             .bind(&id).bind(ws).bind(&url).bind(&events).bind(&secret).bind(input.enabled.unwrap_or(true)).bind(now)
             .execute(&mut *tx).await?;
     });
+    forget(ws);
     get(db, ws, &id).await
 }
 
@@ -164,6 +201,7 @@ pub async fn update(db: &Db, ws: &str, id: &str, input: WebhookInput) -> Result<
             .bind(&url).bind(&events).bind(&secret).bind(input.enabled.unwrap_or(current.enabled)).bind(now_ms()).bind(id).bind(ws)
             .execute(&mut *tx).await?;
     });
+    forget(ws);
     get(db, ws, id).await
 }
 
@@ -173,6 +211,7 @@ pub async fn delete(db: &Db, ws: &str, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM webhook_delivery WHERE webhook_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM webhook WHERE id = $1 AND workspace_id = $2").bind(id).bind(ws).execute(&mut *tx).await?;
     });
+    forget(ws);
     Ok(())
 }
 

@@ -314,7 +314,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             .await?;
             results.push(
                 found
-                    .map(|row| Sent { message: Message::from(row), created: false, started: false })
+                    .map(|row| Sent { message: Message::from(row), created: false, started: false, missed_at: None })
                     .ok_or(Error::NotFound("conversation")),
             );
             continue;
@@ -344,7 +344,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
         ));
         frames.push((person_stream(&pid), ws.clone(), json!({"type": "message.created", "message": message})));
         let started = opening.remove(cid.as_str());
-        results.push(Ok(Sent { message, created: true, started }));
+        results.push(Ok(Sent { message, created: true, started, missed_at: None }));
     }
     let events = store_frames(&mut tx, hub, frames).await?;
     tx.commit().await?;
