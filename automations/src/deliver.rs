@@ -63,7 +63,7 @@ impl Automations {
             subject: subject.clone(),
             text: text.clone(),
             reply_to: None,
-            unsubscribe_url: Some(format!("{}/u/{}", engine.public_url, mail::unsubscribe_token(ws, &w.identity_secret, person_id))),
+            unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &w, person_id)),
         };
         match engine.mailer.send(&email).await {
             Ok(()) => {
@@ -153,42 +153,43 @@ impl Automations {
     }
 
     /// Queues a delivery to every subscription that wants what happened.
+    /// What an event carries is read only when someone subscribed to it.
     pub(crate) async fn notify_subscribers(&self, h: &Happening) -> Result<()> {
-        let ws = h.workspace_id();
-        for (event, data) in self.event_data(h).await? {
-            for hook in webhooks::subscribed(&self.engine().db, ws, event).await? {
-                let id = webhooks::enqueue(&self.engine().db, ws, &hook.id, event, &data).await?;
+        let (db, ws) = (&self.engine().db, h.workspace_id());
+        for event in event_names(h) {
+            let hooks = webhooks::subscribed(db, ws, event).await?;
+            if hooks.is_empty() {
+                continue;
+            }
+            let Some(data) = self.event_data(h, event).await? else { continue };
+            for hook in hooks {
+                let id = webhooks::enqueue(db, ws, &hook.id, event, &data).await?;
                 self.inner.queue.push_after(Job::WebhookDelivery { delivery_id: id }, Duration::ZERO).await?;
             }
         }
         Ok(())
     }
 
-    /// The webhook events a happening is, with what each carries.
-    async fn event_data(&self, h: &Happening) -> Result<Vec<(&'static str, Value)>> {
-        Ok(match h {
-            Happening::MessageCreated { message, started, .. } => {
-                let mut out = vec![("message.created", json!({"message": message}))];
-                if *started {
-                    out.push(("conversation.created", json!({"conversation_id": message.conversation_id, "message": message})));
-                }
-                out
+    /// What webhook event `event` of a happening carries (none: the person
+    /// is gone).
+    async fn event_data(&self, h: &Happening, event: &str) -> Result<Option<Value>> {
+        Ok(Some(match h {
+            Happening::MessageCreated { message, .. } if event == "conversation.created" => {
+                json!({"conversation_id": message.conversation_id, "message": message})
             }
+            Happening::MessageCreated { message, .. } => json!({"message": message}),
             Happening::PersonCreated { workspace_id, person_id, .. } | Happening::PersonUpdated { workspace_id, person_id, .. } => {
-                let event = if matches!(h, Happening::PersonCreated { .. }) { "person.created" } else { "person.updated" };
                 match profile::get(&self.engine().db, workspace_id, person_id).await {
-                    Ok(p) => vec![(event, json!({"person": p}))],
-                    Err(Error::NotFound(_)) => Vec::new(),
+                    Ok(p) => json!({"person": p}),
+                    Err(Error::NotFound(_)) => return Ok(None),
                     Err(e) => return Err(e),
                 }
             }
-            Happening::EventTracked { person, name, data, at, .. } => {
-                vec![(
-                    "event.tracked",
-                    json!({"person": {"id": person.id, "external_id": person.external_id, "email": person.email}, "name": name, "data": data, "at": parley_engine::util::rfc3339(*at)}),
-                )]
-            }
-        })
+            Happening::EventTracked { person, name, data, at, .. } => json!({
+                "person": {"id": person.id, "external_id": person.external_id, "email": person.email},
+                "name": name, "data": data, "at": parley_engine::util::rfc3339(*at),
+            }),
+        }))
     }
 
     /// Queues the next try of a failed delivery, or gives it up.
@@ -199,16 +200,25 @@ impl Automations {
             tracing::warn!(?job, error, tries, "a delivery failed every try and was given up");
             return Ok(());
         }
-        let next = match job.clone() {
-            Job::Email { workspace_id, automation_id, person_id, subject, text, .. } => {
-                Job::Email { workspace_id, automation_id, person_id, subject, text, tries }
-            }
-            Job::Webhook { workspace_id, automation_id, url, body, .. } => Job::Webhook { workspace_id, automation_id, url, body, tries },
+        let mut next = job.clone();
+        match &mut next {
+            Job::Email { tries: t, .. } | Job::Webhook { tries: t, .. } => *t = tries,
             _ => return Ok(()),
-        };
+        }
         let pause = pause_after(tries);
         tracing::info!(error, tries, ?pause, "a delivery failed; trying again later");
         self.inner.queue.push_after(next, pause).await
+    }
+}
+
+/// The webhook events a happening is.
+fn event_names(h: &Happening) -> Vec<&'static str> {
+    match h {
+        Happening::MessageCreated { started: true, .. } => vec!["message.created", "conversation.created"],
+        Happening::MessageCreated { .. } => vec!["message.created"],
+        Happening::PersonCreated { .. } => vec!["person.created"],
+        Happening::PersonUpdated { .. } => vec!["person.updated"],
+        Happening::EventTracked { .. } => vec!["event.tracked"],
     }
 }
 

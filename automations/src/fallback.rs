@@ -76,7 +76,7 @@ impl Automations {
             subject: subject.clone(),
             text,
             reply_to: Some(engine.mailer.reply_address(&state.reply_token)),
-            unsubscribe_url: Some(format!("{}/u/{}", engine.public_url, mail::unsubscribe_token(ws, &w.identity_secret, &person.id))),
+            unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &w, &person.id)),
         };
         if let Err(e) = engine.mailer.send(&email).await {
             // Given back, so the job's next try sends it.

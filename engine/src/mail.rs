@@ -173,6 +173,11 @@ pub fn unsubscribe_token(workspace_id: &str, identity_secret: &str, person_id: &
     format!("{workspace_id}.{person_id}.{}", user_hash(identity_secret, &unsubscribe_claim(person_id)))
 }
 
+/// A person's unsubscribe link (`/u/{token}`, served by the widget crate).
+pub fn unsubscribe_url(public_url: &str, workspace: &crate::workspace::Workspace, person_id: &str) -> String {
+    format!("{public_url}/u/{}", unsubscribe_token(&workspace.id, &workspace.identity_secret, person_id))
+}
+
 /// The workspace and person a token names, before its signature is checked.
 pub fn unsubscribe_parts(token: &str) -> Option<(&str, &str, &str)> {
     let mut parts = token.splitn(3, '.');

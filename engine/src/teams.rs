@@ -66,6 +66,14 @@ async fn members_of(db: &Db, ws: &str, ids: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether another team (than `except`) has the name with this key.
+async fn name_taken(db: &Db, ws: &str, key: &str, except: Option<&str>) -> Result<bool> {
+    let (n,): (i64,) = with_db!(db, pool => sqlx::query_as(
+        "SELECT COUNT(*) FROM team WHERE workspace_id = $1 AND name_key = $2 AND ($3 IS NULL OR id <> $3)")
+        .bind(ws).bind(key).bind(except).fetch_one(pool).await?);
+    Ok(n > 0)
+}
+
 fn taken(name: &str) -> Error {
     Error::Conflict { code: "team_exists", message: format!("there is already a team called {name:?}") }
 }
@@ -123,7 +131,7 @@ pub async fn find(db: &Db, ws: &str, id_or_name: &str) -> Result<Option<TeamRef>
 pub async fn create(db: &Db, ws: &str, input: TeamInput) -> Result<Team> {
     let (name, key) = name_of(input.name.as_deref())?;
     let members = members_of(db, ws, input.member_ids.as_deref().unwrap_or_default()).await?;
-    if find(db, ws, &name).await?.is_some_and(|t| t.name.to_lowercase() == key) {
+    if name_taken(db, ws, &key, None).await? {
         return Err(taken(&name));
     }
     let id = new_id();
@@ -145,9 +153,7 @@ pub async fn update(db: &Db, ws: &str, id: &str, input: TeamInput) -> Result<Tea
         None => None,
     };
     if let Some((n, key)) = &name
-        && let Some(other) = find(db, ws, n).await?
-        && other.id != current.id
-        && other.name.to_lowercase() == *key
+        && name_taken(db, ws, key, Some(&current.id)).await?
     {
         return Err(taken(n));
     }

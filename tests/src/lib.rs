@@ -283,6 +283,28 @@ impl TestApp {
         self.request("POST", "/api/v1/auth/login", None, Some(json!({"email": email, "password": password}).to_string())).await
     }
 
+    /// Saves an automation as the admin (it must be accepted) and returns its id.
+    pub async fn automation(&self, body: Value) -> String {
+        let a = self.post("/api/v1/automations", &self.token, body).await;
+        assert_eq!(a.status, 201, "saving an automation: {}", a.body);
+        a.body["id"].as_str().expect("an automation id").to_owned()
+    }
+
+    /// Waits up to 10 s until automation `id` has logged at least `n` runs;
+    /// returns its run log, newest first.
+    pub async fn wait_runs(&self, id: &str, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(&format!("/api/v1/automations/{id}/runs"), &self.token).await.ok().expect("the run log");
+            let items = r["items"].as_array().cloned().unwrap_or_default();
+            if items.len() >= n {
+                return items;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "expected {n} runs of {id}, have {items:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Creates a teammate in the admin's workspace and returns (id, token).
     pub async fn teammate(&self, name: &str, role: &str) -> (String, String) {
         let email = format!("{}-{}@example.test", name.to_lowercase(), uuid::Uuid::now_v7().simple());

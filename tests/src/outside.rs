@@ -29,14 +29,9 @@ impl Mail {
     pub fn html(&self) -> String {
         self.parsed().body_html(0).map(|t| t.replace("\r\n", "\n")).unwrap_or_default()
     }
-    /// A header's raw value, trimmed.
+    /// A header's raw value, unfolded and trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
-        let raw = String::from_utf8_lossy(&self.raw).into_owned();
-        let head = raw.split("\r\n\r\n").next().unwrap_or_default().to_owned();
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
+        self.parsed().header_raw(name).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 

@@ -26,31 +26,12 @@ on_both_backends!(
 
 /// Creates an enabled rule and returns its id.
 async fn rule(app: &TestApp, trigger: &str, script: &str) -> String {
-    rule_with(app, json!({"name": format!("On {trigger}"), "trigger": trigger, "script": script})).await
-}
-
-async fn rule_with(app: &TestApp, body: Value) -> String {
-    let a = app.post("/api/v1/automations", &app.token, body).await;
-    assert_eq!(a.status, 201, "{}", a.body);
-    a.body["id"].as_str().unwrap().to_owned()
+    app.automation(json!({"name": format!("On {trigger}"), "trigger": trigger, "script": script})).await
 }
 
 async fn runs(app: &TestApp, id: &str) -> Vec<Value> {
     let r = app.get(&format!("/api/v1/automations/{id}/runs"), &app.token).await.ok().unwrap();
     r["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until the rule has logged at least `n` runs; returns them newest first.
-async fn wait_runs(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = runs(app, id).await;
-        if r.len() >= n {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "expected {n} runs of {id}, have {r:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A known person (created over REST, so `person.created` fires) and their id.
@@ -83,7 +64,7 @@ async fn a_message_received_rule_auto_replies_to_the_widget_as_the_bot(backend: 
     assert_eq!(reply["message"]["conversation_id"], sent["conversation_id"]);
 
     // The run log tells what set it off and what it did.
-    let log = wait_runs(&app, &id, 1).await;
+    let log = app.wait_runs(&id, 1).await;
     assert_eq!(log[0]["trigger"], "message.received");
     assert_eq!(log[0]["outcome"], "ok");
     // The log keeps what the script asked for, snippets unfilled.
@@ -97,7 +78,7 @@ async fn a_message_received_rule_auto_replies_to_the_widget_as_the_bot(backend: 
     // A message the script does not care about is a run without actions.
     widget.say("m-2", "Thanks").await;
     own_message(&mut widget).await;
-    let log = wait_runs(&app, &id, 2).await;
+    let log = app.wait_runs(&id, 2).await;
     assert_eq!(log[0]["actions"], json!([]));
     widget.expect_none_of("message.created", Duration::from_millis(300)).await;
 }
@@ -152,7 +133,7 @@ async fn tags_and_attributes_set_by_a_rule_land_on_the_person(backend: Backend) 
             .unwrap()
             .to_owned();
     track(&app, "u-1", "upgraded", json!({"plan": "pro"})).await;
-    let log = wait_runs(&app, &id, 1).await;
+    let log = app.wait_runs(&id, 1).await;
     assert_eq!(log[0]["outcome"], "ok", "{}", log[0]);
     assert_eq!(log[0]["trigger"], "event.upgraded");
     let p = app.get(&format!("/api/v1/people/{pid}"), &app.token).await.ok().unwrap();
@@ -176,14 +157,14 @@ async fn a_false_person_matches_condition_does_nothing(backend: Backend) {
     let big = person(&app, "b-1", json!({"plan": "enterprise"})).await;
 
     track(&app, "s-1", "visited", json!({})).await;
-    let log = wait_runs(&app, &id, 1).await;
+    let log = app.wait_runs(&id, 1).await;
     assert_eq!(log[0]["outcome"], "ok", "{}", log[0]);
     assert_eq!(log[0]["actions"], json!([{"type": "set_attribute", "name": "checked", "value": true}]));
     let p = app.get(&format!("/api/v1/people/{small}"), &app.token).await.ok().unwrap();
     assert_eq!(p["tags"], json!([]));
 
     track(&app, "b-1", "visited", json!({})).await;
-    let log = wait_runs(&app, &id, 2).await;
+    let log = app.wait_runs(&id, 2).await;
     assert_eq!(log[0]["actions"], json!([{"type": "tag", "name": "big-fish"}]));
     let p = app.get(&format!("/api/v1/people/{big}"), &app.token).await.ok().unwrap();
     assert_eq!(p["tags"], json!(["big-fish"]));
@@ -191,7 +172,7 @@ async fn a_false_person_matches_condition_does_nothing(backend: Backend) {
     // A bad filter is the run's error, named.
     let bad = rule(&app, "event.visited", r#"person_matches(#{field: "nope", op: "eq", value: 1});"#).await;
     track(&app, "b-1", "visited", json!({})).await;
-    let log = wait_runs(&app, &bad, 1).await;
+    let log = app.wait_runs(&bad, 1).await;
     assert_eq!(log[0]["outcome"], "error");
     assert!(log[0]["error"].as_str().unwrap().contains("person_matches"), "{}", log[0]);
 }
@@ -253,7 +234,7 @@ async fn an_automations_own_message_does_not_set_it_off_again(backend: Backend) 
     assert_eq!(bot["message"]["body"], "A teammate answered: we also sent you an email.");
     // Its own message is a message.sent too, but it does not run again.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(wait_runs(&app, &id, 1).await.len(), 1);
+    assert_eq!(app.wait_runs(&id, 1).await.len(), 1);
     let bots = app.thread(&cid).await.iter().filter(|m| m["author"]["type"] == "bot").count();
     assert_eq!(bots, 1);
     // A note is not a sent message.
@@ -268,7 +249,7 @@ async fn a_rule_that_keeps_failing_is_switched_off_with_the_reason(backend: Back
     person(&app, "f-1", json!({})).await;
     for i in 1..=3 {
         track(&app, "f-1", "ping", json!({})).await;
-        wait_runs(&app, &id, i).await;
+        app.wait_runs(&id, i).await;
     }
     let a = app.get(&format!("/api/v1/automations/{id}"), &app.token).await.ok().unwrap();
     assert_eq!(a["enabled"], false, "{a}");
@@ -294,7 +275,7 @@ async fn a_rule_that_keeps_failing_is_switched_off_with_the_reason(backend: Back
     assert!(a["disabled_reason"].is_null());
     assert_eq!(a["failures"], 0);
     track(&app, "f-1", "ping", json!({})).await;
-    let log = wait_runs(&app, &id, 4).await;
+    let log = app.wait_runs(&id, 4).await;
     assert_eq!(log[0]["outcome"], "ok", "the changed script runs, not a cached one: {}", log[0]);
 }
 
@@ -424,7 +405,7 @@ async fn automated_messages_are_rate_limited_per_conversation(backend: Backend) 
     let mut widget = app.widget_ws(&vtoken).await;
     for i in 1..=3 {
         widget.say(&format!("r-{i}"), "hello").await;
-        wait_runs(&app, &id, i).await;
+        app.wait_runs(&id, i).await;
     }
     let log = runs(&app, &id).await;
     let outcomes: Vec<&str> = log.iter().rev().map(|r| r["outcome"].as_str().unwrap()).collect();
@@ -436,16 +417,14 @@ async fn automated_messages_are_rate_limited_per_conversation(backend: Backend) 
 
 async fn a_page_view_rule_matches_its_url_glob(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let id = rule_with(
-        &app,
-        json!({"name": "Pricing visitors", "trigger": "page.view", "params": {"url": "/pricing*"}, "script": "tag(\"pricing\"); set_attribute(\"last_page\", event.url);"}),
+    let id = app.automation(json!({"name": "Pricing visitors", "trigger": "page.view", "params": {"url": "/pricing*"}, "script": "tag(\"pricing\"); set_attribute(\"last_page\", event.url);"}),
     )
     .await;
     let (vtoken, person_id) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
     widget.send(json!({"type": "page.view", "url": "https://shop.example/about", "title": "About"})).await;
     widget.send(json!({"type": "page.view", "url": "https://shop.example/pricing?plan=pro", "title": "Pricing"})).await;
-    let log = wait_runs(&app, &id, 1).await;
+    let log = app.wait_runs(&id, 1).await;
     assert_eq!(log[0]["trigger"], "page.view");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(runs(&app, &id).await.len(), 1, "the about page does not match");
@@ -467,7 +446,7 @@ async fn a_person_first_named_by_a_tracked_event_sets_off_person_created(backend
         .ok()
         .unwrap();
     assert_eq!(ingested["people_created"], 1);
-    let log = wait_runs(&app, &id, 1).await;
+    let log = app.wait_runs(&id, 1).await;
     assert_eq!(log[0]["trigger"], "person.created");
     let found = app
         .post("/api/v1/people/search", &app.token, json!({"filter": {"field": "tags", "op": "contains", "value": "new"}}))
@@ -506,7 +485,7 @@ async fn after_business_hours_a_rule_answers_that_the_team_is_away(backend: Back
     assert_eq!(set(always.clone()).await.ok().unwrap()["settings"]["open_now"], true);
     widget.say("h-2", "Hello again").await;
     own_message(&mut widget).await;
-    let log = wait_runs(&app, &id, 2).await;
+    let log = app.wait_runs(&id, 2).await;
     assert_eq!(log[0]["actions"], json!([]));
     widget.expect_none_of("message.created", Duration::from_millis(300)).await;
 

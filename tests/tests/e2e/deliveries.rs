@@ -14,28 +14,9 @@ on_both_backends!(
     webhook_subscribers_get_the_events_they_asked_for_signed_and_logged,
 );
 
-async fn rule(app: &TestApp, body: Value) -> String {
-    let a = app.post("/api/v1/automations", &app.token, body).await;
-    assert_eq!(a.status, 201, "{}", a.body);
-    a.body["id"].as_str().unwrap().to_owned()
-}
-
 async fn track(app: &TestApp, email: &str, name: &str, data: Value) {
     let r = app.post("/api/v1/events", &app.token, json!({"person": {"email": email}, "name": name, "data": data})).await;
     assert_eq!(r.status, 202, "{}", r.body);
-}
-
-async fn runs(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = app.get(&format!("/api/v1/automations/{id}/runs"), &app.token).await.ok().unwrap();
-        let items = r["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= n {
-            return items;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "expected {n} runs, have {items:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_next(backend: Backend) {
@@ -44,9 +25,7 @@ async fn a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_n
     let email = format!("ann-{}@customer.test", uuid::Uuid::now_v7().simple());
     let p = app.post("/api/v1/people", &app.token, json!({"email": email, "name": "Ann Lee"})).await.ok().unwrap();
     let person_id = p["id"].as_str().unwrap().to_owned();
-    let id = rule(
-        &app,
-        json!({"name": "Trial ending", "trigger": "event.trial_ending",
+    let id = app.automation(json!({"name": "Trial ending", "trigger": "event.trial_ending",
                "script": r#"send_email("Your trial, {{person.first_name}}", "Hi {{person.first_name}},\n\nYour plan: " + event.data.plan);"#}),
     )
     .await;
@@ -65,7 +44,7 @@ async fn a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_n
     let link = mail.header("List-Unsubscribe").unwrap().trim_matches(['<', '>']).to_owned();
     assert!(link.starts_with(&app.url("/u/")), "{link}");
     assert!(text.contains(&link) && html.contains(&link), "{text}\n{html}");
-    assert_eq!(runs(&app, &id, 1).await[0]["outcome"], "ok");
+    assert_eq!(app.wait_runs(&id, 1).await[0]["outcome"], "ok");
 
     // The email is on the person's timeline.
     let tl = app.get(&format!("/api/v1/people/{person_id}/timeline?name=email.sent"), &app.token).await.ok().unwrap();
@@ -92,7 +71,7 @@ async fn a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_n
 
     // The next time the rule runs, no email goes out, and the rule did not fail.
     track(&app, &email, "trial_ending", json!({"plan": "Pro"})).await;
-    let log = runs(&app, &id, 2).await;
+    let log = app.wait_runs(&id, 2).await;
     assert_eq!(log[0]["outcome"], "ok", "{log:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(smtp.mail_for(&email).len(), 1, "an unsubscribed person got email");
@@ -106,12 +85,10 @@ async fn a_rules_webhook_is_signed_and_tried_again_until_it_is_taken(backend: Ba
     let p = app.post("/api/v1/people", &app.token, json!({"email": email, "name": "Bo"})).await.ok().unwrap();
 
     // A bad URL is the script's error at run time, and a dry run shows the call.
-    let id = rule(
-        &app,
-        json!({"name": "To the CRM", "trigger": "event.signed_up",
-               "script": format!(r#"webhook("{}", #{{person: person.email, plan: event.data.plan}});"#, receiver.url("/hooks/parley"))}),
-    )
-    .await;
+    let id = app
+        .automation(json!({"name": "To the CRM", "trigger": "event.signed_up",
+               "script": format!(r#"webhook("{}", #{{person: person.email, plan: event.data.plan}});"#, receiver.url("/hooks/parley"))}))
+        .await;
     let dry = app
         .post(&format!("/api/v1/automations/{id}/test"), &app.token, json!({"event": {"person_id": p["id"], "data": {"plan": "pro"}}}))
         .await
@@ -140,9 +117,9 @@ async fn a_rules_webhook_is_signed_and_tried_again_until_it_is_taken(backend: Ba
     assert_eq!(receiver.received().len(), 3);
 
     // A script that names no real URL fails its run with the reason.
-    let bad = rule(&app, json!({"name": "Bad hook", "trigger": "event.signed_up", "script": r#"webhook("ftp://x", #{});"#})).await;
+    let bad = app.automation(json!({"name": "Bad hook", "trigger": "event.signed_up", "script": r#"webhook("ftp://x", #{});"#})).await;
     track(&app, &email, "signed_up", json!({"plan": "pro"})).await;
-    let log = runs(&app, &bad, 1).await;
+    let log = app.wait_runs(&bad, 1).await;
     assert_eq!(log[0]["outcome"], "error", "{log:?}");
     assert!(log[0]["error"].as_str().unwrap().contains("http://"), "{log:?}");
 }

@@ -19,12 +19,6 @@ on_both_backends!(
     a_schedule_runs_once_for_each_matching_person_at_its_time,
 );
 
-async fn automation(app: &TestApp, body: Value) -> String {
-    let a = app.post("/api/v1/automations", &app.token, body).await;
-    assert_eq!(a.status, 201, "{}", a.body);
-    a.body["id"].as_str().unwrap().to_owned()
-}
-
 /// The next message from the bot (or a teammate), skipping the person's own.
 async fn bot_says(widget: &mut Ws) -> Value {
     widget.next_message_not_from("person").await["message"].clone()
@@ -50,9 +44,8 @@ async fn until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Valu
 async fn a_lead_bot_asks_checks_branches_and_hands_over(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (tess, _) = app.teammate("Tess", "agent").await;
-    let id = automation(
-        &app,
-        json!({"name": "Lead bot", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "hello", "nodes": {
+    let id = app
+        .automation(json!({"name": "Lead bot", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "hello", "nodes": {
             "hello": {"type": "message", "text": "Hi {{default person.first_name \"there\"}}! What can we help with?",
                       "buttons": [{"label": "Pricing", "next": "email"}, {"label": "Support", "next": "human"}]},
             "email": {"type": "ask", "text": "What is your work email?", "attribute": "email", "validate": "email", "next": "seats"},
@@ -60,9 +53,8 @@ async fn a_lead_bot_asks_checks_branches_and_hands_over(backend: Backend) {
             "size": {"type": "branch", "conditions": [{"if": "person.attributes.seats > 50", "next": "big"}], "else": "human"},
             "big": {"type": "action", "script": "tag(\"big-lead\"); set_attribute(\"answered\", event.reply);", "next": "human"},
             "human": {"type": "handoff", "teammate_id": tess, "text": "Connecting you with Tess."}
-        }}}),
-    )
-    .await;
+        }}}))
+        .await;
     let (vtoken, person_id) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
     let first = widget.say("v-1", "Hello").await;
@@ -133,13 +125,10 @@ async fn a_lead_bot_asks_checks_branches_and_hands_over(backend: Backend) {
 
 async fn a_teammate_reply_pauses_the_bot(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    automation(
-        &app,
-        json!({"name": "Ask email", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "ask", "nodes": {
-            "ask": {"type": "ask", "text": "Your email, please?", "attribute": "email", "validate": "email", "next": "thanks"},
-            "thanks": {"type": "message", "text": "Thanks!"}
-        }}}),
-    )
+    app.automation(json!({"name": "Ask email", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "ask", "nodes": {
+        "ask": {"type": "ask", "text": "Your email, please?", "attribute": "email", "validate": "email", "next": "thanks"},
+        "thanks": {"type": "message", "text": "Thanks!"}
+    }}}))
     .await;
     let (vtoken, person_id) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
@@ -160,15 +149,13 @@ async fn a_teammate_reply_pauses_the_bot(backend: Backend) {
 
 async fn a_wait_spanning_a_restart_fires_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let id = automation(
-        &app,
-        json!({"name": "Nudge", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "hi", "nodes": {
+    let id = app
+        .automation(json!({"name": "Nudge", "kind": "flow", "trigger": "conversation.created", "flow": {"start": "hi", "nodes": {
             "hi": {"type": "message", "text": "Hi! Looking around?", "next": "pause"},
             "pause": {"type": "wait", "seconds": 2, "next": "nudge"},
             "nudge": {"type": "message", "text": "Still there? Ask us anything."}
-        }}}),
-    )
-    .await;
+        }}}))
+        .await;
     let (vtoken, _) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
     let first = widget.say("r-1", "Hello").await;
@@ -197,20 +184,14 @@ async fn a_wait_spanning_a_restart_fires_once(backend: Backend) {
 async fn a_rule_starts_a_flow_by_name_and_a_flow_is_checked_on_save(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // A flow with no trigger of its own use: started by a rule.
-    automation(
-        &app,
-        json!({"name": "Refund bot", "kind": "flow", "trigger": "event.never", "flow": {"start": "q", "nodes": {
-            "q": {"type": "message", "text": "Is this about a refund?", "buttons": [{"label": "Yes"}, {"label": "No"}], "next": "ok"},
-            "ok": {"type": "message", "text": "Noted."}
-        }}}),
-    )
+    app.automation(json!({"name": "Refund bot", "kind": "flow", "trigger": "event.never", "flow": {"start": "q", "nodes": {
+        "q": {"type": "message", "text": "Is this about a refund?", "buttons": [{"label": "Yes"}, {"label": "No"}], "next": "ok"},
+        "ok": {"type": "message", "text": "Noted."}
+    }}}))
     .await;
-    automation(
-        &app,
-        json!({"name": "Route refunds", "trigger": "message.received",
-               "script": "if event.message.body.contains(\"refund\") { start_flow(\"refund bot\"); }"}),
-    )
-    .await;
+    app.automation(json!({"name": "Route refunds", "trigger": "message.received",
+               "script": "if event.message.body.contains(\"refund\") { start_flow(\"refund bot\"); }"}))
+        .await;
     let (vtoken, _) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
     widget.say("f-1", "I want a refund").await;
@@ -267,12 +248,10 @@ async fn a_rule_starts_a_flow_by_name_and_a_flow_is_checked_on_save(backend: Bac
 
 async fn an_unanswered_conversation_sets_off_its_rule_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let id = automation(
-        &app,
-        json!({"name": "Apologise", "trigger": "conversation.unanswered", "params": {"minutes": 0.05},
-               "script": "send_chat(\"Sorry for the wait: a teammate will be with you shortly.\");"}),
-    )
-    .await;
+    let id = app
+        .automation(json!({"name": "Apologise", "trigger": "conversation.unanswered", "params": {"minutes": 0.05},
+               "script": "send_chat(\"Sorry for the wait: a teammate will be with you shortly.\");"}))
+        .await;
     // Two messages nobody answers: one apology, for the first.
     let (vtoken, _) = app.visitor().await;
     let mut waiting = app.widget_ws(&vtoken).await;
@@ -298,13 +277,11 @@ async fn an_unanswered_conversation_sets_off_its_rule_once(backend: Backend) {
 async fn a_greeting_reaches_the_widget_from_the_chosen_teammate_once_per_period(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (tess, _) = app.teammate("Tess", "agent").await;
-    let id = automation(
-        &app,
-        json!({"name": "Pricing greeting", "trigger": "page.view",
+    let id = app
+        .automation(json!({"name": "Pricing greeting", "trigger": "page.view",
                "params": {"url": "/pricing*", "after_seconds": 1, "once_per_hours": 24},
-               "script": format!("send_chat_as(\"{tess}\", `Hi, I'm {{{{teammate.first_name}}}}. Questions about ${{event.title}}?`);")}),
-    )
-    .await;
+               "script": format!("send_chat_as(\"{tess}\", `Hi, I'm {{{{teammate.first_name}}}}. Questions about ${{event.title}}?`);")}))
+        .await;
     let view = |url: &str| json!({"type": "page.view", "url": url, "title": "Pricing"});
 
     // Stays on the pricing page: greeted by Tess in a conversation of its own.
@@ -338,12 +315,9 @@ async fn a_greeting_reaches_the_widget_from_the_chosen_teammate_once_per_period(
 
 async fn an_autoresponder_answers_only_when_no_agent_is_online(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    automation(
-        &app,
-        json!({"name": "Away", "trigger": "message.received",
-               "script": "if !agents_online() { send_chat(\"No one is in right now: we answer by email within a day.\"); }"}),
-    )
-    .await;
+    app.automation(json!({"name": "Away", "trigger": "message.received",
+               "script": "if !agents_online() { send_chat(\"No one is in right now: we answer by email within a day.\"); }"}))
+        .await;
     let (vtoken, _) = app.visitor().await;
     let mut widget = app.widget_ws(&vtoken).await;
     widget.say("o-1", "Hello?").await;
@@ -385,12 +359,10 @@ async fn a_schedule_runs_once_for_each_matching_person_at_its_time(backend: Back
 
     // Every minute, for the people on a trial. Edited at once: the time the
     // first version planned finds itself stale, only the edit runs.
-    let id = automation(
-        &app,
-        json!({"name": "Trial nudge", "trigger": "schedule", "params": {"cron": "* * * * *", "filter": filter},
-               "script": "send_chat(\"old text\");"}),
-    )
-    .await;
+    let id = app
+        .automation(json!({"name": "Trial nudge", "trigger": "schedule", "params": {"cron": "* * * * *", "filter": filter},
+               "script": "send_chat(\"old text\");"}))
+        .await;
     let edited = app
         .patch(
             &format!("/api/v1/automations/{id}"),
