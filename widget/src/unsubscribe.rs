@@ -27,7 +27,7 @@ async fn resolve(engine: &Engine, token: &str) -> Option<(workspace::Workspace, 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222}}\
+         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;overflow-wrap:anywhere}}\
          button{{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#2b59c3;color:#fff;cursor:pointer}}</style></head>\
          <body><h1>{t}</h1>{body}</body></html>",
         t = escape(title)
@@ -52,7 +52,7 @@ pub async fn confirm(State(engine): State<Engine>, Path(token): Path<String>) ->
         StatusCode::OK,
         "Unsubscribe",
         &format!(
-            "<p>Stop emails from {}{who}?</p><form method=\"post\"><button type=\"submit\">Unsubscribe</button></form>",
+            "<p>Stop emails from {}{who}?</p><form method=\"post\"><button type=\"submit\" data-testid=\"unsubscribe\">Unsubscribe</button></form>",
             escape(&w.name)
         ),
     )

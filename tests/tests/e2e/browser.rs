@@ -4,7 +4,10 @@ use fantoccini::{Client, Locator};
 use parley_tests::browser::{Driver, screenshot, wait_for};
 use parley_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, on_both_backends};
 
-on_both_backends!(a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers);
+on_both_backends!(
+    a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers,
+    a_person_unsubscribes_from_the_link_in_their_email_in_a_real_browser,
+);
 
 /// A JS expression for an element inside the widget's shadow root.
 fn in_widget(selector: &str) -> String {
@@ -192,4 +195,41 @@ async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_brows
 
     visitor.close().await.unwrap();
     agent.close().await.unwrap();
+}
+
+async fn a_person_unsubscribes_from_the_link_in_their_email_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+    let email = format!("una-{}@customer.test", uuid::Uuid::now_v7().simple());
+    let p = app.post("/api/v1/people", &app.token, serde_json::json!({"email": email, "name": "Una"})).await.ok().unwrap();
+    let person = p["id"].as_str().unwrap().to_owned();
+    app.automation(
+        serde_json::json!({"name": "News", "trigger": "event.news", "script": r#"send_email("News", "Hello {{person.first_name}}");"#}),
+    )
+    .await;
+    let t = app.post("/api/v1/events", &app.token, serde_json::json!({"person": {"email": email}, "name": "news"})).await;
+    assert_eq!(t.status, 202);
+    let mail = parley_tests::outside::Smtp::shared().wait_for(&email, 1, std::time::Duration::from_secs(15)).await.remove(0);
+    let link = mail.header("List-Unsubscribe").unwrap().trim_matches(['<', '>']).to_owned();
+
+    // What the person sees: a question and a button, then the answer.
+    let browser = driver.browser(420, 700).await;
+    browser.goto(&link).await.unwrap();
+    let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Unsubscribe");
+    let body = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains(&email), "{body}");
+    screenshot(&browser, &format!("unsubscribe-ask-{tag}")).await;
+    browser.find(Locator::Css("[data-testid=unsubscribe]")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &browser,
+        "the confirmation",
+        "document.querySelector('h1') && document.querySelector('h1').textContent === 'You are unsubscribed'",
+    )
+    .await;
+    screenshot(&browser, &format!("unsubscribe-done-{tag}")).await;
+    let p = app.get(&format!("/api/v1/people/{person}"), &app.token).await.ok().unwrap();
+    assert_eq!(p["unsubscribed"], true);
+    browser.close().await.unwrap();
 }
