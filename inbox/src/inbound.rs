@@ -13,6 +13,9 @@ use parley_engine::{Engine, Error, Result, missed};
 
 use crate::extract::Auth;
 
+/// The largest email taken (413 above it).
+pub const MAX_EMAIL: usize = 10 * 1024 * 1024;
+
 /// The recipients an inbound email may name its conversation in.
 fn recipients(m: &mail_parser::Message<'_>) -> Vec<String> {
     let mut out = Vec::new();
@@ -32,8 +35,16 @@ fn recipients(m: &mail_parser::Message<'_>) -> Vec<String> {
     request_body(content = String, content_type = "message/rfc822", description = "the raw email"),
     responses((status = 201, body = Message, description = "the person's message in their conversation"), (status = 400, description = "not an email"),
         (status = 403, description = "admins and API keys only"), (status = 422, description = "no conversation's reply address, or no text")))]
-pub async fn email(State(engine): State<Engine>, Auth(actor): Auth, raw: Bytes) -> Result<(StatusCode, JsonOut<Message>)> {
+pub async fn email(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, JsonOut<Message>)> {
     actor.require_admin()?;
+    let raw = raw.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(format!("an email may be at most {} MiB", MAX_EMAIL / (1024 * 1024))),
+        _ => Error::BadRequest { code: "bad_body", message: e.body_text(), field: None },
+    })?;
     let parsed = mail_parser::MessageParser::default()
         .parse(&raw)
         .filter(|m| m.from().is_some() || m.to().is_some())

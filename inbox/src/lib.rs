@@ -59,7 +59,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{id}", get(segments::get).patch(segments::update).delete(segments::delete))
         .route("/segments/{id}/people", get(segments::people))
-        .route("/inbound/email", post(inbound::email))
+        // Replies carry quoted threads and attachments: more than other bodies.
+        .route("/inbound/email", post(inbound::email).layer(axum::extract::DefaultBodyLimit::max(inbound::MAX_EMAIL)))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -91,6 +91,15 @@ async fn missed_replies_are_emailed_once_together_and_an_emailed_answer_lands_in
     let again = app.get(&format!("/api/v1/conversations/{conversation}/messages"), &app.token).await.ok().unwrap();
     assert_eq!(again["items"].as_array().unwrap().len(), thread["items"].as_array().unwrap().len());
 
+    // A long reply (quoted thread, attachments) is taken up to 10 MiB; a larger one is 413.
+    let long =
+        format!("Sending the signed form.\r\n\r\nOn Tue, Default wrote:\r\n{}", "> quoted line of the earlier thread\r\n".repeat(12_000));
+    let a = inbound(&app, &app.token, &raw_email(&to, &email, "answer-long@customer.test", &long)).await;
+    assert_eq!((a.status, a.body["body"].as_str()), (201, Some("Sending the signed form.")), "{}", a.body);
+    let huge = "x".repeat(11 * 1024 * 1024);
+    let a = inbound(&app, &app.token, &raw_email(&to, &email, "answer-huge@customer.test", &huge)).await;
+    assert_eq!((a.status, a.code()), (413, "too_large"), "{}", a.body);
+
     // Not an email, no conversation's address, no text, another workspace, an agent.
     assert_eq!(inbound(&app, &app.token, "hello").await.status, 400);
     let stranger = raw_email("parley+nosuchtoken@localhost", &email, "x@y", "Hi");
