@@ -46,8 +46,15 @@ async fn a_rules_email_arrives_personalised_and_its_unsubscribe_link_stops_the_n
     assert!(text.contains(&link) && html.contains(&link), "{text}\n{html}");
     assert_eq!(app.wait_runs(&id, 1).await[0]["outcome"], "ok");
 
-    // The email is on the person's timeline.
-    let tl = app.get(&format!("/api/v1/people/{person_id}/timeline?name=email.sent"), &app.token).await.ok().unwrap();
+    // The email is on the person's timeline (written once the server took it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let tl = loop {
+        let tl = app.get(&format!("/api/v1/people/{person_id}/timeline?name=email.sent"), &app.token).await.ok().unwrap();
+        if !tl["items"].as_array().unwrap().is_empty() || tokio::time::Instant::now() > deadline {
+            break tl;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(tl["items"][0]["data"]["subject"], "Your trial, Ann", "{tl}");
 
     // Opening the link asks first (mail scanners open links); a forged or
@@ -162,7 +169,16 @@ async fn webhook_subscribers_get_the_events_they_asked_for_signed_and_logged(bac
     let expected = format!("sha256={}", parley_engine::auth::user_hash(&secret, &format!("{ts}.{}", message.body)));
     assert_eq!(message.header("x-parley-signature"), Some(expected.as_str()));
 
-    let log = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &app.token).await.ok().unwrap();
+    // The log is written once each answer is in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &app.token).await.ok().unwrap();
+        let settled = log["items"].as_array().unwrap().iter().all(|d| d["status"] != "queued");
+        if settled || tokio::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let items = log["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{log}");
     assert!(items.iter().all(|d| d["status"] == "delivered"), "{log}");
