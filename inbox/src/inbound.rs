@@ -38,13 +38,17 @@ fn recipients(m: &mail_parser::Message<'_>) -> Vec<String> {
 pub async fn email(
     State(engine): State<Engine>,
     Auth(actor): Auth,
-    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, JsonOut<Message>)> {
     actor.require_admin()?;
-    let raw = raw.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(format!("an email may be at most {} MiB", MAX_EMAIL / (1024 * 1024))),
-        _ => Error::BadRequest { code: "bad_body", message: e.body_text(), field: None },
-    })?;
+    let too_large = || Error::PayloadTooLarge(format!("an email may be at most {} MiB", MAX_EMAIL / (1024 * 1024)));
+    // Refused on its declared length before any of it is read.
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_EMAIL) {
+        return Err(too_large());
+    }
+    let raw: Bytes = axum::body::to_bytes(body, MAX_EMAIL).await.map_err(|_| too_large())?;
     let parsed = mail_parser::MessageParser::default()
         .parse(&raw)
         .filter(|m| m.from().is_some() || m.to().is_some())

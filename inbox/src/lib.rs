@@ -59,8 +59,9 @@ pub fn router(engine: Engine) -> Router {
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{id}", get(segments::get).patch(segments::update).delete(segments::delete))
         .route("/segments/{id}/people", get(segments::people))
-        // Replies carry quoted threads and attachments: more than other bodies.
-        .route("/inbound/email", post(inbound::email).layer(axum::extract::DefaultBodyLimit::max(inbound::MAX_EMAIL)))
+        // Replies carry quoted threads and attachments: the handler reads up
+        // to its own, larger limit.
+        .route("/inbound/email", post(inbound::email))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
