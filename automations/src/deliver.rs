@@ -174,6 +174,7 @@ impl Automations {
     /// is gone).
     async fn event_data(&self, h: &Happening, event: &str) -> Result<Option<Value>> {
         Ok(Some(match h {
+            Happening::OutboundQueued { .. } => return Ok(None),
             Happening::MessageCreated { message, .. } if event == "conversation.created" => {
                 json!({"conversation_id": message.conversation_id, "message": message})
             }
@@ -219,6 +220,7 @@ fn event_names(h: &Happening) -> Vec<&'static str> {
         Happening::PersonCreated { .. } => vec!["person.created"],
         Happening::PersonUpdated { .. } => vec!["person.updated"],
         Happening::EventTracked { .. } => vec!["event.tracked"],
+        Happening::OutboundQueued { .. } => Vec::new(),
     }
 }
 

@@ -45,6 +45,8 @@ pub enum Job {
     /// A teammate's or the bot's message may have been missed: email what the
     /// person has not seen, if `message_id` is still the newest planned.
     EmailFallback { workspace_id: String, conversation_id: String, message_id: String },
+    /// An outbound's queued deliveries are due: send them.
+    Outbound { outbound_id: String },
     /// A webhook subscription's delivery (its row holds body and tries).
     WebhookDelivery { delivery_id: String },
     /// A rule's `webhook`: the JSON body to post; `tries` that failed so far.
@@ -215,6 +217,7 @@ async fn handle(job: Job, automations: Data<Automations>) -> std::result::Result
             automations.send_fallback(workspace_id, conversation_id, message_id).await
         }
         Job::Webhook { .. } => automations.deliver_webhook(&job).await,
+        Job::Outbound { outbound_id } => automations.send_outbound(outbound_id).await,
         Job::WebhookDelivery { delivery_id } => automations.deliver_subscription(delivery_id).await,
     };
     done.map_err(|e| {

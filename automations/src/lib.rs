@@ -18,6 +18,8 @@
 //! - [`flow`]: a chatbot flow's graph of steps, checked whole on save.
 //! - [`bot`]: running flows, one live run per conversation, moved on by
 //!   buttons, answers and waits, paused when a teammate writes.
+//! - [`outbound`]: sending an outbound's deliveries by chat, email and SMS
+//!   (routes failing over for high-quality SMS), with live progress.
 //! - [`jobs`]: the apalis queue in the same database: flow waits and
 //!   `conversation.unanswered` checks, each with an episode key.
 //! - [`runner`]: the worker on the bus: matching rules, compiled-script cache,
@@ -36,6 +38,7 @@ pub mod deliver;
 pub mod fallback;
 pub mod flow;
 pub mod jobs;
+pub mod outbound;
 pub mod routes;
 pub mod runner;
 pub mod script;

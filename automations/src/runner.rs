@@ -80,6 +80,7 @@ pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::R
         }),
     };
     automations.queue_planned_fallbacks().await?;
+    automations.queue_sending_outbounds().await?;
     queue.work(automations.clone());
     // Subscribed before returning, so nothing published after start is missed.
     let mut rx = engine.hub.bus().subscribe();
@@ -114,6 +115,15 @@ pub async fn start(engine: &Engine, email_fallback_delay: Duration) -> anyhow::R
                         tracing::warn!(error = %e, "queueing a missed-message email failed");
                     }
                 });
+            }
+            if let Happening::OutboundQueued { outbound_id, .. } = happening.as_ref() {
+                let (worker, id) = (worker.clone(), outbound_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = worker.queue_outbound(&id, parley_engine::util::now_ms()).await {
+                        tracing::warn!(error = %e, outbound = %id, "queueing an outbound failed");
+                    }
+                });
+                continue;
             }
             // Webhook subscribers hear of everything, automations' doings too.
             {
@@ -579,6 +589,7 @@ async fn first_unanswered(db: &Db, conversation_id: &str, message_id: &str) -> R
 async fn occasion(db: &Db, h: &Happening) -> Result<Option<Occasion>> {
     let ws = h.workspace_id().to_owned();
     Ok(Some(match h {
+        Happening::OutboundQueued { .. } => return Ok(None),
         Happening::MessageCreated { message, .. } => {
             let person_id = match message.author.kind.as_str() {
                 "person" => message.author.id.clone(),

@@ -188,6 +188,8 @@ fn only(params: &Map<String, Value>, allowed: &[&str]) -> Result<()> {
 /// `conversation.created` and `message.received`).
 pub fn names_for(h: &Happening) -> Vec<String> {
     match h {
+        // Sending is the outbound worker's business; it sets off no rule.
+        Happening::OutboundQueued { .. } => Vec::new(),
         Happening::MessageCreated { message, started, .. } => {
             let mut names = Vec::new();
             match message.author.kind.as_str() {

@@ -69,6 +69,12 @@ pub enum Happening {
         at: i64,
         cause: Cause,
     },
+    /// An outbound's deliveries are stored and wait for the sender.
+    OutboundQueued {
+        workspace_id: String,
+        outbound_id: String,
+        cause: Cause,
+    },
 }
 
 impl Happening {
@@ -89,7 +95,8 @@ impl Happening {
             Happening::MessageCreated { workspace_id, .. }
             | Happening::PersonCreated { workspace_id, .. }
             | Happening::PersonUpdated { workspace_id, .. }
-            | Happening::EventTracked { workspace_id, .. } => workspace_id,
+            | Happening::EventTracked { workspace_id, .. }
+            | Happening::OutboundQueued { workspace_id, .. } => workspace_id,
         }
     }
 
@@ -98,7 +105,8 @@ impl Happening {
             Happening::MessageCreated { cause, .. }
             | Happening::PersonCreated { cause, .. }
             | Happening::PersonUpdated { cause, .. }
-            | Happening::EventTracked { cause, .. } => cause,
+            | Happening::EventTracked { cause, .. }
+            | Happening::OutboundQueued { cause, .. } => cause,
         }
     }
 }

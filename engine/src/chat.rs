@@ -481,6 +481,26 @@ pub struct NewMessage {
     pub email_fallback: bool,
 }
 
+impl NewMessage {
+    /// A person's chat message, as most of them are: no echo id or buttons,
+    /// not in a shared company conversation, caused by the person.
+    pub fn from_person(workspace_id: &str, person_id: &str, conversation_id: Option<String>, body: String) -> NewMessage {
+        NewMessage {
+            workspace_id: workspace_id.to_owned(),
+            conversation_id,
+            sender: Sender::Person(person_id.to_owned()),
+            body,
+            kind: Kind::Chat,
+            echo_id: None,
+            buttons: None,
+            shared: false,
+            cause: crate::bus::Cause::Someone,
+            to_person: None,
+            email_fallback: true,
+        }
+    }
+}
+
 /// Checks a message body: text, not blank, at most [`MAX_BODY`] bytes.
 pub fn check_body(field: &str, body: &str) -> Result<()> {
     if body.len() > MAX_BODY {
@@ -989,12 +1009,30 @@ pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str
         if changed.rows_affected() == 0 {
             Vec::new()
         } else {
+            // An outbound chat the person has now seen was delivered.
+            sqlx::query("UPDATE delivery SET status = 'delivered', updated_at = $1 WHERE conversation_id = $2 AND channel = 'chat' AND status = 'sent'")
+                .bind(now_ms()).bind(conversation_id).execute(&mut *tx).await?;
             vec![hub.append(&mut *tx, &workspace_stream(workspace_id), workspace_id, json!({
                 "type": "conversation.seen", "conversation_id": conversation_id, "person_id": person_id,
                 "message_id": message_id, "seen_at": rfc3339(at)})).await?]
         }
     });
     hub.deliver(&events);
+    Ok(())
+}
+
+/// The person's latest conversation that is not archived, if any.
+pub async fn latest_open(db: &Db, workspace_id: &str, person_id: &str) -> Result<Option<String>> {
+    Ok(with_db!(db, pool => sqlx::query_scalar(
+        "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
+        .bind(person_id).bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// Names a conversation that has no title yet (an outbound's chat).
+pub async fn title_if_unset(db: &Db, conversation_id: &str, title: &str) -> Result<()> {
+    with_tx!(db, tx => {
+        sqlx::query("UPDATE conversation SET title = $1 WHERE id = $2 AND title IS NULL").bind(title).bind(conversation_id).execute(&mut *tx).await?;
+    });
     Ok(())
 }
 
@@ -1062,14 +1100,25 @@ pub struct WidgetState {
     pub seq: i64,
 }
 
-pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str) -> Result<WidgetState> {
+/// The widget's view on load: the person's latest live conversation, or
+/// `conversation_id` (a link from an email or text opens that chat).
+pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, conversation_id: Option<&str>) -> Result<WidgetState> {
     // Read the position first: anything newer than the history below arrives
     // (or is replayed) as frames with a higher seq, and the widget de-duplicates.
     let seq = hub.current_seq(&person_stream(person_id)).await?;
-    let conv: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(concat!(
-        "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
-        " AND c.workspace_id = $2 AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1"))
-        .bind(person_id).bind(workspace_id).fetch_optional(pool).await?);
+    let conv: Option<(String, String, bool, i64)> = match conversation_id {
+        None => with_db!(db, pool => sqlx::query_as(concat!(
+            "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
+            " AND c.workspace_id = $2 AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1"))
+            .bind(person_id).bind(workspace_id).fetch_optional(pool).await?),
+        Some(cid) => {
+            let found: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(concat!(
+                "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
+                " AND c.workspace_id = $2 AND c.id = $3"))
+                .bind(person_id).bind(workspace_id).bind(cid).fetch_optional(pool).await?);
+            Some(found.ok_or(Error::NotFound("conversation"))?)
+        }
+    };
     let Some((id, status, archived, seen_at)) = conv else {
         return Ok(WidgetState { conversation: None, messages: Vec::new(), unread: 0, seq });
     };

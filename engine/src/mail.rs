@@ -39,6 +39,14 @@ impl std::fmt::Debug for Mailer {
 pub const DEFAULT_FROM: &str = "Parley <parley@localhost>";
 
 impl Mailer {
+    /// Which way mail goes, as the delivery log names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mailer::Smtp { .. } => "smtp",
+            Mailer::Outbox { .. } => "outbox",
+        }
+    }
+
     /// SMTP at `smtp_url` (`smtp://user:pass@host:587?tls=required`,
     /// `smtps://…`), or the `outbox` folder when there is none. `from` is the
     /// envelope and header sender; each email shows its own display name.

@@ -141,6 +141,17 @@ pub async fn start_session(db: &Db, ws: &Workspace, req: SessionRequest) -> Resu
     Ok(Session { token, person_id })
 }
 
+/// A new visitor session for a known person (someone who opened their
+/// signed link from an email or text).
+pub async fn session_for(db: &Db, workspace_id: &str, person_id: &str) -> Result<Session> {
+    let t = new_token("pvt_");
+    with_tx!(db, tx => {
+        sqlx::query("INSERT INTO visitor_session (token_hash, workspace_id, person_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash_token(&t)).bind(workspace_id).bind(person_id).bind(now_ms()).execute(&mut *tx).await?;
+    });
+    Ok(Session { token: t, person_id: person_id.to_owned() })
+}
+
 /// A visitor, resolved from their session token.
 #[derive(Clone, Debug)]
 pub struct Visitor {

@@ -8,7 +8,7 @@ use axum::Json as JsonOut;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use parley_engine::chat::{self, Kind, Message, NewMessage, Sender};
+use parley_engine::chat::{self, Message, NewMessage};
 use parley_engine::{Engine, Error, Result, missed};
 
 use crate::extract::Auth;
@@ -73,19 +73,7 @@ pub async fn email(
     let sent = chat::send(
         &engine.db,
         &engine.hub,
-        NewMessage {
-            workspace_id: actor.workspace_id.clone(),
-            conversation_id: Some(conversation_id),
-            sender: Sender::Person(person_id),
-            body: text,
-            kind: Kind::Chat,
-            echo_id,
-            buttons: None,
-            shared: false,
-            cause: Default::default(),
-            to_person: None,
-            email_fallback: true,
-        },
+        NewMessage { echo_id, ..NewMessage::from_person(&actor.workspace_id, &person_id, Some(conversation_id), text) },
     )
     .await?;
     Ok((if sent.created { StatusCode::CREATED } else { StatusCode::OK }, JsonOut(sent.message)))

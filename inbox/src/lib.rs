@@ -7,6 +7,8 @@
 //!   assignment, participants, archive, deletes.
 //! - [`people`]: people, their timelines, events, search, quick add, companies.
 //! - [`segments`]: saved filters.
+//! - [`outbound`]: mass sends, message logs, check-in counts, follow-ups,
+//!   previews, templates, the SMS set-up, a message to one person.
 //! - [`inbound`]: `/inbound/email`, emailed replies back into their chat.
 //! - [`teams`]: `/teams`, the teams conversations are routed to.
 //! - [`transfer`]: people in and out as CSV.
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod conversations;
 pub mod extract;
 pub mod inbound;
+pub mod outbound;
 pub mod people;
 pub mod segments;
 pub mod teams;
@@ -52,6 +55,17 @@ pub fn router(engine: Engine) -> Router {
         .route("/people/export", get(transfer::export))
         .route("/people/{id}", get(people::get).patch(people::patch).delete(people::delete))
         .route("/people/{id}/timeline", get(people::timeline))
+        .route("/people/{id}/messages", post(outbound::person_message))
+        .route("/outbound", get(outbound::list).post(outbound::create))
+        .route("/outbound/preview", post(outbound::preview))
+        .route("/outbound/{id}", get(outbound::get))
+        .route("/outbound/{id}/deliveries", get(outbound::deliveries))
+        .route("/outbound/{id}/follow-up", post(outbound::follow_up))
+        .route("/outbound/{id}/archive", post(outbound::archive))
+        .route("/outbound/{id}/unarchive", post(outbound::unarchive))
+        .route("/templates", get(outbound::templates).post(outbound::create_template))
+        .route("/templates/{id}", get(outbound::template).put(outbound::update_template).delete(outbound::delete_template))
+        .route("/sms", get(outbound::get_sms).put(outbound::put_sms))
         .route("/events", post(people::track))
         .route("/search", get(people::quick_add))
         .route("/companies", get(people::companies))
@@ -84,6 +98,9 @@ pub fn router(engine: Engine) -> Router {
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
         transfer::import, transfer::export,
         inbound::email,
+        outbound::create, outbound::list, outbound::get, outbound::deliveries, outbound::follow_up, outbound::archive,
+        outbound::unarchive, outbound::preview, outbound::templates, outbound::create_template, outbound::template,
+        outbound::update_template, outbound::delete_template, outbound::get_sms, outbound::put_sms, outbound::person_message,
         teams::list, teams::create, teams::get, teams::update, teams::delete,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete, webhooks::deliveries,
     ),

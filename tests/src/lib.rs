@@ -307,7 +307,7 @@ impl TestApp {
 
     /// Creates a teammate in the admin's workspace and returns (id, token).
     pub async fn teammate(&self, name: &str, role: &str) -> (String, String) {
-        let email = format!("{}-{}@example.test", name.to_lowercase(), uuid::Uuid::now_v7().simple());
+        let email = format!("{}-{}@example.test", name.to_lowercase().replace(' ', "."), uuid::Uuid::now_v7().simple());
         let t = self
             .post("/api/v1/teammates", &self.token, json!({"email": email, "name": name, "password": "password-123", "role": role}))
             .await

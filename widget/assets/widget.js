@@ -10,6 +10,8 @@
   var APP = me.getAttribute('data-app-id');
   var BASE = new URL(me.src, location.href).origin; // the server, even when embedded elsewhere
   var TOKEN_KEY = 'parley_token_' + APP, SEQ_KEY = 'parley_seq_' + APP;
+  // Opened from a link in an email or text (/c/TOKEN): that one chat, full page.
+  var LINK = me.getAttribute('data-link'), linkConv = null;
 
   var CSS = [
     // Inner !important beats the host's !important on the host element, so
@@ -46,6 +48,8 @@
     '.s{height:38px;padding:0 14px;border-radius:10px;background:#4f46e5;color:#fff;font-weight:600}',
     ':disabled{cursor:default}.c :disabled{opacity:.5}',
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
+    '.full .p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}.full .l,.full .x{display:none}',
+    '.full .ls{padding:12px max(12px,calc(50% - 360px))}.full .c{padding:10px max(10px,calc(50% - 360px))}',
     '@media (max-width:479px){.p{inset:0;width:auto;height:auto;max-height:none;border-radius:0}textarea{font-size:16px}}'
   ].join('');
 
@@ -108,6 +112,7 @@
 
   // g is the generation this run belongs to: a later boot or shutdown makes it stale.
   async function start(g) {
+    if (LINK) return startLink(g);
     var old = store('localStorage', TOKEN_KEY), i = ident, s, c;
     try {
       s = await http('POST', '/widget/v1/session', {app_id: APP, token: old || undefined, user_id: i.user_id,
@@ -135,6 +140,29 @@
     if (g !== gen) return;
     if (c) load(c);
     connect(g);
+  }
+
+  // A link's session is its own: nothing is kept in the browser, so the
+  // link works the same on any device it is opened on.
+  async function startLink(g) {
+    var s, c;
+    try { s = await http('POST', '/widget/v1/link', {token: LINK}); } catch (e) {
+      if (g !== gen) return;
+      if (e.status >= 400 && e.status < 500) { build(); return setArchived(true, e.message); }
+      return retry(function () { start(g); });
+    }
+    if (g !== gen) return;
+    token = s.token; linkConv = s.conversation_id;
+    if (s.person_id !== pid) reset(s.person_id);
+    build();
+    try { c = await http('GET', history(), null, token); } catch (e) { if (g !== gen) return; }
+    if (g !== gen) return;
+    if (c) load(c);
+    connect(g);
+  }
+
+  function history() {
+    return '/widget/v1/conversation' + (linkConv ? '?conversation_id=' + encodeURIComponent(linkConv) : '');
   }
 
   function load(c) {
@@ -185,7 +213,7 @@
       clearInterval(pingT);
       if (e.code === 4001 || e.code === 4003) { // token refused: new session without it
         token = null;
-        store('localStorage', TOKEN_KEY, null);
+        if (!LINK) store('localStorage', TOKEN_KEY, null);
         retry(function () { start(g); });
       } else retry(function () { connect(g); });
       if (ui) ui.st.hidden = false;
@@ -206,7 +234,7 @@
     return false;
   }
 
-  function push(r) { send({type: 'message.send', echo_id: r.m.echo_id, body: r.m.body}); }
+  function push(r) { send({type: 'message.send', echo_id: r.m.echo_id, body: r.m.body, conversation_id: linkConv || undefined}); }
 
   function pageView() {
     if (location.href !== lastUrl && send({type: 'page.view', url: location.href, title: D.title})) lastUrl = location.href;
@@ -259,7 +287,10 @@
       setArchived(false);
     }
     if (!own) typing({author: a, on: false}); // they stopped typing: here is the message
-    if (upsert(m) && created && !own) {
+    var fresh = upsert(m);
+    // "I'm OK" from any tab (or the link page) answers the check-in everywhere.
+    if (own && m.kind === 'checkin') recs.forEach(function (r) { if (r.m.kind === 'checkin' && r.m.author.type !== 'person') render(r); });
+    if (fresh && created && !own) {
       if (open) markSeen(); else { unread++; badge(); }
     }
   }
@@ -288,7 +319,7 @@
   function fail(f) {
     // Away longer than the server keeps frames: reload the history instead.
     if (f.code === 'resync_required') {
-      return http('GET', '/widget/v1/conversation', null, token).then(function (c) { seq = null; load(c); }, function () {});
+      return http('GET', history(), null, token).then(function (c) { seq = null; load(c); }, function () {});
     }
     if (f.code === 'conversation_archived') setArchived(true);
     var r = f.echo_id != null && recs.get('e' + f.echo_id);
@@ -342,6 +373,11 @@
       root.adoptedStyleSheets = [sheet];
     } catch (e) { add(root, 'style', '', CSS); }
     ui = {host: host};
+    if (LINK) {
+      root.firstChild.classList.add('full');
+      root.getElementById('t').textContent = me.getAttribute('data-title') || 'Chat';
+      open = true;
+    }
     ['l', 'bd', 'p', 'x', 'ls', 'pl', 'ty', 'st', 'n', 'ta', 's'].forEach(function (id) { ui[id] = root.getElementById(id); });
     (D.body || D.documentElement).appendChild(host);
 
@@ -396,10 +432,11 @@
     ui.l.setAttribute('aria-label', open ? 'Close chat' : unread ? 'Open chat, ' + unread + ' unread' : 'Open chat');
   }
 
-  function setArchived(v) {
+  function setArchived(v, why) {
     archived = v;
     if (!ui) return;
     ui.n.hidden = !v;
+    ui.n.textContent = why || 'This conversation has been closed';
     ui.ta.disabled = ui.s.disabled = v;
   }
 
@@ -455,6 +492,7 @@
     add(el, 'div', 'b', m.body); // textContent: bodies are text, never markup
     // A check-in without its own buttons gets the "I'm OK" answer.
     var bs = m.buttons && m.buttons.length ? m.buttons : !own && m.kind === 'checkin' && !pending ? [{label: "I'm OK", ok: 1}] : null;
+    if (bs && bs[0].ok && r.chosen == null && answered(m)) r.chosen = bs[0].label;
     if (bs) {
       var box = add(el, 'div', 'bs');
       bs.forEach(function (b) {
@@ -486,6 +524,16 @@
     if (stick) toBottom(); else if (fresh) ui.pl.hidden = false;
   }
 
+  // The person already said they are OK (after this check-in came).
+  function answered(m) {
+    var t = Date.parse(m.created_at) || 0, yes = false;
+    recs.forEach(function (x) {
+      var a = x.m.author || {};
+      if (a.type === 'person' && x.m.kind === 'checkin' && (Date.parse(x.m.created_at) || 0) >= t) yes = true;
+    });
+    return yes;
+  }
+
   // The author's name shows above the first message of each run.
   function runs() {
     var prev = '';
@@ -503,6 +551,7 @@
   }
 
   function shutdown() {
+    if (LINK) return;
     booted = true;
     gen++;
     stop();

@@ -5,6 +5,10 @@
 //! - [`session`]: `POST /widget/v1/session` (anonymous or identified visitors,
 //!   identity verification) and `GET /widget/v1/conversation` (history on load).
 //! - [`ws`]: `GET /widget/v1/ws`, the visitor's realtime socket.
+//! - [`link`]: `/c/{token}`, the chat opened from an outbound's email or
+//!   text, and `POST /widget/v1/link`, its visitor session.
+//! - [`sms`]: what SMS providers post back: delivery status, and texts
+//!   people send, into their conversation.
 //! - [`unsubscribe`]: `/u/{token}`, the signed unsubscribe link in emails.
 //!
 //! All widget endpoints answer cross-origin requests: the widget runs on the
@@ -13,8 +17,10 @@
 use axum::Router;
 use parley_engine::Engine;
 
+pub mod link;
 pub mod script;
 pub mod session;
+pub mod sms;
 pub mod unsubscribe;
 pub mod ws;
 
@@ -29,15 +35,29 @@ pub fn router(engine: Engine) -> Router {
         .route("/widget/v1/session", axum::routing::post(session::create))
         .route("/widget/v1/conversation", axum::routing::get(session::conversation))
         .route("/widget/v1/ws", axum::routing::get(ws::upgrade))
+        .route("/widget/v1/link", axum::routing::post(link::session))
         .layer(cors)
         .route("/widget.js", axum::routing::get(script::serve))
+        .route("/c/{token}", axum::routing::get(link::open))
+        .route("/sms/v1/status/{token}", axum::routing::post(sms::status))
+        .route("/sms/v1/inbound/{token}", axum::routing::post(sms::inbound))
         .route("/u/{token}", axum::routing::get(unsubscribe::confirm).post(unsubscribe::unsubscribe))
         .with_state(engine)
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(session::create, session::conversation, script::serve, unsubscribe::confirm, unsubscribe::unsubscribe),
-    components(schemas(session::SessionBody, session::SessionAnswer))
+    paths(
+        session::create,
+        session::conversation,
+        script::serve,
+        unsubscribe::confirm,
+        unsubscribe::unsubscribe,
+        link::session,
+        link::open,
+        sms::status,
+        sms::inbound
+    ),
+    components(schemas(session::SessionBody, session::SessionAnswer, link::LinkBody, link::LinkAnswer))
 )]
 pub struct ApiDoc;

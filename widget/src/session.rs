@@ -1,7 +1,7 @@
 //! `POST /widget/v1/session` and `GET /widget/v1/conversation`.
 
 use axum::Json as JsonOut;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use parley_engine::chat::{self, WidgetState};
 use parley_engine::http::Json;
@@ -61,9 +61,19 @@ pub async fn visitor_from_headers(engine: &Engine, headers: &HeaderMap) -> Resul
     people::authenticate_visitor(&engine.db, token.trim()).await
 }
 
-#[utoipa::path(get, path = "/widget/v1/conversation", tag = "widget",
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ConversationQuery {
+    /// A conversation of the visitor's to open instead of their latest.
+    pub conversation_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/widget/v1/conversation", tag = "widget", params(ConversationQuery),
     responses((status = 200, body = WidgetState), (status = 401, description = "no or invalid visitor token")))]
-pub async fn conversation(State(engine): State<Engine>, headers: HeaderMap) -> Result<JsonOut<WidgetState>> {
+pub async fn conversation(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    Query(q): Query<ConversationQuery>,
+) -> Result<JsonOut<WidgetState>> {
     let v = visitor_from_headers(&engine, &headers).await?;
-    Ok(JsonOut(chat::widget_state(&engine.db, &engine.hub, &v.workspace_id, &v.person_id).await?))
+    Ok(JsonOut(chat::widget_state(&engine.db, &engine.hub, &v.workspace_id, &v.person_id, q.conversation_id.as_deref()).await?))
 }

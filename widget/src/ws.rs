@@ -4,12 +4,12 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use parley_engine::bus::Happening;
-use parley_engine::chat::{self, Kind, NewMessage, Sender};
+use parley_engine::chat::{self, Kind, NewMessage};
 use parley_engine::http::from_value;
 use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::people::{self, Visitor};
 use parley_engine::realtime::{self, Handler};
-use parley_engine::{Engine, Error, events};
+use parley_engine::{Engine, Error, events, outbound};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -79,6 +79,11 @@ struct ChooseFrame {
 }
 
 #[derive(Deserialize)]
+struct CheckinFrame {
+    message_id: String,
+}
+
+#[derive(Deserialize)]
 struct PageViewFrame {
     url: String,
     title: Option<String>,
@@ -95,17 +100,9 @@ impl Handler for VisitorSide {
                     &engine.db,
                     &engine.hub,
                     NewMessage {
-                        workspace_id: ws.clone(),
-                        conversation_id: f.conversation_id,
-                        sender: Sender::Person(me.clone()),
-                        body: f.body,
-                        kind: Kind::Chat,
                         echo_id: f.echo_id.clone(),
-                        buttons: None,
                         shared: self.visitor.shared,
-                        cause: Default::default(),
-                        to_person: None,
-                        email_fallback: true,
+                        ..NewMessage::from_person(ws, me, f.conversation_id, f.body)
                     },
                 )
                 .await?;
@@ -141,6 +138,24 @@ impl Handler for VisitorSide {
                 let f: ChooseFrame = from_value(frame)?;
                 // The pick comes back to every tab as the person's message.created.
                 chat::choose(&engine.db, &engine.hub, ws, me, &f.message_id, &f.choice, self.visitor.shared).await?;
+                Ok(vec![])
+            }
+            "checkin.ok" => {
+                let f: CheckinFrame = from_value(frame)?;
+                let (outbound_id, new) = outbound::answer_ok(&engine.db, ws, me, &f.message_id).await?.ok_or(Error::NotFound("message"))?;
+                if new {
+                    // The answer shows in the chat, for teammates and the person's other tabs.
+                    if let Some((Some(conversation_id), _)) = outbound::chat_of(&engine.db, &outbound_id, me).await? {
+                        let answer = NewMessage {
+                            kind: Kind::Checkin,
+                            echo_id: Some(format!("checkin:{}", f.message_id)),
+                            shared: self.visitor.shared,
+                            ..NewMessage::from_person(ws, me, Some(conversation_id), "I'm OK".into())
+                        };
+                        chat::send(&engine.db, &engine.hub, answer).await?;
+                    }
+                    outbound::publish_progress(&engine.db, &engine.hub, ws, &outbound_id).await?;
+                }
                 Ok(vec![])
             }
             "page.view" => {

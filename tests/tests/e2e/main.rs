@@ -13,6 +13,7 @@ mod flows;
 mod missed;
 mod nodes;
 mod ops;
+mod outbound;
 mod people;
 mod teams;
 mod transfer;

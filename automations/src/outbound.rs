@@ -1,0 +1,251 @@
+//! Sending an outbound: the job that works its queued deliveries.
+//!
+//! One `Outbound` job per outbound claims queued deliveries a chunk at a
+//! time, renders the message for each person, sends it on its channel and
+//! records the outcome, then tells teammates how far it got
+//! (`outbound.progress`). Deliveries waiting for a retry (high-quality SMS)
+//! bring the job back when the first of them is due. The job is queued when
+//! an outbound is stored, and again for every outbound still sending when
+//! the server starts, so a restart loses nothing; a delivery's chat message
+//! carries an echo id made from the delivery, so doing one twice after a
+//! crash stores it once.
+
+use std::time::Duration;
+
+use parley_engine::chat::{self, Kind as MessageKind, NewMessage, Sender};
+use parley_engine::mail::{self, Outgoing};
+use parley_engine::outbound::{self, Channel, Kind, Outbound, Outcome, Work};
+use parley_engine::people::profile::{self, Person};
+use parley_engine::sms::{self, Route, Text};
+use parley_engine::workspace::{self, Teammate, Workspace};
+use parley_engine::{Error, Result, bus::Cause, snippets};
+
+use crate::deliver::pause_after;
+use crate::jobs::Job;
+use crate::runner::Automations;
+
+/// Deliveries claimed and sent in one go.
+const CHUNK: i64 = 200;
+/// Attempts of a high-quality SMS over all routes before it is failed.
+pub const SMS_MAX_ATTEMPTS: i32 = 50;
+
+/// What one run of the job needs for every delivery.
+struct Sending {
+    o: Outbound,
+    w: Workspace,
+    from: Teammate,
+    sms_from: String,
+    routes: Vec<(String, Box<dyn Route>)>,
+}
+
+impl Automations {
+    /// Queues the sending job of an outbound (at most once per due time).
+    pub(crate) async fn queue_outbound(&self, outbound_id: &str, at: i64) -> Result<()> {
+        let job = Job::Outbound { outbound_id: outbound_id.to_owned() };
+        self.inner.queue.push_once_at(job, at, &format!("outbound:{outbound_id}:{at}")).await
+    }
+
+    /// At start: every outbound still sending is taken up again.
+    pub(crate) async fn queue_sending_outbounds(&self) -> Result<()> {
+        let now = parley_engine::util::now_ms();
+        for id in outbound::sending(&self.engine().db).await? {
+            self.queue_outbound(&id, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The `outbound` job: sends every due delivery, then plans the next run
+    /// if retries wait.
+    pub(crate) async fn send_outbound(&self, outbound_id: &str) -> Result<()> {
+        let db = &self.engine().db;
+        let Some(ws) = outbound::workspace_of(db, outbound_id).await? else { return Ok(()) };
+        let o = outbound::load(db, &ws, outbound_id).await?;
+        let w = workspace::get(db, &ws).await?;
+        let from = workspace::teammate(db, &ws, o.from_teammate_id.as_deref().unwrap_or(&o.created_by)).await?;
+        let settings = match o.channels.contains(&Channel::Sms) {
+            true => sms::settings(db, &ws).await?,
+            false => None,
+        };
+        let (sms_from, routes) = match settings {
+            Some(s) => (s.from.clone(), s.routes.iter().map(|r| (r.name.clone(), sms::route(r, &self.inner.http))).collect()),
+            None => (String::new(), Vec::new()),
+        };
+        let s = Sending { o, w, from, sms_from, routes };
+        loop {
+            let work = outbound::claim(db, outbound_id, CHUNK).await?;
+            if work.is_empty() {
+                break;
+            }
+            let ids: Vec<String> = work.iter().map(|w| w.person_id.clone()).collect();
+            let people = profile::many(db, &ws, &ids).await?;
+            let mut done = Vec::with_capacity(work.len());
+            for item in work {
+                let outcome = match people.iter().find(|p| p.id == item.person_id) {
+                    None => Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() },
+                    Some(person) => self.deliver(&s, &item, person).await,
+                };
+                done.push((item, outcome));
+            }
+            outbound::record(db, &ws, outbound_id, &done).await?;
+            self.progress(&ws, outbound_id).await?;
+        }
+        match outbound::next_due(db, outbound_id).await? {
+            Some(at) => self.queue_outbound(outbound_id, at).await,
+            // The last frame says `sent`.
+            None => self.progress(&ws, outbound_id).await,
+        }
+    }
+
+    async fn progress(&self, ws: &str, outbound_id: &str) -> Result<()> {
+        outbound::publish_progress(&self.engine().db, &self.engine().hub, ws, outbound_id).await
+    }
+
+    async fn deliver(&self, s: &Sending, item: &Work, person: &Person) -> Outcome {
+        let data = snippets::context(Some(person), Some((&s.from.name, &s.from.email)), Some(&s.w.name));
+        let rendered = snippets::render("body", &s.o.body, &data)
+            .and_then(|body| Ok((body, s.o.title.as_deref().map(|t| snippets::render("title", t, &data)).transpose()?)));
+        let (body, title) = match rendered {
+            Ok(r) => r,
+            Err(e) => return Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() },
+        };
+        let result = match Channel::parse(&item.channel) {
+            Some(Channel::Chat) => self.send_chat(s, item, person, body, title).await,
+            Some(Channel::Email) => self.send_email(s, person, body, title).await,
+            Some(Channel::Sms) => return self.send_sms(s, item, person, body).await,
+            None => Err(Error::Internal(anyhow::anyhow!("unknown channel {}", item.channel))),
+        };
+        result.unwrap_or_else(|e| Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() })
+    }
+
+    async fn send_chat(&self, s: &Sending, item: &Work, person: &Person, body: String, title: Option<String>) -> Result<Outcome> {
+        let engine = self.engine();
+        let kind = match (s.o.kind, s.o.asks_ok()) {
+            (Kind::Announcement, _) => MessageKind::Announcement,
+            (_, true) => MessageKind::Checkin,
+            _ => MessageKind::Chat,
+        };
+        // An announcement goes into the chat the person already has.
+        let conversation_id = match s.o.kind {
+            Kind::Announcement => chat::latest_open(&engine.db, &s.w.id, &person.id).await?,
+            _ => None,
+        };
+        let sent = chat::send(
+            &engine.db,
+            &engine.hub,
+            NewMessage {
+                workspace_id: s.w.id.clone(),
+                conversation_id,
+                sender: Sender::Teammate { id: s.from.id.clone() },
+                body,
+                kind,
+                echo_id: Some(format!("outbound:{}", item.id)),
+                buttons: None,
+                shared: false,
+                cause: Cause::Someone,
+                to_person: Some(person.id.clone()),
+                email_fallback: s.o.options.email_fallback && s.w.email_fallback,
+            },
+        )
+        .await?;
+        if sent.started
+            && let Some(t) = &title
+        {
+            chat::title_if_unset(&engine.db, &sent.message.conversation_id, t).await?;
+        }
+        Ok(Outcome {
+            status: "sent",
+            conversation_id: Some(sent.message.conversation_id.clone()),
+            message_id: Some(sent.message.id.clone()),
+            tries: 1,
+            ..Outcome::default()
+        })
+    }
+
+    /// The link a person opens to answer in their chat without the widget.
+    fn link(&self, s: &Sending, person: &Person) -> Option<String> {
+        (s.o.kind != Kind::OneWay)
+            .then(|| format!("{}/c/{}", self.engine().public_url, outbound::link_token(&s.w.identity_secret, &s.o.id, &person.id)))
+    }
+
+    fn with_link(&self, s: &Sending, person: &Person, body: String) -> String {
+        match self.link(s, person) {
+            Some(url) if s.o.asks_ok() => format!("{body}\n\nTell us you are OK: {url}"),
+            Some(url) => format!("{body}\n\nReply here: {url}"),
+            None => body,
+        }
+    }
+
+    async fn send_email(&self, s: &Sending, person: &Person, body: String, title: Option<String>) -> Result<Outcome> {
+        // Checked again now: they may have unsubscribed since it was queued.
+        let Some(to) = person.email.clone().filter(|_| !person.unsubscribed) else {
+            let reason = if person.unsubscribed { "unsubscribed" } else { "no_email" };
+            return Ok(Outcome { status: "skipped", reason: Some(reason.into()), ..Outcome::default() });
+        };
+        let engine = self.engine();
+        let email = Outgoing {
+            to,
+            to_name: person.name.clone(),
+            from_name: format!("{} at {}", s.from.name, s.w.name),
+            subject: title.unwrap_or_else(|| format!("A message from {}", s.w.name)),
+            text: self.with_link(s, person, body),
+            reply_to: None,
+            unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &s.w, &person.id)),
+        };
+        engine.mailer.send(&email).await?;
+        Ok(Outcome { status: "sent", route: Some(engine.mailer.kind().into()), tries: 1, ..Outcome::default() })
+    }
+
+    /// Standard SMS: the first route, once. High quality: every route in
+    /// order, then again after a growing pause, up to [`SMS_MAX_ATTEMPTS`].
+    async fn send_sms(&self, s: &Sending, item: &Work, person: &Person, body: String) -> Outcome {
+        let Some(to) = person.phone.clone().filter(|_| !person.unsubscribed) else {
+            let reason = if person.unsubscribed { "unsubscribed" } else { "no_phone" };
+            return Outcome { status: "skipped", reason: Some(reason.into()), ..Outcome::default() };
+        };
+        if s.routes.is_empty() {
+            return Outcome {
+                status: "failed",
+                error: Some("SMS is not set up for this workspace".into()),
+                tries: 1,
+                ..Outcome::default()
+            };
+        }
+        let body = self.with_link(s, person, body);
+        let callback = format!("{}/sms/v1/status/{}", self.engine().public_url, outbound::status_token(&s.w.identity_secret, &item.id));
+        let text = Text { to: &to, from: &s.sms_from, body: &body, status_callback: &callback };
+        let high = s.o.options.sms_high_quality;
+        let routes = if high { &s.routes[..] } else { &s.routes[..1] };
+        let mut tries = 0;
+        let mut last_error = String::new();
+        let mut last_route = String::new();
+        for (name, route) in routes {
+            if item.attempts + tries >= SMS_MAX_ATTEMPTS {
+                break;
+            }
+            tries += 1;
+            match route.send(&text).await {
+                Ok(accepted) => {
+                    return Outcome {
+                        status: "sent",
+                        route: Some(name.clone()),
+                        provider_id: Some(accepted.provider_id),
+                        tries,
+                        ..Outcome::default()
+                    };
+                }
+                Err(e) => {
+                    tracing::info!(route = %name, error = %e, delivery = %item.id, "an SMS route failed");
+                    (last_error, last_route) = (format!("{name}: {e}"), name.clone());
+                }
+            }
+        }
+        let attempts = item.attempts + tries;
+        if high && attempts < SMS_MAX_ATTEMPTS {
+            let round = u32::try_from(attempts / routes.len().max(1) as i32).unwrap_or(1);
+            let pause = pause_after(round).min(Duration::from_secs(3600));
+            let next_at = parley_engine::util::now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX / 2);
+            return Outcome { status: "queued", route: Some(last_route), error: Some(last_error), tries, next_at, ..Outcome::default() };
+        }
+        Outcome { status: "failed", route: Some(last_route), error: Some(last_error), tries, ..Outcome::default() }
+    }
+}
