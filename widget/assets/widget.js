@@ -287,10 +287,7 @@
       setArchived(false);
     }
     if (!own) typing({author: a, on: false}); // they stopped typing: here is the message
-    var fresh = upsert(m);
-    // "I'm OK" from any tab (or the link page) answers the check-in everywhere.
-    if (own && m.kind === 'checkin') recs.forEach(function (r) { if (r.m.kind === 'checkin' && r.m.author.type !== 'person') render(r); });
-    if (fresh && created && !own) {
+    if (upsert(m) && created && !own) {
       if (open) markSeen(); else { unread++; badge(); }
     }
   }
@@ -308,6 +305,10 @@
     r.m = m; r.err = null;
     recs.set(k, r);
     render(r);
+    // "I'm OK" (from this tab, another one or the history) answers the check-ins before it.
+    if (m.kind === 'checkin' && m.author && m.author.type === 'person') {
+      recs.forEach(function (x) { if (x.m.kind === 'checkin' && x.m.author && x.m.author.type !== 'person') render(x); });
+    }
     return fresh;
   }
 

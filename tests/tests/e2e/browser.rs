@@ -7,6 +7,7 @@ use parley_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, on_both_backen
 on_both_backends!(
     a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers,
     a_person_unsubscribes_from_the_link_in_their_email_in_a_real_browser,
+    a_person_answers_a_checkin_from_the_link_in_their_email_in_a_real_browser,
 );
 
 /// A JS expression for an element inside the widget's shadow root.
@@ -231,5 +232,91 @@ async fn a_person_unsubscribes_from_the_link_in_their_email_in_a_real_browser(ba
     screenshot(&browser, &format!("unsubscribe-done-{tag}")).await;
     let p = app.get(&format!("/api/v1/people/{person}"), &app.token).await.ok().unwrap();
     assert_eq!(p["unsubscribed"], true);
+    browser.close().await.unwrap();
+}
+
+async fn a_person_answers_a_checkin_from_the_link_in_their_email_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+    let email = format!("olu-{}@customer.test", uuid::Uuid::now_v7().simple());
+    let p = app.post("/api/v1/people", &app.token, serde_json::json!({"email": email, "name": "Olu Ade"})).await.ok().unwrap();
+    let person = p["id"].as_str().unwrap().to_owned();
+    let o = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            serde_json::json!({
+                "kind": "checkin", "title": "Flood warning", "body": "Are you OK, {{person.first_name}}?",
+                "channels": ["chat", "email"], "audience": {"people": [person]},
+            }),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let id = o["id"].as_str().unwrap().to_owned();
+    let mail = parley_tests::outside::Smtp::shared().wait_for(&email, 1, std::time::Duration::from_secs(15)).await.remove(0);
+    let text = mail.text();
+    let link = text.split_whitespace().find(|w| w.contains("/c/")).unwrap().to_owned();
+
+    // The link opens the chat on its own page, full width on a phone.
+    let browser = driver.browser(420, 800).await;
+    browser.goto(&link).await.unwrap();
+    let message = in_widget("[data-testid=parley-message][data-author-type=teammate]");
+    let body = wait_for(&browser, "the check-in", &format!("{message} && {message}.querySelector('.b').textContent")).await;
+    assert_eq!(body, "Are you OK, Olu?");
+    let launcher_shown =
+        browser.execute(&format!("return getComputedStyle({}).display", in_widget("[data-testid=parley-launcher]")), vec![]).await.unwrap();
+    assert_eq!(launcher_shown, "none", "the link page is the chat itself");
+    let width = browser
+        .execute(&format!("return {}.getBoundingClientRect().width", in_widget("[data-testid=parley-panel]")), vec![])
+        .await
+        .unwrap();
+    assert!(width.as_f64().unwrap() >= 400.0, "the panel fills the phone's width: {width}");
+    wait_for(&browser, "the socket", "window.Parley && Parley._state && Parley._state().connected").await;
+    screenshot(&browser, &format!("checkin-link-{tag}")).await;
+
+    // "I'm OK" is counted, and stays answered after a reload.
+    browser.execute(&format!("{message}.querySelector('.bs button').click()"), vec![]).await.unwrap();
+    wait_for(&browser, "the answer in the chat", &in_widget("[data-testid=parley-message][data-author-type=person][data-message-id]"))
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = app.get(&format!("/api/v1/outbound/{id}"), &app.token).await.ok().unwrap();
+        if o["ok"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the OK was not counted: {o}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.refresh().await.unwrap();
+    let answered = format!("{message} && {message}.querySelector('.bs button.on') && {message}.querySelector('.bs button').disabled");
+    wait_for(&browser, "the answered check-in", &answered).await;
+
+    // A reply typed on the link page lands in that same conversation.
+    wait_for(&browser, "the socket", "window.Parley && Parley._state && Parley._state().connected").await;
+    browser
+        .execute(
+            &format!(
+                "const i = {}; i.value = 'We are fine, water at the door'; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
+                in_widget("[data-testid=parley-input]"),
+                in_widget("[data-testid=parley-send]")
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let deliveries = app.get(&format!("/api/v1/outbound/{id}/deliveries?channel=chat"), &app.token).await.ok().unwrap();
+    let conversation = deliveries["items"][0]["conversation_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let thread = app.thread(&conversation).await;
+        if thread.last().is_some_and(|m| m["body"] == "We are fine, water at the door") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the reply did not arrive: {thread:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    screenshot(&browser, &format!("checkin-answered-{tag}")).await;
     browser.close().await.unwrap();
 }

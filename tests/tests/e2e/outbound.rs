@@ -14,6 +14,7 @@ on_both_backends!(
     a_chat_to_a_segment_reaches_each_widget_personalised_and_the_log_shows_every_recipient,
     a_checkin_is_answered_from_its_link_counted_and_followed_up_with_only_the_rest,
     high_quality_sms_fails_over_to_the_next_route_and_the_provider_reports_it_delivered,
+    high_quality_sms_gives_up_after_fifty_attempts,
     bad_outbound_requests_name_the_field_and_store_nothing,
     a_profile_sends_by_chat_or_email_and_templates_and_previews_render_snippets,
     companies_expand_to_members_or_managers_and_announcements_join_the_open_chat,
@@ -342,6 +343,56 @@ async fn high_quality_sms_fails_over_to_the_next_route_and_the_provider_reports_
     assert_eq!(wrong.status(), 404);
     let stranger = app.http.post(inbound).form(&[("From", "+1 202 555 0199"), ("Body", "who?")]).send().await.unwrap();
     assert_eq!(stranger.status(), 404);
+}
+
+async fn high_quality_sms_gives_up_after_fifty_attempts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    first.fail_next(1000);
+    second.fail_next(1000);
+    let settings = json!({"from": "+15550001000", "routes": [
+        {"name": "a", "kind": "http", "url": first.url("/send")}, {"name": "b", "kind": "http", "url": second.url("/send")},
+    ]});
+    app.request("PUT", "/api/v1/sms", Some(&app.token), Some(settings.to_string())).await.ok().unwrap();
+    let ann = person(&app, json!({"email": unique("ann"), "phone": "+15550002000"})).await;
+    let r = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "one_way", "body": "Evacuate", "channels": ["sms"],
+            "audience": {"people": [ann]}, "options": {"sms_high_quality": true}}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let id = r["id"].as_str().unwrap().to_owned();
+    // Both routes fail: the delivery waits for its next round, still queued.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let d = loop {
+        let d = log(&app, &id, "").await.remove(0);
+        if d["attempts"] == 2 {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no first round: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(d["status"], "queued", "{d}");
+    assert!(d["error"].as_str().unwrap().starts_with("b: "), "the last route's error is kept: {d}");
+    // Skip ahead: 24 rounds have failed (their pauses would take hours here).
+    let db = &app.engine.db;
+    let skipped: anyhow::Result<()> = async {
+        parley_engine::with_tx!(db, tx => {
+            sqlx::query("UPDATE delivery SET attempts = 48 WHERE outbound_id = $1").bind(&id).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+    .await;
+    skipped.unwrap();
+    let o = finished(&app, &id).await;
+    assert_eq!(o["counts"]["failed"], 1, "{o}");
+    let d = log(&app, &id, "").await.remove(0);
+    assert_eq!((d["status"].as_str(), d["attempts"].as_i64()), (Some("failed"), Some(50)), "{d}");
+    assert_eq!(first.received().len() + second.received().len(), 4, "two rounds were really tried");
 }
 
 async fn bad_outbound_requests_name_the_field_and_store_nothing(backend: Backend) {
