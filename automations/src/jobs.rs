@@ -47,6 +47,8 @@ pub enum Job {
     EmailFallback { workspace_id: String, conversation_id: String, message_id: String },
     /// An outbound's queued deliveries are due: send them.
     Outbound { outbound_id: String },
+    /// An outbound was sent a while ago: email its chats' missed messages.
+    OutboundFallback { outbound_id: String },
     /// A webhook subscription's delivery (its row holds body and tries).
     WebhookDelivery { delivery_id: String },
     /// A rule's `webhook`: the JSON body to post; `tries` that failed so far.
@@ -218,6 +220,7 @@ async fn handle(job: Job, automations: Data<Automations>) -> std::result::Result
         }
         Job::Webhook { .. } => automations.deliver_webhook(&job).await,
         Job::Outbound { outbound_id } => automations.send_outbound(outbound_id).await,
+        Job::OutboundFallback { outbound_id } => automations.outbound_fallbacks(outbound_id).await,
         Job::WebhookDelivery { delivery_id } => automations.deliver_subscription(delivery_id).await,
     };
     done.map_err(|e| {

@@ -10,22 +10,27 @@
 //! carries an echo id made from the delivery, so doing one twice after a
 //! crash stores it once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use parley_engine::chat::{self, Kind as MessageKind, NewMessage, Sender};
+use futures_util::StreamExt;
+
+use parley_engine::chat::{self, Kind as MessageKind, bulk};
 use parley_engine::mail::{self, Outgoing};
 use parley_engine::outbound::{self, Channel, Kind, Outbound, Outcome, Work};
 use parley_engine::people::profile::{self, Person};
 use parley_engine::sms::{self, Route, Text};
 use parley_engine::workspace::{self, Teammate, Workspace};
-use parley_engine::{Error, Result, bus::Cause, snippets};
+use parley_engine::{Result, snippets};
 
 use crate::deliver::pause_after;
 use crate::jobs::Job;
 use crate::runner::Automations;
 
 /// Deliveries claimed and sent in one go.
-const CHUNK: i64 = 200;
+const CHUNK: i64 = 500;
+/// Emails and texts sent at the same time (SMTP connections are pooled).
+const SEND_PARALLEL: usize = 16;
 /// Attempts of a high-quality SMS over all routes before it is failed.
 pub const SMS_MAX_ATTEMPTS: i32 = 50;
 
@@ -76,89 +81,145 @@ impl Automations {
             if work.is_empty() {
                 break;
             }
-            let ids: Vec<String> = work.iter().map(|w| w.person_id.clone()).collect();
-            let people = profile::many(db, &ws, &ids).await?;
-            let mut done = Vec::with_capacity(work.len());
-            for item in work {
-                let outcome = match people.iter().find(|p| p.id == item.person_id) {
-                    None => Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() },
-                    Some(person) => self.deliver(&s, &item, person).await,
-                };
-                done.push((item, outcome));
-            }
+            let done = self.deliver_chunk(&s, work).await?;
             outbound::record(db, &ws, outbound_id, &done).await?;
             self.progress(&ws, outbound_id).await?;
         }
         match outbound::next_due(db, outbound_id).await? {
             Some(at) => self.queue_outbound(outbound_id, at).await,
-            // The last frame says `sent`.
-            None => self.progress(&ws, outbound_id).await,
+            None => {
+                // The last frame says `sent`.
+                self.progress(&ws, outbound_id).await?;
+                if s.o.channels.contains(&Channel::Chat) && s.o.options.email_fallback && s.w.email_fallback {
+                    let due = parley_engine::util::now_ms() + i64::try_from(self.inner.fallback_delay.as_millis()).unwrap_or(i64::MAX / 2);
+                    let job = Job::OutboundFallback { outbound_id: outbound_id.to_owned() };
+                    self.inner.queue.push_once_at(job, due, &format!("outbound-fallback:{outbound_id}")).await?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// The outbound's missed-message emails, all in one job once the delay
+    /// has passed after the last of them was sent: each conversation's email
+    /// goes out as a single message's job would send it (nothing if the
+    /// person has seen it, has no address or unsubscribed).
+    pub(crate) async fn outbound_fallbacks(&self, outbound_id: &str) -> Result<()> {
+        let db = &self.engine().db;
+        let Some(ws) = outbound::workspace_of(db, outbound_id).await? else { return Ok(()) };
+        let mut cursor = String::new();
+        loop {
+            let page = outbound::chats_after(db, outbound_id, &cursor, 500).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            cursor = last.0.clone();
+            for (_, conversation_id, message_id) in &page {
+                self.send_fallback(&ws, conversation_id, message_id).await?;
+            }
+        }
+    }
+
+    /// Sends one claimed chunk: its chat messages stored together, its emails
+    /// and texts several at a time.
+    async fn deliver_chunk(&self, s: &Sending, work: Vec<Work>) -> Result<Vec<(Work, Outcome)>> {
+        let engine = self.engine();
+        let ids: Vec<String> = work.iter().map(|w| w.person_id.clone()).collect();
+        let people = profile::many(&engine.db, &s.w.id, &ids).await?;
+        let people: HashMap<&str, &Person> = people.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut done = Vec::with_capacity(work.len());
+        let mut chats = Vec::new();
+        let mut others = Vec::new();
+        for item in work {
+            let Some(person) = people.get(item.person_id.as_str()).copied() else {
+                done.push((item, Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() }));
+                continue;
+            };
+            match self.render(s, person) {
+                Err(e) => done.push((item, Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() })),
+                Ok((body, title)) if item.channel == "chat" => chats.push((item, person, body, title)),
+                Ok((body, title)) => others.push((item, person.clone(), body, title)),
+            }
+        }
+        if !chats.is_empty() {
+            done.extend(self.send_chats(s, chats).await?);
+        }
+        let sent: Vec<(Work, Outcome)> = futures_util::stream::iter(others.into_iter().map(|(item, person, body, title)| async move {
+            let person = &person;
+            let outcome = match Channel::parse(&item.channel) {
+                Some(Channel::Email) => self.send_email(s, person, body, title).await.unwrap_or_else(|e| Outcome {
+                    status: "failed",
+                    error: Some(e.to_string()),
+                    tries: 1,
+                    ..Outcome::default()
+                }),
+                Some(Channel::Sms) => self.send_sms(s, &item, person, body).await,
+                _ => Outcome { status: "failed", error: Some(format!("unknown channel {}", item.channel)), tries: 1, ..Outcome::default() },
+            };
+            (item, outcome)
+        }))
+        .buffer_unordered(SEND_PARALLEL)
+        .collect()
+        .await;
+        done.extend(sent);
+        Ok(done)
+    }
+
+    fn render(&self, s: &Sending, person: &Person) -> Result<(String, Option<String>)> {
+        let data = snippets::context(Some(person), Some((&s.from.name, &s.from.email)), Some(&s.w.name));
+        let body = snippets::render("body", &s.o.body, &data)?;
+        let title = s.o.title.as_deref().map(|t| snippets::render("title", t, &data)).transpose()?;
+        Ok((body, title))
     }
 
     async fn progress(&self, ws: &str, outbound_id: &str) -> Result<()> {
         outbound::publish_progress(&self.engine().db, &self.engine().hub, ws, outbound_id).await
     }
 
-    async fn deliver(&self, s: &Sending, item: &Work, person: &Person) -> Outcome {
-        let data = snippets::context(Some(person), Some((&s.from.name, &s.from.email)), Some(&s.w.name));
-        let rendered = snippets::render("body", &s.o.body, &data)
-            .and_then(|body| Ok((body, s.o.title.as_deref().map(|t| snippets::render("title", t, &data)).transpose()?)));
-        let (body, title) = match rendered {
-            Ok(r) => r,
-            Err(e) => return Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() },
-        };
-        let result = match Channel::parse(&item.channel) {
-            Some(Channel::Chat) => self.send_chat(s, item, person, body, title).await,
-            Some(Channel::Email) => self.send_email(s, person, body, title).await,
-            Some(Channel::Sms) => return self.send_sms(s, item, person, body).await,
-            None => Err(Error::Internal(anyhow::anyhow!("unknown channel {}", item.channel))),
-        };
-        result.unwrap_or_else(|e| Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() })
-    }
-
-    async fn send_chat(&self, s: &Sending, item: &Work, person: &Person, body: String, title: Option<String>) -> Result<Outcome> {
+    async fn send_chats(&self, s: &Sending, chats: Vec<(Work, &Person, String, Option<String>)>) -> Result<Vec<(Work, Outcome)>> {
         let engine = self.engine();
         let kind = match (s.o.kind, s.o.asks_ok()) {
             (Kind::Announcement, _) => MessageKind::Announcement,
             (_, true) => MessageKind::Checkin,
             _ => MessageKind::Chat,
         };
-        // An announcement goes into the chat the person already has.
-        let conversation_id = match s.o.kind {
-            Kind::Announcement => chat::latest_open(&engine.db, &s.w.id, &person.id).await?,
-            _ => None,
-        };
-        let sent = chat::send(
-            &engine.db,
-            &engine.hub,
-            NewMessage {
-                workspace_id: s.w.id.clone(),
-                conversation_id,
-                sender: Sender::Teammate { id: s.from.id.clone() },
-                body,
-                kind,
-                echo_id: Some(format!("outbound:{}", item.id)),
-                buttons: None,
-                shared: false,
-                cause: Cause::Someone,
-                to_person: Some(person.id.clone()),
-                email_fallback: s.o.options.email_fallback && s.w.email_fallback,
-            },
-        )
-        .await?;
-        if sent.started
-            && let Some(t) = &title
-        {
-            chat::title_if_unset(&engine.db, &sent.message.conversation_id, t).await?;
+        let mut items = Vec::with_capacity(chats.len());
+        let mut work: HashMap<String, Work> = HashMap::new();
+        for (item, person, body, title) in chats {
+            // An announcement goes into the chat the person already has.
+            let conversation_id = match s.o.kind {
+                Kind::Announcement => chat::latest_open(&engine.db, &s.w.id, &person.id).await?,
+                _ => None,
+            };
+            items.push(bulk::Item { key: item.id.clone(), person_id: person.id.clone(), body, conversation_id, title });
+            work.insert(item.id.clone(), item);
         }
-        Ok(Outcome {
-            status: "sent",
-            conversation_id: Some(sent.message.conversation_id.clone()),
-            message_id: Some(sent.message.id.clone()),
-            tries: 1,
-            ..Outcome::default()
-        })
+        let fallback = s.o.options.email_fallback && s.w.email_fallback;
+        let from = bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback };
+        let stored = bulk::send_many(&engine.db, &engine.hub, from, items).await?;
+        let mut done = Vec::with_capacity(stored.len());
+        let mut failed_keys: Vec<String> = work.keys().cloned().collect();
+        for r in stored {
+            match r {
+                Ok(st) => {
+                    failed_keys.retain(|k| *k != st.key);
+                    if let Some(item) = work.remove(&st.key) {
+                        let outcome = Outcome {
+                            status: "sent",
+                            conversation_id: Some(st.conversation_id),
+                            message_id: Some(st.message_id),
+                            tries: 1,
+                            ..Outcome::default()
+                        };
+                        done.push((item, outcome));
+                    }
+                }
+                Err(e) => tracing::info!(error = %e, "an outbound chat message was not stored"),
+            }
+        }
+        // What was not stored (its person went away meanwhile) failed.
+        for (_, item) in work {
+            done.push((item, Outcome { status: "failed", error: Some("the person is gone".into()), tries: 1, ..Outcome::default() }));
+        }
+        Ok(done)
     }
 
     /// The link a person opens to answer in their chat without the widget.

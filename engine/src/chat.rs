@@ -1159,3 +1159,4 @@ pub async fn conversation_audience(db: &Db, workspace_id: &str, conversation_id:
 }
 
 pub(crate) mod batch;
+pub mod bulk;

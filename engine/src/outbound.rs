@@ -795,6 +795,15 @@ pub async fn sending(db: &Db) -> Result<Vec<String>> {
     Ok(with_db!(db, pool => sqlx::query_scalar("SELECT id FROM outbound WHERE status = 'sending'").fetch_all(pool).await?))
 }
 
+/// Chat deliveries of an outbound that were sent, after `cursor` (a
+/// delivery id): (delivery, conversation, message).
+pub async fn chats_after(db: &Db, outbound_id: &str, cursor: &str, limit: i64) -> Result<Vec<(String, String, String)>> {
+    Ok(with_db!(db, pool => sqlx::query_as(
+        "SELECT id, conversation_id, message_id FROM delivery WHERE outbound_id = $1 AND channel = 'chat' AND id > $2 \
+         AND conversation_id IS NOT NULL AND message_id IS NOT NULL ORDER BY id LIMIT $3")
+        .bind(outbound_id).bind(cursor).bind(limit).fetch_all(pool).await?))
+}
+
 /// The chat delivery of a person in an outbound: its conversation, once sent.
 pub async fn chat_of(db: &Db, outbound_id: &str, person_id: &str) -> Result<Option<(Option<String>, Option<String>)>> {
     Ok(with_db!(db, pool => sqlx::query_as(

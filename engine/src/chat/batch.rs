@@ -365,7 +365,7 @@ async fn seed_from_store(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, hub: &Hub
 
 /// Allocates seqs and stores every frame with one statement (two when some
 /// stream's position must first be read from the store).
-async fn store_frames(
+pub(super) async fn store_frames(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     hub: &Hub,
     frames: Vec<(String, String, serde_json::Value)>,

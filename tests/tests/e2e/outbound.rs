@@ -18,6 +18,7 @@ on_both_backends!(
     bad_outbound_requests_name_the_field_and_store_nothing,
     a_profile_sends_by_chat_or_email_and_templates_and_previews_render_snippets,
     companies_expand_to_members_or_managers_and_announcements_join_the_open_chat,
+    an_outbound_chat_nobody_saw_is_emailed_after_the_delay_and_a_seen_one_is_not,
 );
 
 fn unique(name: &str) -> String {
@@ -589,4 +590,33 @@ async fn companies_expand_to_members_or_managers_and_announcements_join_the_open
     let thread = app.thread(&conversation).await;
     let last = thread.last().unwrap();
     assert_eq!((last["kind"].as_str(), last["body"].as_str()), (Some("announcement"), Some("New opening hours")));
+}
+
+async fn an_outbound_chat_nobody_saw_is_emailed_after_the_delay_and_a_seen_one_is_not(backend: Backend) {
+    let app = TestApp::spawn_with_fallback_delay(backend, Duration::from_secs(2)).await;
+    let smtp = Smtp::shared();
+    let (away, seen) = (unique("away"), unique("seen"));
+    let away_id = person(&app, json!({"email": away, "name": "Away"})).await;
+    let (token, seen_id) = app.visitor_with(json!({"email": seen, "name": "Seen"})).await;
+    let mut ws = app.widget_ws(&token).await;
+    let r = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "chat", "body": "Your parcel is here, {{person.first_name}}",
+            "channels": ["chat"], "audience": {"people": [away_id, seen_id]}}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let m = ws.next_of("message.created").await;
+    ws.send(json!({"type": "seen", "conversation_id": m["message"]["conversation_id"], "message_id": m["message"]["id"]})).await;
+    finished(&app, r["id"].as_str().unwrap()).await;
+    // Away never opened the chat: one email with the message, after the delay.
+    let mail = smtp.wait_for(&away, 1, Duration::from_secs(20)).await;
+    assert!(mail[0].text().contains("Your parcel is here, Away"), "{}", mail[0].text());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.mail_for(&away).len(), 1, "one email, not one per job");
+    assert!(smtp.mail_for(&seen).is_empty(), "Seen read it in the widget");
+    ws.close().await;
 }
