@@ -95,6 +95,12 @@ impl Queue {
         self.push(task).await
     }
 
+    /// Queues `job` to run at once (in the current second), once per `key`.
+    pub async fn push_now_once(&self, job: Job, key: &str) -> Result<()> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        self.push_once_at(job, i64::try_from(now / 1000 * 1000).unwrap_or_default(), key).await
+    }
+
     /// Queues `job` for the time `at` (epoch ms), once per `key`: queueing
     /// the same key again (a retried job planning its successor) is a no-op.
     pub async fn push_once_at(&self, job: Job, at: i64, key: &str) -> Result<()> {

@@ -29,8 +29,10 @@ use crate::runner::Automations;
 
 /// Deliveries claimed and sent in one go.
 const CHUNK: i64 = 500;
-/// Emails and texts sent at the same time (SMTP connections are pooled).
-const SEND_PARALLEL: usize = 16;
+/// How often teammates are told how far a send has got.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Emails and texts sent at the same time: one per pooled SMTP connection.
+const SEND_PARALLEL: usize = parley_engine::mail::SMTP_CONNECTIONS as usize;
 /// Attempts of a high-quality SMS over all routes before it is failed.
 pub const SMS_MAX_ATTEMPTS: i32 = 50;
 
@@ -41,13 +43,20 @@ struct Sending {
     from: Teammate,
     sms_from: String,
     routes: Vec<(String, Box<dyn Route>)>,
+    /// The body and title, parsed once for every recipient.
+    texts: snippets::Compiled,
 }
 
 impl Automations {
-    /// Queues the sending job of an outbound (at most once per due time).
+    /// Queues the sending job of an outbound (at most once per due time);
+    /// a due time that has come runs it at once.
     pub(crate) async fn queue_outbound(&self, outbound_id: &str, at: i64) -> Result<()> {
         let job = Job::Outbound { outbound_id: outbound_id.to_owned() };
-        self.inner.queue.push_once_at(job, at, &format!("outbound:{outbound_id}:{at}")).await
+        let key = format!("outbound:{outbound_id}:{at}");
+        if at <= parley_engine::util::now_ms() {
+            return self.inner.queue.push_now_once(job, &key).await;
+        }
+        self.inner.queue.push_once_at(job, at, &key).await
     }
 
     /// At start: every outbound still sending is taken up again.
@@ -75,7 +84,13 @@ impl Automations {
             Some(s) => (s.from.clone(), s.routes.iter().map(|r| (r.name.clone(), sms::route(r, &self.inner.http))).collect()),
             None => (String::new(), Vec::new()),
         };
-        let s = Sending { o, w, from, sms_from, routes };
+        let mut texts = vec![("body", o.body.as_str())];
+        if let Some(t) = &o.title {
+            texts.push(("title", t.as_str()));
+        }
+        let texts = snippets::Compiled::new(&texts)?;
+        let s = Sending { o, w, from, sms_from, routes, texts };
+        let mut told = std::time::Instant::now();
         loop {
             let work = outbound::claim(db, outbound_id, CHUNK).await?;
             if work.is_empty() {
@@ -83,7 +98,11 @@ impl Automations {
             }
             let done = self.deliver_chunk(&s, work).await?;
             outbound::record(db, &ws, outbound_id, &done).await?;
-            self.progress(&ws, outbound_id).await?;
+            // Counting is a query over every row: twice a second is live enough.
+            if told.elapsed() >= PROGRESS_EVERY {
+                self.progress(&ws, outbound_id).await?;
+                told = std::time::Instant::now();
+            }
         }
         match outbound::next_due(db, outbound_id).await? {
             Some(at) => self.queue_outbound(outbound_id, at).await,
@@ -165,8 +184,8 @@ impl Automations {
 
     fn render(&self, s: &Sending, person: &Person) -> Result<(String, Option<String>)> {
         let data = snippets::context(Some(person), Some((&s.from.name, &s.from.email)), Some(&s.w.name));
-        let body = snippets::render("body", &s.o.body, &data)?;
-        let title = s.o.title.as_deref().map(|t| snippets::render("title", t, &data)).transpose()?;
+        let body = s.texts.render("body", &data)?;
+        let title = s.o.title.as_ref().map(|_| s.texts.render("title", &data)).transpose()?;
         Ok((body, title))
     }
 

@@ -35,6 +35,9 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// SMTP connections kept open (and used at once) at most.
+pub const SMTP_CONNECTIONS: u32 = 16;
+
 /// The default sender when none is configured.
 pub const DEFAULT_FROM: &str = "Parley <parley@localhost>";
 
@@ -58,6 +61,8 @@ impl Mailer {
                 let url = url.replace("tls=starttls", "tls=required");
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
                     .map_err(|e| anyhow::anyhow!("PARLEY_SMTP_URL is not an SMTP URL: {e}"))?
+                    // As many connections as a mass send uses at once.
+                    .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(SMTP_CONNECTIONS))
                     .build();
                 Ok(Mailer::Smtp { transport, from })
             }

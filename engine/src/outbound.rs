@@ -26,7 +26,7 @@ use crate::{Db, Error, Result, search, snippets, with_db, with_tx};
 /// The longest title (the email subject).
 const MAX_TITLE: usize = 200;
 /// People listed by id in one audience, at most.
-const MAX_LISTED: usize = 10_000;
+const MAX_LISTED: usize = 5_000;
 /// A claimed row not recorded within this time is claimed again (its
 /// worker died).
 const CLAIM_TIMEOUT_MS: i64 = 120_000;
@@ -750,26 +750,50 @@ pub struct Outcome {
     pub next_at: i64,
 }
 
-/// Records outcomes of claimed deliveries, all in one transaction; what
-/// reached someone goes on their timeline.
+/// Records outcomes of claimed deliveries with one statement (plus the
+/// timeline's), all in one transaction; what reached someone goes on their
+/// timeline.
 pub async fn record(db: &Db, ws: &str, outbound_id: &str, done: &[(Work, Outcome)]) -> Result<()> {
     if done.is_empty() {
         return Ok(());
     }
     let now = now_ms();
+    let rows = json!(
+        done.iter()
+            .map(|(w, o)| json!({"id": w.id, "status": o.status, "reason": o.reason, "route": o.route, "error": o.error,
+            "provider_id": o.provider_id, "conversation_id": o.conversation_id, "message_id": o.message_id,
+            "tries": o.tries, "next_at": o.next_at}))
+            .collect::<Vec<_>>()
+    )
+    .to_string();
+    let timeline: Vec<(&str, String)> = done
+        .iter()
+        .filter(|(_, o)| o.status == "sent")
+        .map(|(w, o)| {
+            (
+                w.person_id.as_str(),
+                json!({"outbound_id": outbound_id, "channel": w.channel, "delivery_id": w.id, "route": o.route}).to_string(),
+            )
+        })
+        .collect();
+    let update = if db.is_postgres() {
+        "UPDATE delivery d SET status = j.status, reason = COALESCE(j.reason, d.reason), route = COALESCE(j.route, d.route), \
+         error = j.error, provider_id = COALESCE(j.provider_id, d.provider_id), conversation_id = COALESCE(j.conversation_id, d.conversation_id), \
+         message_id = COALESCE(j.message_id, d.message_id), attempts = d.attempts + j.tries, next_at = j.next_at, claimed_at = NULL, \
+         updated_at = $2 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS j(id TEXT, status TEXT, reason TEXT, route TEXT, error TEXT, \
+         provider_id TEXT, conversation_id TEXT, message_id TEXT, tries INTEGER, next_at BIGINT) WHERE d.id = j.id"
+    } else {
+        "UPDATE delivery SET status = j.value->>'status', reason = COALESCE(j.value->>'reason', reason), \
+         route = COALESCE(j.value->>'route', route), error = j.value->>'error', provider_id = COALESCE(j.value->>'provider_id', provider_id), \
+         conversation_id = COALESCE(j.value->>'conversation_id', conversation_id), message_id = COALESCE(j.value->>'message_id', message_id), \
+         attempts = attempts + (j.value->>'tries'), next_at = j.value->>'next_at', claimed_at = NULL, updated_at = $2 \
+         FROM json_each($1) j WHERE delivery.id = j.value->>'id'"
+    };
     with_tx!(db, tx => {
-        for (w, o) in done {
-            sqlx::query("UPDATE delivery SET status = $1, reason = COALESCE($2, reason), route = COALESCE($3, route), error = $4, \
-                         provider_id = COALESCE($5, provider_id), conversation_id = COALESCE($6, conversation_id), \
-                         message_id = COALESCE($7, message_id), attempts = attempts + $8, next_at = $9, claimed_at = NULL, updated_at = $10 \
-                         WHERE id = $11")
-                .bind(o.status).bind(&o.reason).bind(&o.route).bind(&o.error).bind(&o.provider_id).bind(&o.conversation_id)
-                .bind(&o.message_id).bind(o.tries).bind(o.next_at).bind(now).bind(&w.id).execute(&mut *tx).await?;
-            if o.status == "sent" {
-                let data = json!({"outbound_id": outbound_id, "channel": w.channel, "delivery_id": w.id, "route": o.route}).to_string();
-                let mut c = crate::db::Conn::from(&mut *tx);
-                crate::events::insert(&mut c, ws, &w.person_id, "outbound.received", &data, now).await?;
-            }
+        sqlx::query(update).bind(&rows).bind(now).execute(&mut *tx).await?;
+        if !timeline.is_empty() {
+            let mut c = crate::db::Conn::from(&mut *tx);
+            crate::events::write_many(&mut c, timeline.iter().map(|(p, d)| (ws, *p, "outbound.received", d.as_str(), now))).await?;
         }
     });
     Ok(())

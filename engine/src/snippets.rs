@@ -30,14 +30,17 @@ handlebars_helper!(default: |value: Json, fallback: Json| {
     if blank { fallback.clone() } else { value.clone() }
 });
 
+/// A registry that escapes nothing and knows only `default`.
+fn base() -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.register_escape_fn(handlebars::no_escape);
+    h.register_helper("default", Box::new(default));
+    h
+}
+
 fn registry() -> &'static Handlebars<'static> {
     static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut h = Handlebars::new();
-        h.register_escape_fn(handlebars::no_escape);
-        h.register_helper("default", Box::new(default));
-        h
-    })
+    REGISTRY.get_or_init(base)
 }
 
 /// Whether `text` is a well-formed snippet; the error names `field` and
@@ -63,6 +66,30 @@ pub fn render(field: &str, text: &str, data: &Value) -> Result<String> {
         return Err(Error::invalid(field, format!("the snippet renders to more than {MAX_RENDERED} bytes")));
     }
     Ok(out)
+}
+
+/// Texts parsed once and rendered for many people (a mass send), each
+/// under its field's name.
+pub struct Compiled(Handlebars<'static>);
+
+impl Compiled {
+    pub fn new(texts: &[(&str, &str)]) -> Result<Compiled> {
+        let mut h = base();
+        for (field, text) in texts {
+            check(field, text)?;
+            h.register_template_string(field, text).map_err(|e| Error::invalid(*field, format!("the snippet has a syntax error: {e}")))?;
+        }
+        Ok(Compiled(h))
+    }
+
+    /// Renders the text of `field` against `data` (as [`render`] does).
+    pub fn render(&self, field: &str, data: &Value) -> Result<String> {
+        let out = self.0.render(field, data).map_err(|e| Error::invalid(field, format!("the snippet could not be rendered: {e}")))?;
+        if out.len() > MAX_RENDERED {
+            return Err(Error::invalid(field, format!("the snippet renders to more than {MAX_RENDERED} bytes")));
+        }
+        Ok(out)
+    }
 }
 
 /// What a snippet sees: `person` (name, first_name, last_name, email, phone,
@@ -139,6 +166,16 @@ mod tests {
         let e = render("body", "Hi {{person.name", &data()).unwrap_err();
         assert!(e.to_string().contains("column"), "{e}");
         assert!(check("body", "{{person.name}} {{#if person.email}}yes{{else}}no{{/if}}").is_ok());
+    }
+
+    #[test]
+    fn compiled_texts_render_like_single_ones() {
+        let data = json!({"person": {"first_name": "Ann"}});
+        let c = Compiled::new(&[("body", "Hi {{default person.first_name \"there\"}}"), ("title", "For {{person.first_name}}")]).unwrap();
+        assert_eq!(c.render("body", &data).unwrap(), render("body", "Hi {{default person.first_name \"there\"}}", &data).unwrap());
+        assert_eq!(c.render("body", &json!({})).unwrap(), "Hi there");
+        assert_eq!(c.render("title", &data).unwrap(), "For Ann");
+        assert_eq!(Compiled::new(&[("body", "{{#if}}")]).err().and_then(|e| e.field().map(str::to_owned)).as_deref(), Some("body"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ CREATE TABLE delivery (
 );
 CREATE INDEX delivery_log ON delivery (outbound_id, id);
 CREATE INDEX delivery_status ON delivery (outbound_id, status, channel);
+-- The sender claims queued rows in id order.
+CREATE INDEX delivery_work ON delivery (outbound_id, status, id);
 CREATE INDEX delivery_conversation ON delivery (conversation_id);
 CREATE INDEX delivery_provider ON delivery (provider_id);
 

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod bench;
 pub mod browser;
 pub mod outside;
 

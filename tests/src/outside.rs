@@ -69,25 +69,34 @@ pub struct Smtp {
 impl Smtp {
     pub fn shared() -> &'static Smtp {
         static SMTP: OnceLock<Smtp> = OnceLock::new();
-        SMTP.get_or_init(|| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the SMTP server");
-            let addr = listener.local_addr().expect("the SMTP server's address");
-            let collect = Collect::default();
-            let inbox = collect.inbox.clone();
-            let mut server = Server::new(collect);
-            server.with_name("smtp.parley.test").with_num_threads(4).with_tcp_listener(listener);
-            server.with_ssl(SslConfig::None).expect("plain SMTP");
-            std::thread::spawn(move || {
-                if let Err(e) = server.serve() {
-                    eprintln!("the test SMTP server stopped: {e}");
-                }
-            });
-            Smtp { addr, inbox }
-        })
+        SMTP.get_or_init(|| Smtp::start(4))
+    }
+
+    /// A server of its own that serves `threads` connections at once (one
+    /// thread each: a client's pooled connections beyond that wait).
+    pub fn start(threads: u32) -> Smtp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the SMTP server");
+        let addr = listener.local_addr().expect("the SMTP server's address");
+        let collect = Collect::default();
+        let inbox = collect.inbox.clone();
+        let mut server = Server::new(collect);
+        server.with_name("smtp.parley.test").with_num_threads(threads).with_tcp_listener(listener);
+        server.with_ssl(SslConfig::None).expect("plain SMTP");
+        std::thread::spawn(move || {
+            if let Err(e) = server.serve() {
+                eprintln!("the test SMTP server stopped: {e}");
+            }
+        });
+        Smtp { addr, inbox }
     }
 
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// How many emails it has received in all.
+    pub fn count(&self) -> usize {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Every email received so far for `to`.

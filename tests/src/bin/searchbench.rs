@@ -15,7 +15,7 @@
 //! With `--url` and `--token` it measures a running server instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use parley_engine::people::seed::{CITIES, FIRST_NAMES, TAGS};
+use parley_tests::bench::{EMAIL, PASSWORD, Server};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -60,25 +61,6 @@ struct Args {
     ingest_seconds: u64,
     #[arg(long, default_value_t = 18_490)]
     port: u16,
-}
-
-const EMAIL: &str = "bench@example.test";
-const PASSWORD: &str = "bench-password";
-
-struct Server {
-    child: Child,
-    /// Removed on exit when the benchmark made it.
-    temp_dir: Option<PathBuf>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(d) = &self.temp_dir {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
 }
 
 fn parley(args: &Args, dir: &Path) -> Command {

@@ -1,0 +1,26 @@
+//! What the benchmark binaries share: the server they start and stop.
+
+use std::path::PathBuf;
+use std::process::Child;
+
+/// The admin every benchmark's server starts with.
+pub const EMAIL: &str = "bench@example.test";
+pub const PASSWORD: &str = "bench-password";
+
+/// A `parley serve` the benchmark started: killed, and its data dir
+/// removed if the benchmark made it, when dropped.
+pub struct Server {
+    pub child: Child,
+    /// Removed on exit when the benchmark made it.
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
