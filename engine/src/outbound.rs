@@ -149,7 +149,8 @@ pub struct Options {
     /// Add the "I'm OK" button to a chat (a check-in always has it).
     #[serde(default)]
     pub are_you_ok: bool,
-    /// Recipients see each other's messages in one shared chat.
+    /// Recipients would see each other's messages in one shared chat: not
+    /// available yet, so a request asking for it is refused.
     #[serde(default)]
     pub transparent: bool,
     /// Companies reach only their managers.
@@ -336,8 +337,9 @@ fn check_body_parts(input: &OutboundInput) -> Result<()> {
         }
         _ => {}
     }
-    if input.options.transparent && input.kind == Kind::OneWay {
-        return Err(Error::invalid("options.transparent", "a one-way message has no chat to share"));
+    if input.options.transparent {
+        // Refused rather than ignored: recipients would expect to see each other.
+        return Err(Error::invalid("options.transparent", "shared (transparent) outbound chats are not available yet; send a private one"));
     }
     Ok(())
 }

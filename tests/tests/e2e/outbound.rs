@@ -19,6 +19,7 @@ on_both_backends!(
     a_profile_sends_by_chat_or_email_and_templates_and_previews_render_snippets,
     companies_expand_to_members_or_managers_and_announcements_join_the_open_chat,
     an_outbound_chat_nobody_saw_is_emailed_after_the_delay_and_a_seen_one_is_not,
+    an_outbound_the_sender_never_took_up_is_sent_after_a_restart_once_to_each,
 );
 
 fn unique(name: &str) -> String {
@@ -426,6 +427,7 @@ async fn bad_outbound_requests_name_the_field_and_store_nothing(backend: Backend
         (with(json!({"audience": {"filter": {"field": "email", "op": "eq", "value": "nobody@nowhere.test"}}})), 422, "audience"),
         (with(json!({"audience": {"people": [ann], "colour": "red"}})), 422, "audience.colour"),
         (with(json!({"options": {"sms_high_quality": "yes"}})), 422, "options.sms_high_quality"),
+        (with(json!({"options": {"transparent": true}})), 422, "options.transparent"),
         (with(json!({"audience": {"people": [ann], "follow_up": {"outbound_id": "x", "only": "not_ok"}}})), 422, "audience.follow_up"),
     ];
     for (body, status, field) in cases {
@@ -619,4 +621,36 @@ async fn an_outbound_chat_nobody_saw_is_emailed_after_the_delay_and_a_seen_one_i
     assert_eq!(smtp.mail_for(&away).len(), 1, "one email, not one per job");
     assert!(smtp.mail_for(&seen).is_empty(), "Seen read it in the widget");
     ws.close().await;
+}
+
+async fn an_outbound_the_sender_never_took_up_is_sent_after_a_restart_once_to_each(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(person(&app, json!({"email": unique(&format!("p{i}")), "name": format!("P{i}")})).await);
+    }
+    // Stored as a crash would leave it: every delivery written, the sender
+    // never told (the notice is lost with the process).
+    let ws = app.get("/api/v1/workspace", &app.token).await.ok().unwrap()["id"].as_str().unwrap().to_owned();
+    let input: parley_engine::outbound::OutboundInput = serde_json::from_value(json!({
+        "kind": "chat", "body": "Back after the storm, {{person.first_name}}", "channels": ["chat"], "audience": {"people": ids},
+    }))
+    .unwrap();
+    let created = parley_engine::outbound::create(&app.engine.db, &ws, &app.admin_id, input, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let o = app.get(&format!("/api/v1/outbound/{}", created.id), &app.token).await.ok().unwrap();
+    assert_eq!(o["counts"]["queued"], 30, "nobody sends it before the restart: {o}");
+
+    let app = app.restart().await;
+    let o = finished(&app, &created.id).await;
+    assert_eq!(o["counts"]["sent"], 30, "{o}");
+    // Each person got it once.
+    for (i, id) in ids.iter().enumerate() {
+        let list = app.get("/api/v1/conversations?limit=200", &app.token).await.ok().unwrap();
+        let theirs: Vec<&Value> = list["items"].as_array().unwrap().iter().filter(|c| c["person"]["id"] == id.as_str()).collect();
+        assert_eq!(theirs.len(), 1, "one conversation for P{i}");
+        let thread = app.thread(theirs[0]["id"].as_str().unwrap()).await;
+        assert_eq!(thread.len(), 1);
+        assert_eq!(thread[0]["body"], format!("Back after the storm, P{i}"));
+    }
 }
