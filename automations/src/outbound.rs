@@ -92,12 +92,16 @@ impl Automations {
         let s = Sending { o, w, from, sms_from, routes, texts };
         let mut told = std::time::Instant::now();
         loop {
+            let t0 = std::time::Instant::now();
             let work = outbound::claim(db, outbound_id, CHUNK).await?;
             if work.is_empty() {
                 break;
             }
+            let t1 = t0.elapsed();
             let done = self.deliver_chunk(&s, work).await?;
+            let t2 = t0.elapsed();
             outbound::record(db, &ws, outbound_id, &done).await?;
+            tracing::debug!(n = done.len(), claim = ?t1, send = ?(t2 - t1), record = ?(t0.elapsed() - t2), "an outbound chunk");
             // Counting is a query over every row: twice a second is live enough.
             if told.elapsed() >= PROGRESS_EVERY {
                 self.progress(&ws, outbound_id).await?;

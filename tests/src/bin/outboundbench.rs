@@ -71,7 +71,7 @@ async fn start(args: &Args, http: &reqwest::Client, smtp: &Smtp) -> anyhow::Resu
     let child = Command::new(&args.parley)
         .arg("serve")
         .env("PARLEY_DATA_DIR", &dir)
-        .env("PARLEY_LOG", "warn")
+        .env("PARLEY_LOG", std::env::var("PARLEY_LOG").unwrap_or_else(|_| "warn".into()))
         .env_remove("DATABASE_URL")
         .env("PARLEY_BIND", format!("127.0.0.1:{}", args.port))
         .env("PARLEY_ADMIN_EMAIL", EMAIL)
@@ -161,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     println!("  all sent in {secs:.1} s ({:.0} messages/s): {}", o["counts"]["sent"].as_f64().unwrap_or(0.0) / secs, o["counts"]);
 
+    if args.online == 0 {
+        return Ok(());
+    }
     // 2. People online with their widget open.
     println!("2. chat to {} people online", args.online);
     let mut people = Vec::with_capacity(args.online);
