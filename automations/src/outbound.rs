@@ -219,11 +219,9 @@ impl Automations {
         let from = bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback };
         let stored = bulk::send_many(&engine.db, &engine.hub, from, items).await?;
         let mut done = Vec::with_capacity(stored.len());
-        let mut failed_keys: Vec<String> = work.keys().cloned().collect();
         for r in stored {
             match r {
                 Ok(st) => {
-                    failed_keys.retain(|k| *k != st.key);
                     if let Some(item) = work.remove(&st.key) {
                         let outcome = Outcome {
                             status: "sent",

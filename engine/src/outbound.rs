@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::auth::{user_hash, verify_user_hash};
 use crate::filter::{self, Dialect};
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, search, snippets, with_db, with_tx};
@@ -501,8 +502,7 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     let id = new_id();
     let now = now_ms();
     let channels = json!(input.channels).to_string();
-    let text = |v: &dyn erased::Json| v.text();
-    let (audience_text, options_text) = (text(&input.audience), text(&input.options));
+    let (audience_text, options_text) = (json!(input.audience).to_string(), json!(input.options).to_string());
     let recipients = with_tx!(db, tx => {
         sqlx::query("INSERT INTO outbound (id, workspace_id, kind, title, body, channels, audience, options, from_teammate_id, created_by, \
                      follow_up_of, status, recipients, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'sending', 0, $12)")
@@ -521,18 +521,6 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     });
     metrics::counter!("parley_outbound_deliveries_total").increment(recipients as u64 * input.channels.len() as u64);
     Ok(Created { id, status: "sending".into(), recipients })
-}
-
-/// Serialising the stored JSON columns without a fallible call per site.
-mod erased {
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
-        }
-    }
 }
 
 /// One outbound as stored, without counts.
@@ -889,7 +877,12 @@ pub async fn sms_status(db: &Db, delivery_id: &str, delivered: bool, error: Opti
 /// The signed token of a recipient's link to their outbound chat
 /// (`/c/{token}`): who it is for, signed with the workspace's secret.
 pub fn link_token(identity_secret: &str, outbound_id: &str, person_id: &str) -> String {
-    format!("{outbound_id}.{person_id}.{}", &crate::auth::user_hash(identity_secret, &format!("link:{outbound_id}:{person_id}"))[..32])
+    format!("{outbound_id}.{person_id}.{}", user_hash(identity_secret, &link_claim(outbound_id, person_id)))
+}
+
+/// What a link signs: its purpose too, so no other signed token passes for one.
+fn link_claim(outbound_id: &str, person_id: &str) -> String {
+    format!("link:{outbound_id}:{person_id}")
 }
 
 /// The outbound and person a link token names, if its shape is right; the
@@ -897,29 +890,26 @@ pub fn link_token(identity_secret: &str, outbound_id: &str, person_id: &str) -> 
 pub fn link_parts(token: &str) -> Option<(&str, &str, &str)> {
     let mut it = token.splitn(3, '.');
     let (o, p, s) = (it.next()?, it.next()?, it.next()?);
-    (!o.is_empty() && !p.is_empty() && s.len() == 32).then_some((o, p, s))
+    (!o.is_empty() && !p.is_empty() && !s.is_empty()).then_some((o, p, s))
 }
 
 pub fn link_valid(identity_secret: &str, outbound_id: &str, person_id: &str, signature: &str) -> bool {
-    let want = link_token(identity_secret, outbound_id, person_id);
-    let got = format!("{outbound_id}.{person_id}.{signature}");
-    subtle::ConstantTimeEq::ct_eq(want.as_bytes(), got.as_bytes()).into()
+    verify_user_hash(identity_secret, &link_claim(outbound_id, person_id), signature)
 }
 
 /// The signed token of an SMS delivery's status callback.
 pub fn status_token(identity_secret: &str, delivery_id: &str) -> String {
-    format!("{delivery_id}.{}", &crate::auth::user_hash(identity_secret, &format!("sms:{delivery_id}"))[..32])
+    format!("{delivery_id}.{}", user_hash(identity_secret, &format!("sms:{delivery_id}")))
 }
 
 /// The delivery a status token names, when its signature holds.
 pub async fn status_delivery(db: &Db, token: &str) -> Result<Option<String>> {
-    let Some((id, _)) = token.split_once('.') else { return Ok(None) };
+    let Some((id, signature)) = token.split_once('.') else { return Ok(None) };
     let secret: Option<String> = with_db!(db, pool => sqlx::query_scalar(
         "SELECT w.identity_secret FROM delivery d JOIN workspace w ON w.id = d.workspace_id WHERE d.id = $1")
         .bind(id).fetch_optional(pool).await?);
     let Some(secret) = secret else { return Ok(None) };
-    let want = status_token(&secret, id);
-    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), token.as_bytes())).then(|| id.to_owned()))
+    Ok(verify_user_hash(&secret, &format!("sms:{id}"), signature).then(|| id.to_owned()))
 }
 
 /// A saved message to start an outbound from.

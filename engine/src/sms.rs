@@ -140,17 +140,13 @@ pub trait Route: Send + Sync {
     fn send<'a>(&'a self, text: &'a Text<'a>) -> BoxFuture<'a, std::result::Result<Accepted, String>>;
 }
 
-/// Builds the route an entry of the settings describes.
+/// Builds the route an entry of the settings describes; `client` is shared,
+/// so connections to a provider are pooled.
 pub fn route(config: &RouteConfig, client: &reqwest::Client) -> Box<dyn Route> {
     match config.kind {
         RouteKind::Log => Box::new(LogRoute { name: config.name.clone() }),
         RouteKind::Http => Box::new(HttpRoute { config: config.clone(), client: client.clone() }),
     }
-}
-
-/// The HTTP client routes share (connections are pooled per provider).
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default()
 }
 
 struct LogRoute {
@@ -176,7 +172,8 @@ impl Route for HttpRoute {
         Box::pin(async move {
             let url = self.config.url.as_deref().ok_or("the route has no url")?;
             let form = [("To", text.to), ("From", text.from), ("Body", text.body), ("StatusCallback", text.status_callback)];
-            let mut req = self.client.post(url).form(&form);
+            // A provider that hangs must not hold the send up for good.
+            let mut req = self.client.post(url).form(&form).timeout(TIMEOUT);
             if let Some(user) = &self.config.username {
                 req = req.basic_auth(user, self.config.password.as_deref());
             }
@@ -199,19 +196,18 @@ impl Route for HttpRoute {
 
 /// The secret part of the workspace's inbound SMS address.
 pub fn inbound_token(identity_secret: &str, workspace_id: &str) -> String {
-    format!("{workspace_id}.{}", &crate::auth::user_hash(identity_secret, &format!("sms-inbound:{workspace_id}"))[..32])
+    format!("{workspace_id}.{}", crate::auth::user_hash(identity_secret, &format!("sms-inbound:{workspace_id}")))
 }
 
 /// The workspace an inbound SMS address belongs to, when its token holds.
 pub async fn inbound_workspace(db: &Db, token: &str) -> Result<Option<crate::workspace::Workspace>> {
-    let Some((ws, _)) = token.split_once('.') else { return Ok(None) };
+    let Some((ws, signature)) = token.split_once('.') else { return Ok(None) };
     let w = match crate::workspace::get(db, ws).await {
         Ok(w) => w,
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let want = inbound_token(&w.identity_secret, &w.id);
-    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), token.as_bytes())).then_some(w))
+    Ok(crate::auth::verify_user_hash(&w.identity_secret, &format!("sms-inbound:{}", w.id), signature).then_some(w))
 }
 
 /// The person with this phone number: as the provider wrote it (the

@@ -104,15 +104,20 @@ pub struct Preview {
 #[utoipa::path(post, path = "/api/v1/outbound/preview", tag = "outbound", request_body = PreviewBody,
     responses((status = 200, body = Preview, description = "The message as this person will read it"), (status = 404), (status = 422)))]
 pub async fn preview(State(engine): State<Engine>, Auth(actor): Auth, Json(b): Json<PreviewBody>) -> Result<JsonOut<Preview>> {
-    let ws = &actor.workspace_id;
     snippets::check("body", &b.body)?;
-    let person = profile::get(&engine.db, ws, &b.person_id).await?;
-    let t = workspace::teammate(&engine.db, ws, b.from_teammate_id.as_deref().unwrap_or(&actor.teammate_id)).await?;
-    let w = workspace::get(&engine.db, ws).await?;
-    let data = snippets::context(Some(&person), Some((&t.name, &t.email)), Some(&w.name));
+    let from = b.from_teammate_id.as_deref().unwrap_or(&actor.teammate_id);
+    let data = snippet_data(&engine, &actor.workspace_id, &b.person_id, from).await?;
     let rendered = snippets::render("body", &b.body, &data)?;
     let title = b.title.map(|t| snippets::render("title", &t, &data)).transpose()?;
     Ok(JsonOut(Preview { rendered, title }))
+}
+
+/// What a snippet sees for one person, written by one teammate.
+async fn snippet_data(engine: &Engine, ws: &str, person_id: &str, teammate_id: &str) -> Result<serde_json::Value> {
+    let person = profile::get(&engine.db, ws, person_id).await?;
+    let t = workspace::teammate(&engine.db, ws, teammate_id).await?;
+    let w = workspace::get(&engine.db, ws).await?;
+    Ok(snippets::context(Some(&person), Some((&t.name, &t.email)), Some(&w.name)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -220,13 +225,9 @@ pub async fn person_message(
 ) -> Result<(StatusCode, JsonOut<PersonMessageAnswer>)> {
     let ws = &actor.workspace_id;
     let from = b.from_teammate_id.clone().unwrap_or_else(|| actor.teammate_id.clone());
-    workspace::teammate(&engine.db, ws, &from).await?;
     if b.channel == Channel::Chat {
         snippets::check("body", &b.body)?;
-        let person = profile::get(&engine.db, ws, &id).await?;
-        let t = workspace::teammate(&engine.db, ws, &from).await?;
-        let w = workspace::get(&engine.db, ws).await?;
-        let body = snippets::render("body", &b.body, &snippets::context(Some(&person), Some((&t.name, &t.email)), Some(&w.name)))?;
+        let body = snippets::render("body", &b.body, &snippet_data(&engine, ws, &id, &from).await?)?;
         let sent = chat::send(
             &engine.db,
             &engine.hub,

@@ -7,6 +7,17 @@ use std::process::Child;
 pub const EMAIL: &str = "bench@example.test";
 pub const PASSWORD: &str = "bench-password";
 
+/// Waits up to a minute for the server at `base` (`http://host:port`) to be ready.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the server did not become ready")
+}
+
 /// A `parley serve` the benchmark started: killed, and its data dir
 /// removed if the benchmark made it, when dropped.
 pub struct Server {

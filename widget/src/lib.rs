@@ -7,6 +7,7 @@
 //! - [`ws`]: `GET /widget/v1/ws`, the visitor's realtime socket.
 //! - [`link`]: `/c/{token}`, the chat opened from an outbound's email or
 //!   text, and `POST /widget/v1/link`, its visitor session.
+//! - [`page`]: the look of the few HTML pages served here.
 //! - [`sms`]: what SMS providers post back: delivery status, and texts
 //!   people send, into their conversation.
 //! - [`unsubscribe`]: `/u/{token}`, the signed unsubscribe link in emails.
@@ -18,6 +19,7 @@ use axum::Router;
 use parley_engine::Engine;
 
 pub mod link;
+pub mod page;
 pub mod script;
 pub mod session;
 pub mod sms;

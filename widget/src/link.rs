@@ -9,13 +9,15 @@
 use axum::Json as JsonOut;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use parley_engine::http::Json;
 use parley_engine::mail::escape;
 use parley_engine::outbound;
 use parley_engine::workspace::{self, Workspace};
 use parley_engine::{Engine, Error, Result, people};
 use serde::{Deserialize, Serialize};
+
+use crate::page::{full, notice};
 
 /// Where a valid link leads.
 struct Target {
@@ -79,16 +81,6 @@ pub async fn session(State(engine): State<Engine>, Json(b): Json<LinkBody>) -> R
     Ok(JsonOut(LinkAnswer { token: s.token, person_id: s.person_id, conversation_id: t.conversation_id, app_id: t.w.app_id }))
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{t}</title><style>html,body{{margin:0;height:100%;font-family:system-ui,sans-serif;color:#222;background:#f3f4f6}}\
-         main{{max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}</style></head><body>{body}</body></html>",
-        t = escape(title)
-    );
-    (status, Html(html)).into_response()
-}
-
 #[utoipa::path(get, path = "/c/{token}", tag = "widget",
     params(("token" = String, Path, description = "the signed token from the email or text")),
     responses((status = 200, description = "the chat, full page", content_type = "text/html"), (status = 404, description = "not a valid link"),
@@ -98,33 +90,25 @@ pub async fn open(State(engine): State<Engine>, Path(token): Path<String>) -> Re
         Ok(t) => {
             let body = format!(
                 "<script src=\"/widget.js\" data-app-id=\"{}\" data-link=\"{}\" data-title=\"{}\" async></script>\
-                 <noscript><main><p>Turn on JavaScript to chat.</p></main></noscript>",
+                 <noscript><p>Turn on JavaScript to chat.</p></noscript>",
                 escape(&t.w.app_id),
                 escape(&token),
                 escape(&t.w.name)
             );
-            page(StatusCode::OK, &t.w.name, &body)
+            full(StatusCode::OK, &t.w.name, &body)
         }
         Err(Error::Conflict { code: "link_closed", .. }) => {
-            page(StatusCode::GONE, "Chat closed", "<main><h1>This chat is closed</h1><p>The team has closed this conversation.</p></main>")
+            notice(StatusCode::GONE, "This chat is closed", "<p>The team has closed this conversation.</p>")
         }
-        Err(Error::Conflict { .. }) => page(
-            StatusCode::OK,
-            "On its way",
-            "<main><h1>Almost there</h1><p>Your message is still on its way. Reload this page in a minute.</p></main>",
-        ),
-        Err(Error::NotFound(_)) => page(
-            StatusCode::NOT_FOUND,
-            "Link not valid",
-            "<main><h1>Link not valid</h1><p>This link is not valid. It may have been cut short.</p></main>",
-        ),
+        Err(Error::Conflict { .. }) => {
+            notice(StatusCode::OK, "Almost there", "<p>Your message is still on its way. Reload this page in a minute.</p>")
+        }
+        Err(Error::NotFound(_)) => {
+            notice(StatusCode::NOT_FOUND, "Link not valid", "<p>This link is not valid. It may have been cut short.</p>")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "opening a chat link");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "<main><h1>Something went wrong</h1><p>Try again in a moment.</p></main>",
-            )
+            notice(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "<p>Try again in a moment.</p>")
         }
     }
 }

@@ -7,8 +7,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use parley_engine::mail::{self, escape};
+
+use crate::page::notice;
 use parley_engine::people::{PersonInput, profile};
 use parley_engine::{Engine, Error, events, workspace};
 use serde_json::json;
@@ -24,19 +26,8 @@ async fn resolve(engine: &Engine, token: &str) -> Option<(workspace::Workspace, 
     Some((w, p))
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;overflow-wrap:anywhere}}\
-         button{{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#2b59c3;color:#fff;cursor:pointer}}</style></head>\
-         <body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    );
-    (status, Html(html)).into_response()
-}
-
 fn unknown() -> Response {
-    page(StatusCode::NOT_FOUND, "Link not valid", "<p>This unsubscribe link is not valid. It may have been cut short.</p>")
+    notice(StatusCode::NOT_FOUND, "Link not valid", "<p>This unsubscribe link is not valid. It may have been cut short.</p>")
 }
 
 #[utoipa::path(get, path = "/u/{token}", tag = "email",
@@ -46,9 +37,9 @@ pub async fn confirm(State(engine): State<Engine>, Path(token): Path<String>) ->
     let Some((w, p)) = resolve(&engine, &token).await else { return unknown() };
     let who = p.email.as_deref().map(|e| format!(" for <strong>{}</strong>", escape(e))).unwrap_or_default();
     if p.unsubscribed {
-        return page(StatusCode::OK, "You are unsubscribed", &format!("<p>{} sends you no more emails{who}.</p>", escape(&w.name)));
+        return notice(StatusCode::OK, "You are unsubscribed", &format!("<p>{} sends you no more emails{who}.</p>", escape(&w.name)));
     }
-    page(
+    notice(
         StatusCode::OK,
         "Unsubscribe",
         &format!(
@@ -72,8 +63,8 @@ pub async fn unsubscribe(State(engine): State<Engine>, Path(token): Path<String>
         };
         if let Err(e) = done.await {
             tracing::error!(error = %e, person = %p.id, "unsubscribing failed");
-            return page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "<p>Please try again in a moment.</p>");
+            return notice(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "<p>Please try again in a moment.</p>");
         }
     }
-    page(StatusCode::OK, "You are unsubscribed", &format!("<p>{} sends you no more emails.</p>", escape(&w.name)))
+    notice(StatusCode::OK, "You are unsubscribed", &format!("<p>{} sends you no more emails.</p>", escape(&w.name)))
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures_util::StreamExt;
-use parley_tests::bench::{EMAIL, PASSWORD, Server};
+use parley_tests::bench::{EMAIL, PASSWORD, Server, wait_ready};
 use parley_tests::outside::Smtp;
 use serde_json::{Value, json};
 
@@ -85,13 +85,8 @@ async fn start(args: &Args, http: &reqwest::Client, smtp: &Smtp) -> anyhow::Resu
         .with_context(|| format!("starting {}", args.parley.display()))?;
     let server = Server { child, temp_dir };
     let base = format!("127.0.0.1:{}", args.port);
-    for _ in 0..600 {
-        if http.get(format!("http://{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Ok((server, base));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server did not become ready")
+    wait_ready(http, &format!("http://{base}")).await?;
+    Ok((server, base))
 }
 
 /// Sends an outbound; returns its id and how long the answer took.

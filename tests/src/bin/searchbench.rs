@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use parley_engine::people::seed::{CITIES, FIRST_NAMES, TAGS};
-use parley_tests::bench::{EMAIL, PASSWORD, Server};
+use parley_tests::bench::{EMAIL, PASSWORD, Server, wait_ready};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -127,13 +127,8 @@ async fn start(args: &Args, http: &reqwest::Client) -> anyhow::Result<(Server, S
         .with_context(|| format!("starting {}", args.parley.display()))?;
     let server = Server { child, temp_dir };
     let base = format!("http://127.0.0.1:{}", args.port);
-    for _ in 0..600 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Ok((server, base));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server did not become ready")
+    wait_ready(http, &base).await?;
+    Ok((server, base))
 }
 
 /// A typical search, by kind; `n` varies the parameters.
