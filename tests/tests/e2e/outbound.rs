@@ -246,6 +246,10 @@ async fn a_checkin_is_answered_from_its_link_counted_and_followed_up_with_only_t
     assert_eq!((again.status, again.code()), (409, "link_closed"));
     let forged = format!("{}{}", &link[..link.len() - 2], if link.ends_with("00") { "11" } else { "00" });
     assert_eq!(app.http.get(&forged).send().await.unwrap().status(), 404);
+    let forged_token = forged.rsplit('/').next().unwrap();
+    let r = app.request("POST", "/widget/v1/link", None, Some(json!({"token": forged_token}).to_string())).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(app.request("POST", "/widget/v1/link", None, Some("{\"token\":".into())).await.status, 400);
     let listed = app.get("/api/v1/outbound?archived=true", &app.token).await.ok().unwrap();
     assert_eq!(listed["items"][0]["id"], id.as_str());
     ws.close().await;
@@ -345,6 +349,12 @@ async fn high_quality_sms_fails_over_to_the_next_route_and_the_provider_reports_
     assert_eq!(wrong.status(), 404);
     let stranger = app.http.post(inbound).form(&[("From", "+1 202 555 0199"), ("Body", "who?")]).send().await.unwrap();
     assert_eq!(stranger.status(), 404);
+    let long = "x".repeat(5000);
+    let oversize = app.http.post(inbound).form(&[("From", "+447700900123"), ("Body", long.as_str())]).send().await.unwrap();
+    assert_eq!(oversize.status(), 413);
+    let not_a_number = app.http.post(inbound).form(&[("From", "Ann"), ("Body", "hi")]).send().await.unwrap();
+    assert_eq!(not_a_number.status(), 422);
+    assert_eq!(app.thread(mine["id"].as_str().unwrap()).await.len(), thread.len(), "nothing refused was stored");
 }
 
 async fn high_quality_sms_gives_up_after_fifty_attempts(backend: Backend) {
