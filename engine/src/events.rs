@@ -40,11 +40,14 @@ pub(crate) async fn insert(c: &mut Conn<'_>, workspace_id: &str, person_id: &str
             .bind(new_id()).bind(workspace_id).bind(person_id).bind(name).bind(data).bind(at)
             .execute(&mut **c).await?;
         sqlx::query(SUMMARY_UPSERT).bind(person_id).bind(workspace_id).bind(name).bind(1_i64).bind(at).bind(at).execute(&mut **c).await?;
-        // The summary is part of what people search shows: mark the person changed.
-        sqlx::query("UPDATE person SET updated_at = $1 WHERE id = $2").bind(now_ms()).bind(person_id).execute(&mut **c).await?;
+        sqlx::query(TOUCH).bind(now_ms()).bind(person_id).bind(workspace_id).execute(&mut **c).await?;
     });
     Ok(())
 }
+
+/// Summaries are part of what people search finds and shows: their people
+/// are logged as changed (see `person_touched` in the migrations).
+const TOUCH: &str = "INSERT INTO person_touched (at, person_id, workspace_id) VALUES ($1, $2, $3) ON CONFLICT (at, person_id) DO NOTHING";
 
 /// Adds `count` events between `first` and `last` to a person's summary.
 const SUMMARY_UPSERT: &str = "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -256,19 +259,18 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
             q.build().execute(&mut **c).await?;
         });
     }
-    // Summaries are part of what people search shows: mark their people changed.
-    let people: std::collections::BTreeSet<&str> = sums.iter().map(|((_, pid, _), _)| *pid).collect();
-    let people: Vec<&str> = people.into_iter().collect();
+    // Summaries are part of what people search finds and shows: log their
+    // people as changed, in one run of appended rows.
+    let people: std::collections::BTreeSet<(&str, &str)> = sums.iter().map(|((ws, pid, _), _)| (*pid, *ws)).collect();
+    let people: Vec<(&str, &str)> = people.into_iter().collect();
     let now = now_ms();
-    for chunk in people.chunks(1000) {
+    for chunk in people.chunks(300) {
         on_conn!(c, c => {
-            let mut q = sqlx::QueryBuilder::new("UPDATE person SET updated_at = ");
-            q.push_bind(now).push(" WHERE id IN (");
-            let mut ids = q.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
-            }
-            q.push(")");
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO person_touched (at, person_id, workspace_id) ");
+            q.push_values(chunk, |mut b, (pid, ws)| {
+                b.push_bind(now).push_bind(*pid).push_bind(*ws);
+            });
+            q.push(" ON CONFLICT (at, person_id) DO NOTHING");
             q.build().execute(&mut **c).await?;
         });
     }

@@ -63,8 +63,9 @@ pub use error::{Error, Result};
 /// How long realtime frames are kept for `resume`.
 const FRAME_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Hourly upkeep: prunes old realtime frames (every node may; the delete is
-/// idempotent) and refreshes SQLite's planner statistics.
+/// Hourly upkeep: prunes old realtime frames and the log of touched people
+/// (every node may; the deletes are idempotent) and refreshes SQLite's
+/// planner statistics.
 fn spawn_pruning(db: Db, hub: hub::Hub, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -80,6 +81,9 @@ fn spawn_pruning(db: Db, hub: hub::Hub, shutdown: tokio_util::sync::Cancellation
                 Ok(n) if n > 0 => tracing::info!(frames = n, "pruned old realtime frames"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning realtime frames failed"),
+            }
+            if let Err(e) = search::meili::prune_touched(&db).await {
+                tracing::warn!(error = %e, "pruning the log of touched people failed");
             }
         }
     });

@@ -799,7 +799,7 @@ mod tests {
             "CREATE INDEX person_attribute_str ON person_attribute (workspace_id, name, str_value, person_id)".into(),
             "CREATE INDEX person_attribute_num ON person_attribute (workspace_id, name, num_value, person_id)".into(),
             "CREATE INDEX person_tag_tag ON person_tag (workspace_id, tag, person_id)".into(),
-            "CREATE INDEX event_summary_name ON event_summary (workspace_id, name, count, person_id)".into(),
+            "CREATE INDEX event_summary_name ON event_summary (workspace_id, name, person_id, count)".into(),
             "CREATE INDEX person_workspace_id ON person (workspace_id, id)".into(),
             "CREATE INDEX event_name ON event (workspace_id, name, at, person_id)".into(),
             "INSERT INTO company (id, workspace_id, name) VALUES ('c1', 'w1', 'Acme'), ('c2', 'w1', 'Globex'), ('c3', 'w2', 'Acme')".into(),
@@ -1169,7 +1169,7 @@ mod tests {
             ("person_attribute", "person_attribute_str", "5000000 5000000 500000 1000 1"),
             ("person_attribute", "person_attribute_num", "5000000 5000000 500000 1000 1"),
             ("person_attribute", "sqlite_autoindex_person_attribute_1", "5000000 5 1"),
-            ("event_summary", "event_summary_name", "3000000 3000000 100000 1000 1"),
+            ("event_summary", "event_summary_name", "3000000 3000000 100000 1 1"),
             ("person", "person_workspace_id", "1000000 1000000 1"),
             ("event", "event_name", "50000000 50000000 1000000 10 1"),
         ] {

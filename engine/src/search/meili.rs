@@ -584,10 +584,12 @@ impl PeopleIndex for MeiliIndex {
     }
 }
 
-/// What the sync loop follows: people changed, and people removed.
+/// What the sync loop follows: people changed, people whose event summaries
+/// changed, and people removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stream {
     People,
+    Touched,
     Deleted,
 }
 
@@ -596,6 +598,7 @@ impl Stream {
     fn name(self) -> &'static str {
         match self {
             Stream::People => "meili.people",
+            Stream::Touched => "meili.touched",
             Stream::Deleted => "meili.deleted",
         }
     }
@@ -604,6 +607,7 @@ impl Stream {
     async fn changed(self, db: &Db, after: &(i64, String), limit: i64) -> Result<Vec<(String, i64)>> {
         let sql = match self {
             Stream::People => "SELECT id, updated_at FROM person WHERE (updated_at, id) > ($1, $2) ORDER BY updated_at, id LIMIT $3",
+            Stream::Touched => "SELECT person_id, at FROM person_touched WHERE (at, person_id) > ($1, $2) ORDER BY at, person_id LIMIT $3",
             Stream::Deleted => {
                 "SELECT id, deleted_at FROM person_deleted WHERE (deleted_at, id) > ($1, $2) ORDER BY deleted_at, id LIMIT $3"
             }
@@ -615,7 +619,7 @@ impl Stream {
     /// was sent already, and records what it sent.
     async fn apply(self, db: &Db, sink: &impl Sink, rows: &[(String, i64)], sent: &mut Sent) -> Result<()> {
         match self {
-            Stream::People => {
+            Stream::People | Stream::Touched => {
                 // Compared by content, not stamp: a second write in the same
                 // millisecond that commits after the first was read carries
                 // the same stamp, and must still be sent.
@@ -766,6 +770,8 @@ async fn take_turn(db: &Db) -> Result<Option<Turn>> {
 #[derive(Default)]
 pub struct Syncer {
     settled: bool,
+    /// Both people streams send whole documents: one record of what was
+    /// sent keeps either from sending again what the other just did.
     people: Sent,
     deleted: Sent,
     ticks: u64,
@@ -790,6 +796,7 @@ impl Syncer {
         }
         let Some(_turn) = take_turn(db).await? else { return Ok(()) };
         follow(db, index, Stream::People, &mut self.people).await?;
+        follow(db, index, Stream::Touched, &mut self.people).await?;
         follow(db, index, Stream::Deleted, &mut self.deleted).await?;
         if self.ticks.is_multiple_of(PRUNE_EVERY) {
             prune_deleted(db).await?;
@@ -804,6 +811,19 @@ async fn prune_deleted(db: &Db) -> Result<()> {
     let before = (now_ms() - DELETED_RETAIN_MS).min(cursor - LOOKBACK_MS);
     with_tx!(db, tx => {
         sqlx::query("DELETE FROM person_deleted WHERE deleted_at < $1").bind(before).execute(&mut *tx).await?;
+    });
+    Ok(())
+}
+
+/// Forgets people touched more than a day ago, but never what the
+/// Meilisearch sync (when there is one) has not read yet.
+pub async fn prune_touched(db: &Db) -> Result<()> {
+    let mut before = now_ms() - DELETED_RETAIN_MS;
+    if let Some(cursor) = load_cursor(db, Stream::Touched.name()).await? {
+        before = before.min(cursor - LOOKBACK_MS);
+    }
+    with_tx!(db, tx => {
+        sqlx::query("DELETE FROM person_touched WHERE at < $1").bind(before).execute(&mut *tx).await?;
     });
     Ok(())
 }
@@ -895,6 +915,7 @@ pub async fn reindex(db: &Db, index: &MeiliIndex, mut progress: impl FnMut(u64, 
     index.wait(index.client.swap_indexes([&swap]).await.map_err(meili_error)?, TASK_TIMEOUT).await?;
     index.wait(index.client.delete_index(&fresh).await.map_err(meili_error)?, TASK_TIMEOUT).await?;
     set_cursor(db, Stream::People.name(), started).await?;
+    set_cursor(db, Stream::Touched.name(), started).await?;
     set_cursor(db, Stream::Deleted.name(), started).await?;
     Ok(done)
 }
@@ -929,6 +950,7 @@ mod tests {
             cursor: None,
             now_ms: 1_700_000_000_000,
             count_only: false,
+            version: None,
         }
     }
 
@@ -1468,7 +1490,8 @@ mod tests {
             follow(&db, &rec, Stream::People, &mut sent).await.expect("synced");
             assert!(rec.take().0.is_empty());
 
-            // An event changes the summary, so the person is sent again.
+            // An event changes the summary, so the person is sent again,
+            // from the log of touched people (not by moving updated_at).
             let item = EventInput {
                 person: PersonRef { id: Some(ann.clone()), ..Default::default() },
                 name: "signed-up".into(),
@@ -1476,10 +1499,13 @@ mod tests {
                 at: None,
             };
             crate::events::ingest(&db, &ws, vec![item], true).await.expect("ingested");
-            follow(&db, &rec, Stream::People, &mut sent).await.expect("synced");
+            follow(&db, &rec, Stream::Touched, &mut sent).await.expect("synced");
             let (ups, _) = rec.take();
             assert_eq!(ids_of(&ups), vec![ann.as_str()]);
             assert_eq!(ups[0]["events"]["signed_up"]["count"], 1);
+            follow(&db, &rec, Stream::Touched, &mut sent).await.expect("synced");
+            follow(&db, &rec, Stream::People, &mut sent).await.expect("synced");
+            assert!(rec.take().0.is_empty(), "sent once");
 
             // A refused push keeps the cursor where it was and is sent next time.
             let input = PersonInput { name: Some("Bob B".into()), ..Default::default() };
