@@ -91,6 +91,8 @@ pub struct Prepared {
     pub now_ms: i64,
     /// Only `total` is wanted: an index may skip reading a page.
     pub count_only: bool,
+    /// The version of people the search runs under, when the caller read it.
+    pub version: Option<cache::Version>,
 }
 
 /// Ids of one page, in order, with the exact total.
@@ -104,6 +106,11 @@ pub struct IdPage {
 /// Where people are searched: SQL or Meilisearch.
 pub trait PeopleIndex: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Pages as sent, kept while people are unchanged, when this index's
+    /// results follow the database's [`cache::Version`] alone.
+    fn pages(&self) -> Option<&cache::Cache<bytes::Bytes>> {
+        None
+    }
     fn search<'a>(&'a self, q: &'a Prepared) -> BoxFuture<'a, Result<IdPage>>;
 }
 
@@ -203,17 +210,42 @@ pub async fn prepare(db: &Db, workspace_id: &str, req: &SearchRequest) -> Result
         cursor,
         now_ms: now_ms(),
         count_only: false,
+        version: None,
     })
 }
 
 /// Runs a search on `index` and reads the page's people.
 pub async fn search(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, req: &SearchRequest) -> Result<SearchPage> {
     let p = prepare(db, workspace_id, req).await?;
+    page_of(db, index, &p).await
+}
+
+async fn page_of(db: &Db, index: &dyn PeopleIndex, p: &Prepared) -> Result<SearchPage> {
     let started = std::time::Instant::now();
-    let page = index.search(&p).await?;
+    let page = index.search(p).await?;
     metrics::histogram!("parley_people_search_seconds", "index" => index.name()).record(started.elapsed().as_secs_f64());
-    let items = profile::many(db, workspace_id, &page.ids).await?;
+    let items = profile::many(db, &p.workspace_id, &page.ids).await?;
     Ok(SearchPage { total: page.total, items, next_cursor: page.next_cursor.as_ref().map(encode_cursor) })
+}
+
+/// [`search`], answered as the JSON sent to the client. Where the index
+/// allows it, a page is kept as sent while people are unchanged: asking
+/// again for a page someone just saw (the first page of a segment, a list
+/// being refreshed) then costs a version read instead of reading and
+/// serialising its people again.
+pub async fn search_json(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, req: &SearchRequest) -> Result<bytes::Bytes> {
+    let mut p = prepare(db, workspace_id, req).await?;
+    let to_json = |page: &SearchPage| serde_json::to_vec(page).map(bytes::Bytes::from).map_err(|e| Error::Internal(e.into()));
+    let Some(pages) = index.pages() else { return to_json(&page_of(db, index, &p).await?) };
+    // Read before the search runs: a change committed meanwhile moves it.
+    let started_ms = now_ms();
+    let version = cache::Version::read(db).await?;
+    p.version = Some(version);
+    let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort, p.limit, p.cursor);
+    let p = &p;
+    let json =
+        pages.get_or_compute(&key, version, version.settled(started_ms), || async move { to_json(&page_of(db, index, p).await?) }).await?;
+    Ok(json.as_ref().clone())
 }
 
 /// How many people match a filter.
@@ -227,8 +259,13 @@ pub async fn count(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, filter:
 #[derive(Clone)]
 pub struct SqlIndex {
     pub db: Db,
-    cache: Arc<cache::Cache>,
+    cache: Arc<cache::Cache<cache::Found>>,
+    pages: Arc<cache::Cache<bytes::Bytes>>,
 }
+
+/// Pages kept as sent: at most this many, and this many bytes in all.
+const PAGES_KEPT: usize = 2_000;
+const PAGE_BYTES_KEPT: usize = 64 << 20;
 
 /// Up to this many matches, a search keeps every matching id in order, so its
 /// later pages are read from memory (about 100 bytes each). Past it, matches
@@ -237,7 +274,7 @@ const KEEP_ORDERED: i64 = 200_000;
 
 impl SqlIndex {
     pub fn shared(db: Db) -> Arc<dyn PeopleIndex> {
-        Arc::new(SqlIndex { db, cache: Arc::default() })
+        Arc::new(SqlIndex { db, cache: Arc::default(), pages: Arc::new(cache::Cache::new(PAGES_KEPT, PAGE_BYTES_KEPT)) })
     }
 }
 
@@ -282,7 +319,10 @@ impl SqlIndex {
         }
         // Read before the search runs: a change committed meanwhile moves it.
         let started_ms = now_ms();
-        let version = cache::Version::read(&self.db).await?;
+        let version = match p.version {
+            Some(v) => v,
+            None => cache::Version::read(&self.db).await?,
+        };
         let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort);
         let found = self
             .cache
@@ -444,6 +484,9 @@ fn cursor_parts(c: &Value) -> Result<(String, Value)> {
 impl PeopleIndex for SqlIndex {
     fn name(&self) -> &'static str {
         "sql"
+    }
+    fn pages(&self) -> Option<&cache::Cache<bytes::Bytes>> {
+        Some(&self.pages)
     }
     fn search<'a>(&'a self, q: &'a Prepared) -> BoxFuture<'a, Result<IdPage>> {
         Box::pin(self.run(q))

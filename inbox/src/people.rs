@@ -3,7 +3,8 @@
 
 use axum::Json as JsonOut;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use parley_engine::bus::{Cause, Happening};
 use parley_engine::companies::{self, Company};
 use parley_engine::events::{self, EventInput, Ingested, Timeline};
@@ -107,8 +108,13 @@ pub async fn track(State(engine): State<Engine>, Auth(actor): Auth, Json(body): 
 
 #[utoipa::path(post, path = "/api/v1/people/search", tag = "people", request_body = SearchRequest,
     responses((status = 200, body = SearchPage), (status = 422, description = "bad filter: `field` points at the node, e.g. filter.and.1.op")))]
-pub async fn search(State(engine): State<Engine>, Auth(actor): Auth, Json(req): Json<SearchRequest>) -> Result<JsonOut<SearchPage>> {
-    Ok(JsonOut(search::search(&engine.db, engine.people_index.as_ref(), &actor.workspace_id, &req).await?))
+pub async fn search(State(engine): State<Engine>, Auth(actor): Auth, Json(req): Json<SearchRequest>) -> Result<Response> {
+    Ok(page_response(search::search_json(&engine.db, engine.people_index.as_ref(), &actor.workspace_id, &req).await?))
+}
+
+/// A [`SearchPage`] already serialised by [`search::search_json`].
+pub(crate) fn page_response(json: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

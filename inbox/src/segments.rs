@@ -65,8 +65,8 @@ pub async fn people(
     Auth(actor): Auth,
     Path(id): Path<String>,
     Query(q): Query<PeopleQuery>,
-) -> Result<JsonOut<SearchPage>> {
+) -> Result<axum::response::Response> {
     segments::load(&engine.db, &actor.workspace_id, &id).await?;
     let req = SearchRequest { q: q.q, filter: Some(serde_json::json!({"segment": id})), cursor: q.cursor, limit: q.limit, sort: None };
-    Ok(JsonOut(search::search(&engine.db, engine.people_index.as_ref(), &actor.workspace_id, &req).await?))
+    Ok(crate::people::page_response(search::search_json(&engine.db, engine.people_index.as_ref(), &actor.workspace_id, &req).await?))
 }

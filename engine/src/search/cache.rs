@@ -8,9 +8,9 @@
 //! "No person changed" is read from the database, not from this process, so
 //! it holds across nodes and for writes by other processes (an import): every
 //! write that can change what a search finds bumps `person.updated_at` (profile
-//! writes, tags and attributes, event summaries, presence), and removals are
-//! recorded in `person_deleted`. The newest of both is the [`Version`], two
-//! index lookups.
+//! writes, tags and attributes, presence), event summaries log their people
+//! in `person_touched`, and removals are recorded in `person_deleted`. The
+//! newest of the three is the [`Version`], three index lookups.
 //!
 //! A transaction that took its timestamp before the version was read can
 //! still commit after it without raising the newest timestamp. So a result is
@@ -41,24 +41,27 @@ const MAX_ENTRIES: usize = 1_000;
 /// Ids kept at most over all entries (about 32 bytes each).
 const MAX_IDS: usize = 6_000_000;
 
-/// The newest change to people: (largest `updated_at`, largest `deleted_at`).
+/// The newest change to people: the largest `updated_at`, `deleted_at` and
+/// `person_touched.at`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Version {
     pub updated: i64,
     pub deleted: i64,
+    pub touched: i64,
 }
 
 impl Version {
     pub async fn read(db: &Db) -> Result<Version> {
-        let (updated, deleted): (Option<i64>, Option<i64>) = with_db!(db, pool => sqlx::query_as(
-            "SELECT (SELECT MAX(updated_at) FROM person), (SELECT MAX(deleted_at) FROM person_deleted)")
+        let (updated, deleted, touched): (Option<i64>, Option<i64>, Option<i64>) = with_db!(db, pool => sqlx::query_as(
+            "SELECT (SELECT MAX(updated_at) FROM person), (SELECT MAX(deleted_at) FROM person_deleted), \
+             (SELECT MAX(at) FROM person_touched)")
             .fetch_one(pool).await?);
-        Ok(Version { updated: updated.unwrap_or(0), deleted: deleted.unwrap_or(0) })
+        Ok(Version { updated: updated.unwrap_or(0), deleted: deleted.unwrap_or(0), touched: touched.unwrap_or(0) })
     }
 
     /// Whether a result computed at `now_ms` under this version may be kept.
     pub fn settled(&self, now_ms: i64) -> bool {
-        self.updated.max(self.deleted) < now_ms - SETTLED_MS
+        self.updated.max(self.deleted).max(self.touched) < now_ms - SETTLED_MS
     }
 }
 
@@ -152,67 +155,99 @@ impl Ordered {
     }
 }
 
-struct Slot {
+/// What a kept value costs, in units its cache is bounded by.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Found {
+    /// Kept ids.
+    fn weight(&self) -> usize {
+        self.ordered.as_ref().map_or(0, Ordered::len)
+    }
+}
+
+/// A page of search results as sent: its JSON.
+impl Weigh for bytes::Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+struct Slot<T> {
     version: Version,
     made: Instant,
-    cell: Arc<OnceCell<Arc<Found>>>,
+    cell: Arc<OnceCell<Arc<T>>>,
 }
 
-#[derive(Default)]
-pub struct Cache {
-    slots: Mutex<HashMap<String, Slot>>,
+/// Values under a [`Version`], bounded by count and by total weight.
+pub struct Cache<T> {
+    slots: Mutex<HashMap<String, Slot<T>>>,
+    max_entries: usize,
+    max_weight: usize,
 }
 
-impl Cache {
-    /// The result for `key` under `version`: a kept one, or the one `compute`
+impl Default for Cache<Found> {
+    fn default() -> Self {
+        Cache::new(MAX_ENTRIES, MAX_IDS)
+    }
+}
+
+impl<T: Weigh> Cache<T> {
+    pub fn new(max_entries: usize, max_weight: usize) -> Self {
+        Cache { slots: Mutex::default(), max_entries, max_weight }
+    }
+
+    /// The value for `key` under `version`: a kept one, or the one `compute`
     /// makes (kept only when `keep`). Concurrent callers with the same key
     /// share one computation.
-    pub async fn get_or_compute<F, Fut>(&self, key: &str, version: Version, keep: bool, compute: F) -> Result<Arc<Found>>
+    pub async fn get_or_compute<F, Fut>(&self, key: &str, version: Version, keep: bool, compute: F) -> Result<Arc<T>>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Found>>,
+        Fut: std::future::Future<Output = Result<T>>,
     {
         if !keep {
             return Ok(Arc::new(compute().await?));
         }
-        let cell = {
+        let (cell, fresh) = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             match slots.get(key) {
-                Some(s) if s.version == version && s.made.elapsed() < TTL => s.cell.clone(),
+                Some(s) if s.version == version && s.made.elapsed() < TTL => (s.cell.clone(), false),
                 _ => {
                     let cell = Arc::new(OnceCell::new());
                     slots.insert(key.to_owned(), Slot { version, made: Instant::now(), cell: cell.clone() });
-                    cell
+                    (cell, true)
                 }
             }
         };
         let found = cell.get_or_try_init(|| async { compute().await.map(Arc::new) }).await?.clone();
-        self.trim();
+        // Only a new entry can take the cache past its bounds.
+        if fresh {
+            self.trim();
+        }
         Ok(found)
     }
 
     /// Drops stale entries, then the oldest, until within bounds.
     fn trim(&self) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let ids = |slots: &HashMap<String, Slot>| -> usize {
-            slots.values().filter_map(|s| s.cell.get()).filter_map(|f| f.ordered.as_ref()).map(Ordered::len).sum()
-        };
-        if slots.len() <= MAX_ENTRIES && ids(&slots) <= MAX_IDS {
+        let weight = |slots: &HashMap<String, Slot<T>>| -> usize { slots.values().filter_map(|s| s.cell.get()).map(|v| v.weight()).sum() };
+        if slots.len() <= self.max_entries && weight(&slots) <= self.max_weight {
             return;
         }
         slots.retain(|_, s| s.made.elapsed() < TTL);
-        let oldest = |slots: &HashMap<String, Slot>, with_ids: bool| {
+        let oldest = |slots: &HashMap<String, Slot<T>>, weighty: bool| {
             slots
                 .iter()
-                .filter(|(_, s)| !with_ids || s.cell.get().is_some_and(|f| f.ordered.is_some()))
+                .filter(|(_, s)| !weighty || s.cell.get().is_some_and(|v| v.weight() > 0))
                 .min_by_key(|(_, s)| s.made)
                 .map(|(k, _)| k.clone())
         };
-        while slots.len() > MAX_ENTRIES {
+        while slots.len() > self.max_entries {
             let Some(k) = oldest(&slots, false) else { break };
             slots.remove(&k);
         }
-        while ids(&slots) > MAX_IDS {
+        while weight(&slots) > self.max_weight {
             let Some(k) = oldest(&slots, true) else { break };
             slots.remove(&k);
         }
@@ -237,7 +272,7 @@ mod tests {
     async fn a_result_is_reused_until_the_version_moves() {
         let cache = Cache::default();
         let runs = AtomicUsize::new(0);
-        let v1 = Version { updated: 10, deleted: 0 };
+        let v1 = Version { updated: 10, deleted: 0, touched: 0 };
         let compute = |n| {
             runs.fetch_add(1, Ordering::SeqCst);
             async move { Ok(found(n)) }
@@ -245,16 +280,20 @@ mod tests {
         assert_eq!(cache.get_or_compute("q", v1, true, || compute(5)).await.unwrap().total, 5);
         assert_eq!(cache.get_or_compute("q", v1, true, || compute(6)).await.unwrap().total, 5);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let v2 = Version { updated: 10, deleted: 11 };
+        let v2 = Version { updated: 10, deleted: 11, touched: 0 };
         assert_eq!(cache.get_or_compute("q", v2, true, || compute(7)).await.unwrap().total, 7);
         assert_eq!(cache.get_or_compute("other", v2, true, || compute(8)).await.unwrap().total, 8);
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+        // A summary change alone (an event) moves it too.
+        let v3 = Version { touched: 12, ..v2 };
+        assert_eq!(cache.get_or_compute("q", v3, true, || compute(9)).await.unwrap().total, 9);
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
     async fn unsettled_results_are_not_kept() {
         let cache = Cache::default();
-        let v = Version { updated: 10, deleted: 0 };
+        let v = Version { updated: 10, deleted: 0, touched: 0 };
         assert!(!v.settled(10 + SETTLED_MS));
         assert!(v.settled(11 + SETTLED_MS));
         cache.get_or_compute("q", v, false, || async { Ok(found(1)) }).await.unwrap();

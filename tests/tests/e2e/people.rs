@@ -605,4 +605,22 @@ async fn kept_search_results_follow_every_change(backend: Backend) {
     assert_eq!(search(&app, json!({"q": "kim"})).await["total"], 4);
     app.delete(&format!("/api/v1/people/{}", ids[2]), &app.token).await.ok().unwrap();
     assert_eq!(search(&app, json!({"q": "kim"})).await["total"], 3);
+
+    // Pages are kept as sent, and a kept page shows a person's change too:
+    // a new name, and an event's count in their profile.
+    let page = json!({"q": "kim", "limit": 2, "sort": {"field": "name", "order": "asc"}});
+    settle().await;
+    let kept = search(&app, page.clone()).await;
+    assert_eq!(search(&app, page.clone()).await, kept);
+    assert_eq!(kept["items"][1]["name"], "Kim Birch");
+    app.patch(&format!("/api/v1/people/{}", ids[1]), &app.token, json!({"name": "Kim Beech"})).await.ok().unwrap();
+    let renamed = search(&app, page.clone()).await;
+    assert_eq!(renamed["items"][1]["name"], "Kim Beech");
+    let segment: Value = app.post("/api/v1/segments", &app.token, json!({"name": "Buyers", "filter": bought})).await.ok().unwrap();
+    let members = format!("/api/v1/segments/{}/people", segment["id"].as_str().unwrap());
+    settle().await;
+    assert_eq!(app.get(&members, &app.token).await.ok().unwrap()["total"], 1);
+    app.post("/api/v1/events", &app.token, json!({"person": {"external_id": "k0"}, "name": "purchased"})).await.ok().unwrap();
+    let now: Value = app.get(&members, &app.token).await.ok().unwrap();
+    assert_eq!(now["total"], 2, "the segment's kept page follows the new event");
 }
