@@ -2,7 +2,10 @@
 //! delete, and the bookkeeping of each run (failures in a row, switching a
 //! rule off that keeps failing).
 
-use parley_engine::util::{new_id, now_ms, rfc3339};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use parley_engine::util::{PerWorkspace, new_id, now_ms, rfc3339};
 use parley_engine::{Db, Error, Result, with_db, with_tx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -213,6 +216,7 @@ pub async fn create(db: &Db, workspace_id: &str, teammate_id: &str, input: Autom
             .bind(c.enabled).bind(teammate_id).bind(now).bind(input.email_fallback.unwrap_or(true))
             .execute(&mut *tx).await?;
     });
+    forget(workspace_id);
     get(db, workspace_id, &id).await
 }
 
@@ -237,12 +241,30 @@ pub async fn list(db: &Db, workspace_id: &str) -> Result<Vec<Automation>> {
     Ok(rows.into_iter().map(Automation::from).collect())
 }
 
+/// A workspace's enabled automations, for [`for_trigger`]: every happening
+/// asks (a batch of a thousand tracked events asks a thousand times), and
+/// most ask for a trigger nothing listens to.
+fn enabled() -> &'static PerWorkspace<Vec<Automation>> {
+    static ENABLED: OnceLock<PerWorkspace<Vec<Automation>>> = OnceLock::new();
+    ENABLED.get_or_init(|| PerWorkspace::new(Duration::from_secs(1), 10_000))
+}
+
+/// Drops a workspace's kept automations after a change to one of them.
+fn forget(workspace_id: &str) {
+    enabled().forget(workspace_id);
+}
+
 /// The enabled rules and flows of a workspace for one trigger name.
 pub async fn for_trigger(db: &Db, workspace_id: &str, trigger: &str) -> Result<Vec<Automation>> {
-    let sql = format!("{SELECT}WHERE workspace_id = $1 AND trigger_name = $2 AND enabled = TRUE ORDER BY id");
-    let rows: Vec<Row> =
-        with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).bind(trigger).fetch_all(pool).await?);
-    Ok(rows.into_iter().map(Automation::from).collect())
+    let all = enabled()
+        .get_or_load(workspace_id, || async {
+            let sql = format!("{SELECT}WHERE workspace_id = $1 AND enabled = TRUE ORDER BY id");
+            let rows: Vec<Row> =
+                with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace_id).fetch_all(pool).await?);
+            Ok(rows.into_iter().map(Automation::from).collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(all.iter().filter(|a| a.trigger == trigger).cloned().collect())
 }
 
 /// Changes an automation. Enabling it again forgets its failures.
@@ -273,6 +295,7 @@ pub async fn update(db: &Db, workspace_id: &str, id: &str, input: AutomationInpu
             .bind(id).bind(workspace_id).bind(c.kind).bind(&c.flow).bind(input.email_fallback.unwrap_or(current.email_fallback))
             .execute(&mut *tx).await?;
     });
+    forget(workspace_id);
     get(db, workspace_id, id).await
 }
 
@@ -295,6 +318,7 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM automation_run WHERE automation_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM automation WHERE id = $1").bind(id).execute(&mut *tx).await?;
     });
+    forget(workspace_id);
     tracing::info!(automation = id, "automation deleted");
     Ok(())
 }
@@ -347,6 +371,7 @@ pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunR
     let actions = serde_json::to_string(run.actions).map_err(|e| Error::Internal(e.into()))?;
     let now = now_ms();
     let mut error = run.error;
+    let mut switched_off = false;
     with_tx!(db, tx => {
         match run.outcome {
             Outcome::Error => {
@@ -360,6 +385,7 @@ pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunR
                     let changed = sqlx::query("UPDATE automation SET enabled = FALSE, disabled_reason = $1 WHERE id = $2 AND enabled = TRUE")
                         .bind(&reason).bind(automation_id).execute(&mut *tx).await?;
                     if changed.rows_affected() > 0 {
+                        switched_off = true;
                         tracing::warn!(automation = automation_id, failures, "automation switched off: it keeps failing");
                         error = Some(reason);
                     }
@@ -383,6 +409,9 @@ pub async fn log_run(db: &Db, workspace_id: &str, automation_id: &str, run: RunR
              (SELECT id FROM automation_run WHERE automation_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)")
             .bind(automation_id).bind(KEEP_RUNS - 1).execute(&mut *tx).await?;
     });
+    if switched_off {
+        forget(workspace_id);
+    }
     metrics::counter!("parley_automation_runs_total", "outcome" => run.outcome.as_str()).increment(1);
     Ok(())
 }

@@ -51,6 +51,51 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
+/// A small per-workspace value kept in memory for a short while, for what
+/// every happening asks and that rarely changes (enabled webhooks, enabled
+/// automations). A change made on this node is seen at once (the writer
+/// calls [`PerWorkspace::forget`]); one made on another node within the
+/// time kept.
+pub struct PerWorkspace<T> {
+    kept: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<T>)>>,
+    keep_for: std::time::Duration,
+    /// Workspaces kept at most before it starts afresh.
+    max: usize,
+}
+
+impl<T> PerWorkspace<T> {
+    pub fn new(keep_for: std::time::Duration, max: usize) -> Self {
+        PerWorkspace { kept: Default::default(), keep_for, max }
+    }
+
+    /// The kept value, or the one `load` reads (then kept).
+    pub async fn get_or_load<F, Fut>(&self, workspace_id: &str, load: F) -> crate::Result<std::sync::Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = crate::Result<T>>,
+    {
+        let kept = self.lock().get(workspace_id).filter(|(at, _)| at.elapsed() < self.keep_for).map(|(_, v)| v.clone());
+        if let Some(v) = kept {
+            return Ok(v);
+        }
+        let v = std::sync::Arc::new(load().await?);
+        let mut kept = self.lock();
+        if kept.len() >= self.max {
+            kept.clear();
+        }
+        kept.insert(workspace_id.to_owned(), (std::time::Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    pub fn forget(&self, workspace_id: &str) {
+        self.lock().remove(workspace_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<T>)>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

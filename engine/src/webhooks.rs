@@ -7,14 +7,13 @@
 //! posting and the retries. A workspace's subscriptions are kept in memory
 //! for a second (see [`subscribed`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::util::{new_id, new_token, now_ms, rfc3339};
+use crate::util::{PerWorkspace, new_id, new_token, now_ms, rfc3339};
 use crate::{Db, Error, Result, with_db, with_tx};
 
 /// What a subscription can ask for.
@@ -119,41 +118,26 @@ pub async fn get(db: &Db, ws: &str, id: &str) -> Result<Webhook> {
     row.map(Webhook::from).ok_or(Error::NotFound("webhook"))
 }
 
-/// How long a workspace's enabled subscriptions are kept in memory: every
-/// happening asks for them, and most workspaces have none. A change made on
-/// this node is seen at once; one made on another node within this time.
-const CACHE_FOR: Duration = Duration::from_secs(1);
-/// Workspaces kept at most before the cache starts afresh.
-const CACHE_MAX: usize = 10_000;
-
-type Cached = HashMap<String, (Instant, Arc<Vec<Webhook>>)>;
-
-fn cache() -> &'static Mutex<Cached> {
-    static CACHE: OnceLock<Mutex<Cached>> = OnceLock::new();
-    CACHE.get_or_init(Mutex::default)
+/// A workspace's enabled subscriptions: every happening asks for them, and
+/// most workspaces have none.
+fn enabled() -> &'static PerWorkspace<Vec<Webhook>> {
+    static ENABLED: OnceLock<PerWorkspace<Vec<Webhook>>> = OnceLock::new();
+    ENABLED.get_or_init(|| PerWorkspace::new(Duration::from_secs(1), 10_000))
 }
 
 fn forget(ws: &str) {
-    cache().lock().unwrap_or_else(|p| p.into_inner()).remove(ws);
+    enabled().forget(ws);
 }
 
 /// The enabled subscriptions of a workspace that want `event`.
 pub async fn subscribed(db: &Db, ws: &str, event: &str) -> Result<Vec<Webhook>> {
-    let kept = cache().lock().unwrap_or_else(|p| p.into_inner()).get(ws).filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, w)| w.clone());
-    let all = match kept {
-        Some(w) => w,
-        None => {
+    let all = enabled()
+        .get_or_load(ws, || async {
             let sql = format!("{SELECT}WHERE workspace_id = $1 AND enabled = TRUE");
             let rows: Vec<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(ws).fetch_all(pool).await?);
-            let w = Arc::new(rows.into_iter().map(Webhook::from).collect::<Vec<_>>());
-            let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
-            if c.len() >= CACHE_MAX {
-                c.clear();
-            }
-            c.insert(ws.to_owned(), (Instant::now(), w.clone()));
-            w
-        }
-    };
+            Ok(rows.into_iter().map(Webhook::from).collect::<Vec<_>>())
+        })
+        .await?;
     Ok(all.iter().filter(|w| w.events.iter().any(|e| e == "*" || e == event)).cloned().collect())
 }
 
