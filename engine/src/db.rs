@@ -80,7 +80,13 @@ impl Db {
                 // the B-tree pages every search walks: at a million people the
                 // default 2 MB holds not even the interior pages of the indexes.
                 .pragma("mmap_size", (8_u64 << 30).to_string())
-                .pragma("cache_size", "-65536");
+                .pragma("cache_size", "-65536")
+                // A multi-row statement inside a transaction keeps a statement
+                // journal of every page it changes (to undo just itself), and
+                // large searches sort in temporary B-trees: in memory, not
+                // through a temporary file's write(2) calls, which a profile
+                // of batched event ingest showed taking a tenth of the time.
+                .pragma("temp_store", "memory");
             // The writer also checkpoints: only the committer can finish a
             // checkpoint while commits keep coming, and a finished one is what
             // lets the WAL start over (a background checkpointer was tried and

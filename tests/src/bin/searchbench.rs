@@ -59,6 +59,9 @@ struct Args {
     kinds: Vec<String>,
     #[arg(long, default_value_t = 5)]
     ingest_seconds: u64,
+    /// Measure event ingest alone.
+    #[arg(long)]
+    ingest_only: bool,
     #[arg(long, default_value_t = 18_490)]
     port: u16,
 }
@@ -378,9 +381,11 @@ async fn main() -> anyhow::Result<()> {
             (Some(server), base, token)
         }
     };
-    first_searches(&http, &base, &token).await?;
-    search_mix(&http, &base, &token, &args).await?;
-    segment_counts(&http, &base, &token).await?;
+    if !args.ingest_only {
+        first_searches(&http, &base, &token).await?;
+        search_mix(&http, &base, &token, &args).await?;
+        segment_counts(&http, &base, &token).await?;
+    }
     if args.ingest_seconds > 0 {
         ingest(&http, &base, &token, &args).await?;
     }
