@@ -1,9 +1,12 @@
-// Parley team inbox: login, the conversation list, the open thread and its
-// composer, all kept live by the agent WebSocket.
+// Parley team app: login, the navigation between sections, and the inbox (the
+// conversation list, the open thread and its composer), all kept live by the
+// agent WebSocket. The other sections live in their own modules (see nav.js).
 
 import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from './api.js';
 import { connectSocket } from './socket.js';
+import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
+import { emitFrame, session } from './ui.js';
 import {
   STATUS_LABELS,
   authorName,
@@ -22,7 +25,7 @@ const $ = (id) => document.getElementById(id);
 const els = Object.fromEntries(
   [
     'login', 'login-form', 'login-email', 'login-password', 'login-submit', 'login-error',
-    'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
+    'shell', 'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
@@ -74,7 +77,7 @@ async function boot() {
 }
 
 function showLogin(message) {
-  els.app.hidden = true;
+  els.shell.hidden = true;
   els.login.hidden = false;
   els.loginError.textContent = message;
   els.loginEmail.focus();
@@ -108,8 +111,9 @@ async function onLoginSubmit(e) {
 
 function startSession(teammate) {
   me = teammate;
+  session.me = teammate;
   els.login.hidden = true;
-  els.app.hidden = false;
+  els.shell.hidden = false;
   els.meName.textContent = me.name;
   setConnState(false, 'Connecting…');
   socket = connectSocket(getToken(), {
@@ -135,7 +139,9 @@ function signOut(message = '') {
   clearInterval(clockTimer);
   stopFlash();
   closeThread();
+  closeSection();
   me = null;
+  session.me = null;
   teammates = [];
   convs.clear();
   rows.clear();
@@ -339,6 +345,7 @@ function onFrame(frame) {
       else console.warn('Parley socket error:', frame.code, frame.message);
       break;
   }
+  emitFrame(frame); // the People and Outbound sections follow the same socket
 }
 
 // Shared by socket frames and our own sends (summary is null for those).
@@ -467,9 +474,13 @@ function onPresence(personId, online) {
 /* ---------- thread ---------- */
 
 function route() {
+  if (!me) return;
+  if (!routeSections()) {
+    closeThread(); // another section is showing: nothing here counts as read
+    return;
+  }
   const match = /^#\/c\/(.+)$/.exec(location.hash);
   const id = match ? decodeURIComponent(match[1]) : null;
-  if (!me) return;
   if (!id) closeThread();
   else if (id !== current?.id) openConversation(id);
   else showThreadView();
@@ -738,6 +749,7 @@ function onNoteToggle() {
 /* ---------- wiring ---------- */
 
 function wireUi() {
+  renderNav();
   els.loginForm.addEventListener('submit', onLoginSubmit);
   els.logout.addEventListener('click', logout);
   els.listRetry.addEventListener('click', () => loadList(true));
