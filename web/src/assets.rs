@@ -19,6 +19,7 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("nav.js", "text/javascript; charset=utf-8", include_str!("../assets/app/nav.js")),
     ("filter.js", "text/javascript; charset=utf-8", include_str!("../assets/app/filter.js")),
     ("people.js", "text/javascript; charset=utf-8", include_str!("../assets/app/people.js")),
+    ("profile.js", "text/javascript; charset=utf-8", include_str!("../assets/app/profile.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),
 ];
 

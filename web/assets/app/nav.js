@@ -4,6 +4,7 @@
 // A new section is one more entry in SECTIONS.
 
 import * as people from './people.js';
+import * as profile from './profile.js';
 import { h } from './views.js';
 
 const SECTIONS = [
@@ -14,6 +15,7 @@ const SECTIONS = [
     icon: '☺',
     href: '#/people',
     routes: [
+      [/^\/people\/([^/]+)$/, profile],
       [/^\/people$/, people],
     ],
   },
