@@ -20,6 +20,8 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("filter.js", "text/javascript; charset=utf-8", include_str!("../assets/app/filter.js")),
     ("people.js", "text/javascript; charset=utf-8", include_str!("../assets/app/people.js")),
     ("profile.js", "text/javascript; charset=utf-8", include_str!("../assets/app/profile.js")),
+    ("composer.js", "text/javascript; charset=utf-8", include_str!("../assets/app/composer.js")),
+    ("outbound.js", "text/javascript; charset=utf-8", include_str!("../assets/app/outbound.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),
 ];
 

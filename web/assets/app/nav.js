@@ -3,6 +3,8 @@
 // section area and may return a function that cleans up when the user leaves.
 // A new section is one more entry in SECTIONS.
 
+import * as composer from './composer.js';
+import * as outbound from './outbound.js';
 import * as people from './people.js';
 import * as profile from './profile.js';
 import { h } from './views.js';
@@ -17,6 +19,17 @@ const SECTIONS = [
     routes: [
       [/^\/people\/([^/]+)$/, profile],
       [/^\/people$/, people],
+    ],
+  },
+  {
+    key: 'outbound',
+    label: 'Outbound',
+    icon: '➚',
+    href: '#/outbound',
+    routes: [
+      [/^\/outbound\/new$/, composer],
+      [/^\/outbound\/([^/]+)$/, outbound.detail],
+      [/^\/outbound$/, outbound.list],
     ],
   },
 ];
