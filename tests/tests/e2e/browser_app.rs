@@ -268,6 +268,25 @@ async fn a_checkin_sent_from_the_composer_is_answered_counted_and_followed_up_in
     type_in(&agent, "[data-testid=compose-title]", "Storm warning").await;
     type_in(&agent, "[data-testid=compose-body]", "{{person.first_name}}, are you OK?").await;
     click(&agent, "[data-testid=compose-channel-email]").await;
+    // Saved as a template, it can be loaded again.
+    click(&agent, "[data-testid=compose-template-save]").await;
+    wait_for(
+        &agent,
+        "the template saved",
+        "document.querySelector('[data-testid=compose-template-status]').textContent === 'Saved “Storm warning”'",
+    )
+    .await;
+    let templates = app.get("/api/v1/templates?kind=chat", &app.token).await.ok().unwrap();
+    let template = templates.as_array().unwrap().iter().find(|t| t["title"] == "Storm warning").unwrap().clone();
+    assert_eq!(template["body"], "{{person.first_name}}, are you OK?");
+    assert_eq!(template["channels"], json!(["chat", "email"]));
+    let template_id = template["id"].as_str().unwrap().to_owned();
+    wait_for(
+        &agent,
+        "the template listed",
+        &format!("document.querySelector('[data-testid=compose-template] option[value=\"{template_id}\"]')"),
+    )
+    .await;
     wait_for(
         &agent,
         "the preview",
@@ -493,5 +512,16 @@ async fn api_errors_are_shown_next_to_the_field_in_a_real_browser(backend: Backe
     click(&agent, "[data-testid=filter-apply]").await;
     wait_for(&agent, "who signed up", "document.querySelector('[data-testid=people-total]')?.dataset.total === '1'").await;
     assert_eq!(attrs(&agent, "[data-testid=people-row]", "personId").await, BTreeSet::from([id.clone()]));
+
+    // Picked by hand, the people go to the composer as chips of their own.
+    click(&agent, "[data-testid=people-row-select]").await;
+    wait_for(&agent, "the selection", "document.querySelector('[data-testid=people-selection]').textContent === '1 selected'").await;
+    click(&agent, "[data-testid=people-send]").await;
+    let chip =
+        wait_for(&agent, "the person's chip", "document.querySelector('[data-testid=compose-chip][data-type=person]')?.textContent").await;
+    assert!(chip.as_str().unwrap().contains("Rae Quinn"), "{chip}");
+    assert_eq!(js(&agent, "return document.querySelectorAll('[data-testid=compose-chip]').length").await, 1);
+    agent.set_window_size(375, 812).await.unwrap();
+    screenshot(&agent, &format!("app-composer-phone-{tag}")).await;
     agent.close().await.unwrap();
 }

@@ -168,7 +168,7 @@ export function open(container) {
 
   const title = h('input', { type: 'text', placeholder: 'News for {{person.first_name}}' });
   const body = h('textarea', { rows: '6', placeholder: 'Hi {{person.first_name}}, …' });
-  const snippet = select([['', 'Insert a snippet…'], ...SNIPPETS.map(([v, l]) => [v, `${l}  ${v}`])]);
+  const snippet = select([['', 'Insert a snippet…'], ...SNIPPETS]);
   snippet.addEventListener('change', () => {
     if (!snippet.value) return;
     const at = body.selectionStart ?? body.value.length;
