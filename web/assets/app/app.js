@@ -6,7 +6,7 @@ import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from '
 import { connectSocket } from './socket.js';
 import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
-import { emitFrame, session } from './ui.js';
+import { emitFrame } from './ui.js';
 import {
   STATUS_LABELS,
   authorName,
@@ -111,7 +111,6 @@ async function onLoginSubmit(e) {
 
 function startSession(teammate) {
   me = teammate;
-  session.me = teammate;
   els.login.hidden = true;
   els.shell.hidden = false;
   els.meName.textContent = me.name;
@@ -141,7 +140,6 @@ function signOut(message = '') {
   closeThread();
   closeSection();
   me = null;
-  session.me = null;
   teammates = [];
   convs.clear();
   rows.clear();

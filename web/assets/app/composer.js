@@ -3,7 +3,20 @@
 // as one recipient will read it, channels and options, templates, and Send.
 
 import { api, enc } from './api.js';
-import { button, chip, clearErrors, debounce, field, pageHead, select, setOptions, showError, takeRecipients } from './ui.js';
+import {
+  button,
+  chip,
+  clearErrors,
+  debounce,
+  dropRecipients,
+  field,
+  handOverRecipients,
+  pageHead,
+  select,
+  setOptions,
+  showError,
+  takeRecipients,
+} from './ui.js';
 import { h, personName } from './views.js';
 
 const KINDS = [
@@ -72,6 +85,7 @@ export function open(container) {
   let quickGen = 0;
 
   function renderChips() {
+    handOverRecipients(chips); // a reload of this page keeps them
     chipsBox.replaceChildren(
       ...chips.map((c, i) =>
         chip(chipLabel(c), {
@@ -399,5 +413,6 @@ export function open(container) {
   if (!chips.length) quick.focus();
   return () => {
     leaving = true;
+    dropRecipients();
   };
 }

@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { filterBuilder } from './filter.js';
-import { button, clearErrors, debounce, field, handOverRecipients, pageHead, pager, showError } from './ui.js';
+import { button, checkbox, clearErrors, debounce, field, handOverRecipients, pageHead, pager, showError } from './ui.js';
 import { h, personName, relativeTime } from './views.js';
 
 const PAGE = 25;
@@ -55,7 +55,7 @@ export function open(container) {
   const segName = h('input', { type: 'text', placeholder: 'e.g. Pro customers in Paris' });
   const saveSeg = button('Save as segment', () => saveSegment(), { 'data-testid': 'segment-save' });
   const segList = h('ul', { class: 'segment-list', 'data-testid': 'segment-list' });
-  const pageBox = h('input', { type: 'checkbox', 'aria-label': 'Select everyone on this page', 'data-testid': 'people-select-page' });
+  const { box: pageBox, el: pageBoxLabel } = checkbox('Select everyone on this page', { 'data-testid': 'people-select-page' });
   const tbody = h('tbody', {});
 
   const results = pager({
@@ -81,7 +81,7 @@ export function open(container) {
   });
 
   function personRow(p) {
-    const box = h('input', { type: 'checkbox', 'aria-label': `Select ${personName(p)}`, 'data-testid': 'people-row-select' });
+    const { box, el: boxLabel } = checkbox(`Select ${personName(p)}`, { 'data-testid': 'people-row-select' });
     box.checked = allMatching || selected.has(p.id);
     box.disabled = allMatching;
     box.addEventListener('change', () => {
@@ -93,7 +93,7 @@ export function open(container) {
     const tr = h(
       'tr',
       { 'data-testid': 'people-row', 'data-person-id': p.id },
-      h('td', { class: 'col-check' }, box),
+      h('td', { class: 'col-check' }, boxLabel),
       h(
         'td',
         { class: 'col-name' },
@@ -304,7 +304,7 @@ export function open(container) {
                 h(
                   'tr',
                   {},
-                  h('th', { class: 'col-check', scope: 'col' }, pageBox),
+                  h('th', { class: 'col-check', scope: 'col' }, pageBoxLabel),
                   h('th', { scope: 'col' }, 'Name'),
                   h('th', { scope: 'col', class: 'col-email' }, 'Email'),
                   h('th', { scope: 'col', class: 'col-opt' }, 'Company'),

@@ -1,13 +1,10 @@
 // Building blocks shared by the People, Profile and Outbound sections: labelled
 // fields with an error slot, API errors placed next to the control they name,
-// "load more" paging, chips, and the socket frames fanned out to whoever listens.
+// "load more" paging, chips, and the socket's frames fanned out to whoever listens.
 
 import { h } from './views.js';
 
-/* ---------- session and socket frames ---------- */
-
-// The signed-in teammate, set by the inbox when a session starts.
-export const session = { me: null };
+/* ---------- socket frames ---------- */
 
 const frameListeners = new Set();
 
@@ -38,13 +35,17 @@ export function handOverRecipients(chips) {
 
 export function takeRecipients() {
   const text = sessionStorage.getItem(DRAFT_KEY);
-  sessionStorage.removeItem(DRAFT_KEY);
   try {
     const chips = JSON.parse(text ?? '[]');
     return Array.isArray(chips) ? chips : [];
   } catch {
     return [];
   }
+}
+
+// The composer was left (sent or abandoned): the next one starts empty.
+export function dropRecipients() {
+  sessionStorage.removeItem(DRAFT_KEY);
 }
 
 /* ---------- fields and errors ---------- */
@@ -66,8 +67,10 @@ export function field(label, control, { hint, errorKey, testid, className } = {}
   return h('div', { class: className ? `field ${className}` : 'field' }, h('label', { for: control.id }, label), control, hintEl, error);
 }
 
-export function input(attrs = {}) {
-  return h('input', { type: 'text', ...attrs });
+// A checkbox whose label only screen readers see (a table's selection column).
+export function checkbox(label, attrs = {}) {
+  const box = h('input', { type: 'checkbox', ...attrs });
+  return { box, el: h('label', { class: 'check' }, box, h('span', { class: 'visually-hidden' }, label)) };
 }
 
 export function select(options, attrs = {}) {
