@@ -337,6 +337,9 @@ async fn a_checkin_sent_from_the_composer_is_answered_counted_and_followed_up_in
     let f = app.get(&format!("/api/v1/outbound/{follow}"), &app.token).await.ok().unwrap();
     assert_eq!(f["follow_up_of"], id.as_str());
     screenshot(&agent, &format!("app-outbound-follow-up-{tag}")).await;
+    agent.set_window_size(375, 812).await.unwrap();
+    screenshot(&agent, &format!("app-outbound-phone-{tag}")).await;
+    agent.set_window_size(1280, 800).await.unwrap();
 
     // Archived, it moves to the archived list.
     click(&agent, "[data-testid=outbound-archive]").await;
