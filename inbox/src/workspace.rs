@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use parley_engine::auth::{self, NewApiKey, Role};
 use parley_engine::hours;
 use parley_engine::http::Json;
+use parley_engine::util::rfc3339;
 use parley_engine::workspace::{self as ws, NewTeammate, Teammate};
-use parley_engine::{Engine, Error, Result};
+use parley_engine::{Engine, Error, Result, with_db};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -152,4 +153,28 @@ pub async fn create_api_key(
         return Err(Error::forbidden("API keys cannot create API keys"));
     }
     Ok((StatusCode::CREATED, JsonOut(auth::create_api_key(&engine.db, &actor, &body.name).await?)))
+}
+
+/// An API key as listed: never the key itself, which was shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "workspace",
+    responses((status = 200, body = ApiKeyList, description = "Newest first, without the keys"), (status = 403, description = "admins only")))]
+pub async fn list_api_keys(State(engine): State<Engine>, Auth(actor): Auth) -> Result<JsonOut<ApiKeyList>> {
+    actor.require_admin()?;
+    let rows: Vec<(String, String, i64)> = with_db!(&engine.db, pool => sqlx::query_as(
+        "SELECT id, name, created_at FROM api_key WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(&actor.workspace_id).fetch_all(pool).await?);
+    let items = rows.into_iter().map(|(id, name, at)| ApiKeyView { id, name, created_at: rfc3339(at) }).collect();
+    Ok(JsonOut(ApiKeyList { items }))
 }

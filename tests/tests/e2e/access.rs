@@ -315,4 +315,10 @@ async fn api_keys_act_for_the_workspace(backend: Backend) {
     // A key cannot mint more keys.
     assert_eq!(app.post("/api/v1/api-keys", &key, json!({"name": "again"})).await.status, 403);
     assert_eq!(app.post("/api/v1/api-keys", &app.token, json!({"name": ""})).await.field(), "name");
+    // Listed by name, never with the key.
+    let list = app.get("/api/v1/api-keys", &app.token).await.ok().unwrap();
+    assert_eq!(list["items"][0]["name"], "backend", "{list}");
+    assert!(list["items"][0].get("key").is_none() && !list.to_string().contains(&key), "{list}");
+    let (_, agent) = app.teammate("Al", "agent").await;
+    assert_eq!(app.get("/api/v1/api-keys", &agent).await.status, 403);
 }
