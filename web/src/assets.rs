@@ -22,6 +22,8 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("profile.js", "text/javascript; charset=utf-8", include_str!("../assets/app/profile.js")),
     ("composer.js", "text/javascript; charset=utf-8", include_str!("../assets/app/composer.js")),
     ("outbound.js", "text/javascript; charset=utf-8", include_str!("../assets/app/outbound.js")),
+    ("automations.js", "text/javascript; charset=utf-8", include_str!("../assets/app/automations.js")),
+    ("settings.js", "text/javascript; charset=utf-8", include_str!("../assets/app/settings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),
 ];
 

@@ -22,31 +22,31 @@ on_both_backends!(
     api_errors_are_shown_next_to_the_field_in_a_real_browser,
 );
 
-fn tag(backend: &Backend) -> &'static str {
+pub(crate) fn tag(backend: &Backend) -> &'static str {
     if backend.is_postgres() { "postgres" } else { "sqlite" }
 }
 
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     format!("{name}-{}", uuid::Uuid::now_v7().simple())
 }
 
-async fn el(c: &Client, css: &str) -> Element {
+pub(crate) async fn el(c: &Client, css: &str) -> Element {
     c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
 }
 
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     el(c, css).await.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
-async fn type_in(c: &Client, css: &str, text: &str) {
+pub(crate) async fn type_in(c: &Client, css: &str, text: &str) {
     el(c, css).await.send_keys(text).await.unwrap_or_else(|e| panic!("typing into {css}: {e}"));
 }
 
-async fn choose(c: &Client, css: &str, value: &str) {
+pub(crate) async fn choose(c: &Client, css: &str, value: &str) {
     el(c, css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("choosing {value} in {css}: {e}"));
 }
 
-async fn js(c: &Client, script: &str) -> Value {
+pub(crate) async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
@@ -62,7 +62,7 @@ async fn person(app: &TestApp, body: Value) -> String {
 }
 
 /// Opens a section from the navigation, as a user would.
-async fn open_section(c: &Client, key: &str) {
+pub(crate) async fn open_section(c: &Client, key: &str) {
     click(c, &format!("[data-testid=nav-{key}]")).await;
 }
 

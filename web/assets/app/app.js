@@ -747,7 +747,7 @@ function onNoteToggle() {
 /* ---------- wiring ---------- */
 
 function wireUi() {
-  renderNav();
+  renderNav(logout);
   els.loginForm.addEventListener('submit', onLoginSubmit);
   els.logout.addEventListener('click', logout);
   els.listRetry.addEventListener('click', () => loadList(true));

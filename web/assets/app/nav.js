@@ -3,10 +3,12 @@
 // section area and may return a function that cleans up when the user leaves.
 // A new section is one more entry in SECTIONS.
 
+import * as automations from './automations.js';
 import * as composer from './composer.js';
 import * as outbound from './outbound.js';
 import * as people from './people.js';
 import * as profile from './profile.js';
+import * as settings from './settings.js';
 import { h } from './views.js';
 
 const SECTIONS = [
@@ -32,13 +34,43 @@ const SECTIONS = [
       [/^\/outbound$/, outbound.list],
     ],
   },
+  {
+    key: 'automations',
+    label: 'Automations',
+    icon: '⚙',
+    href: '#/automations',
+    routes: [
+      [/^\/automations\/new$/, automations.editor],
+      [/^\/automations\/([^/]+)$/, automations.editor],
+      [/^\/automations$/, automations.list],
+    ],
+  },
+  {
+    key: 'settings',
+    label: 'Settings',
+    icon: '☰',
+    href: '#/settings',
+    routes: [
+      [/^\/settings\/([^/]+)$/, settings.page],
+      [/^\/settings$/, settings.page],
+    ],
+  },
 ];
 
 const $ = (id) => document.getElementById(id);
 let leave = null;
 let openPath = null;
 
-export function renderNav() {
+// `signOut` is the inbox's own: the nav offers it in every section.
+export function renderNav(signOut) {
+  const out = h(
+    'button',
+    { type: 'button', class: 'nav-link nav-signout', 'data-testid': 'nav-sign-out', 'aria-label': 'Sign out' },
+    h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, '⎋'),
+    h('span', { class: 'nav-label' }, 'Sign out'),
+  );
+  out.addEventListener('click', signOut);
+  $('nav-out').replaceChildren(out);
   $('nav-list').replaceChildren(
     ...SECTIONS.map((s) =>
       h(
@@ -46,7 +78,7 @@ export function renderNav() {
         {},
         h(
           'a',
-          { class: 'nav-link', href: s.href, 'data-section': s.key, 'data-testid': `nav-${s.key}` },
+          { class: 'nav-link', href: s.href, 'data-section': s.key, 'data-testid': `nav-${s.key}`, 'aria-label': s.label },
           h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, s.icon),
           h('span', { class: 'nav-label' }, s.label),
         ),
