@@ -18,6 +18,7 @@ on_both_backends!(
     a_flow_built_in_the_browser_greets_asks_and_hands_a_widget_visitor_to_the_team,
     a_rule_with_a_script_error_shows_it_at_its_line_then_saves_and_dry_runs,
     settings_pages_create_a_key_a_teammate_hours_and_a_webhook,
+    the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser,
 );
 
 /// Replaces what a text control holds.
@@ -290,5 +291,54 @@ async fn settings_pages_create_a_key_a_teammate_hours_and_a_webhook(backend: Bac
     click(&agent, "[data-testid=nav-sign-out]").await;
     el(&agent, "[data-testid=login-email]").await;
     wait_for(&agent, "the login page", "!document.getElementById('login').hidden").await;
+    agent.close().await.unwrap();
+}
+
+async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = tag(&backend);
+    let app = TestApp::spawn(backend).await;
+    let billing = app.post("/api/v1/teams", &app.token, json!({"name": "Billing", "member_ids": []})).await.ok().unwrap();
+    let billing = billing["id"].as_str().unwrap().to_owned();
+    let mut cids = Vec::new();
+    for text in ["My invoice is wrong", "Where is the API doc?"] {
+        let (vtoken, _) = app.visitor().await;
+        let mut widget = app.widget_ws(&vtoken).await;
+        let m = widget.say("v-1", text).await;
+        cids.push(m["conversation_id"].as_str().unwrap().to_owned());
+    }
+    let (invoice, other) = (&cids[0], &cids[1]);
+    app.patch(&format!("/api/v1/conversations/{invoice}"), &app.token, json!({"team_id": billing})).await.ok().unwrap();
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    wait_for(&agent, "both conversations", "document.querySelectorAll('[data-testid=conversation-row]').length === 2").await;
+    let only = |id: &str| {
+        format!(
+            "(r => r.length === 1 && r[0].dataset.conversationId === '{id}')(document.querySelectorAll('[data-testid=conversation-row]'))"
+        )
+    };
+    wait_for(&agent, "the team in the filter", &format!("document.querySelector('[data-testid=team-filter] option[value=\"{billing}\"]')"))
+        .await;
+    choose(&agent, "[data-testid=team-filter]", &billing).await;
+    wait_for(&agent, "only Billing's", &only(invoice)).await;
+    choose(&agent, "[data-testid=team-filter]", "none").await;
+    wait_for(&agent, "only the unrouted one", &only(other)).await;
+    choose(&agent, "[data-testid=team-filter]", "all").await;
+    wait_for(&agent, "both again", "document.querySelectorAll('[data-testid=conversation-row]').length === 2").await;
+
+    // Archived: it leaves the live list and is found under Archived.
+    click(&agent, &format!("[data-testid=conversation-row][data-conversation-id='{invoice}']")).await;
+    click(&agent, "[data-testid=archive-button]").await;
+    wait_for(&agent, "the other one left", &only(other)).await;
+    let c = app.get(&format!("/api/v1/conversations/{invoice}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["archived"], true, "{c}");
+    click(&agent, "[data-testid=archived-filter]").await;
+    wait_for(&agent, "the archived one", &only(invoice)).await;
+    screenshot(&agent, &format!("app-inbox-archived-{tag}")).await;
+    wait_for(&agent, "the unarchive button", "!document.querySelector('[data-testid=unarchive-button]').hidden").await;
+    click(&agent, "[data-testid=unarchive-button]").await;
+    until(&app, &format!("/api/v1/conversations/{invoice}"), |c| c["archived"] == false).await;
+    wait_for(&agent, "no archived ones", "document.querySelectorAll('[data-testid=conversation-row]').length === 0").await;
     agent.close().await.unwrap();
 }

@@ -28,6 +28,7 @@ const els = Object.fromEntries(
     'shell', 'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
+    'team-filter', 'archived-filter', 'archive-button', 'unarchive-button',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
     'composer-send', 'composer-error',
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -42,7 +43,7 @@ const convs = new Map(); // id -> newest known Conversation
 const rows = new Map(); // id -> <li> of the list, only for conversations matching the filters
 const handledMessages = new Set(); // message ids already applied, so replays and echoes are no-ops
 const drafts = new Map(); // conversation id -> unsent composer text
-const filter = { status: 'open', assignee: 'all' };
+const filter = { status: 'open', assignee: 'all', team: 'all', archived: false };
 let list = { gen: 0, cursor: null, done: false, loading: false };
 let current = null; // the open thread: {id, els: Map(id -> element), older, loading, ...}
 let threadGen = 0;
@@ -56,7 +57,8 @@ const mutedForMe = (conv) => !!conv.participants?.some((p) => p.teammate?.id ===
 const activityOf = (conv) => Date.parse(conv.updated_at ?? conv.last_message?.created_at) || 0;
 
 function matchesFilter(conv) {
-  if (conv.status !== filter.status || conv.archived) return false;
+  if (conv.status !== filter.status || !!conv.archived !== filter.archived) return false;
+  if (filter.team === 'none' ? conv.team : filter.team !== 'all' && conv.team?.id !== filter.team) return false;
   if (filter.assignee === 'me') return conv.assignee?.id === me.id;
   if (filter.assignee === 'none') return !conv.assignee;
   return true;
@@ -172,6 +174,14 @@ async function loadTeammates() {
   } catch {
     teammates = []; // the select still offers "Unassigned" and the current assignee
   }
+  try {
+    const teams = await api('GET', '/teams');
+    const keep = [...els.teamFilter.options].slice(0, 2);
+    els.teamFilter.replaceChildren(...keep, ...teams.map((t) => h('option', { value: t.id }, t.name)));
+    els.teamFilter.value = filter.team;
+  } catch {
+    // Without the teams the filter still offers all teams and none.
+  }
   if (current && convs.has(current.id)) renderHeader(convs.get(current.id));
 }
 
@@ -187,7 +197,8 @@ async function loadList(reset = false) {
   const gen = list.gen;
   list.loading = true;
   setListStatus('Loading…');
-  const query = new URLSearchParams({ status: filter.status, archived: 'false' });
+  const query = new URLSearchParams({ status: filter.status, archived: String(filter.archived) });
+  if (filter.team !== 'all') query.set('team', filter.team);
   if (filter.assignee !== 'all') query.set('assignee', filter.assignee);
   if (list.cursor) query.set('cursor', list.cursor);
   try {
@@ -294,8 +305,10 @@ function remember(conv) {
 function setFilter(key, value) {
   if (filter[key] === value) return;
   filter[key] = value;
-  const attr = key === 'status' ? 'data-status' : 'data-assignee';
-  for (const b of document.querySelectorAll(`[${attr}]`)) b.setAttribute('aria-pressed', String(b.getAttribute(attr) === value));
+  if (key === 'status' || key === 'assignee') {
+    const attr = `data-${key}`;
+    for (const b of document.querySelectorAll(`[${attr}]`)) b.setAttribute('aria-pressed', String(b.getAttribute(attr) === value));
+  }
   loadList(true);
 }
 
@@ -645,6 +658,8 @@ function renderHeader(conv) {
   els.threadStatus.dataset.status = conv.status;
   els.closeButton.hidden = conv.status === 'closed';
   els.reopenButton.hidden = conv.status === 'open';
+  els.archiveButton.hidden = !!conv.archived;
+  els.unarchiveButton.hidden = !conv.archived;
 
   const options = [h('option', { value: '' }, 'Unassigned')];
   for (const t of teammates) options.push(h('option', { value: t.id }, t.id === me.id ? `${t.name} (you)` : t.name));
@@ -662,14 +677,16 @@ function renderPresence(conv) {
   els.threadDot.setAttribute('aria-label', els.threadDot.title);
 }
 
+// `changes` for a PATCH, or `archive` / `unarchive` for their own POSTs.
 async function patchConversation(changes) {
   if (!current) return;
   const { id } = current;
-  const controls = [els.assigneeSelect, els.closeButton, els.reopenButton];
+  const controls = [els.assigneeSelect, els.closeButton, els.reopenButton, els.archiveButton, els.unarchiveButton];
   els.threadError.textContent = '';
   controls.forEach((c) => (c.disabled = true));
   try {
-    applyConversation(await api('PATCH', `/conversations/${enc(id)}`, changes));
+    const path = `/conversations/${enc(id)}`;
+    applyConversation(await (typeof changes === 'string' ? api('POST', `${path}/${changes}`) : api('PATCH', path, changes)));
   } catch (e) {
     if (current?.id === id) {
       els.threadError.textContent = e.message;
@@ -758,6 +775,10 @@ function wireUi() {
   els.back.addEventListener('click', () => (location.hash = ''));
   els.assigneeSelect.addEventListener('change', () => patchConversation({ assignee_id: els.assigneeSelect.value || null }));
   els.closeButton.addEventListener('click', () => patchConversation({ status: 'closed' }));
+  els.archiveButton.addEventListener('click', () => patchConversation('archive'));
+  els.unarchiveButton.addEventListener('click', () => patchConversation('unarchive'));
+  els.teamFilter.addEventListener('change', () => setFilter('team', els.teamFilter.value));
+  els.archivedFilter.addEventListener('change', () => setFilter('archived', els.archivedFilter.checked));
   els.reopenButton.addEventListener('click', () => patchConversation({ status: 'open' }));
   els.messages.addEventListener('scroll', () => {
     if (nearBottom()) els.jump.hidden = true;
