@@ -301,14 +301,19 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
     let billing = app.post("/api/v1/teams", &app.token, json!({"name": "Billing", "member_ids": []})).await.ok().unwrap();
     let billing = billing["id"].as_str().unwrap().to_owned();
     let mut cids = Vec::new();
+    let mut pids = Vec::new();
     for text in ["My invoice is wrong", "Where is the API doc?"] {
-        let (vtoken, _) = app.visitor().await;
+        let (vtoken, pid) = app.visitor().await;
+        pids.push(pid);
         let mut widget = app.widget_ws(&vtoken).await;
         let m = widget.say("v-1", text).await;
         cids.push(m["conversation_id"].as_str().unwrap().to_owned());
     }
     let (invoice, other) = (&cids[0], &cids[1]);
     app.patch(&format!("/api/v1/conversations/{invoice}"), &app.token, json!({"team_id": billing})).await.ok().unwrap();
+    let payer = &pids[0];
+    let patch = json!({"name": "Pat Payer", "attributes": {"plan": "pro"}, "tags": ["late-payer"]});
+    app.patch(&format!("/api/v1/people/{payer}"), &app.token, patch).await.ok().unwrap();
 
     let agent = driver.browser(1280, 800).await;
     log_in(&agent, &app).await;
@@ -329,6 +334,25 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
 
     // Archived: it leaves the live list and is found under Archived.
     click(&agent, &format!("[data-testid=conversation-row][data-conversation-id='{invoice}']")).await;
+
+    // Who writes: attributes, tags, their latest events and a link to the profile.
+    click(&agent, "[data-testid=person-panel-toggle]").await;
+    wait_for(&agent, "the person", "document.querySelector('[data-testid=person-panel-name]')?.textContent === 'Pat Payer'").await;
+    let attrs = js(&agent, "return document.querySelector('[data-testid=person-panel-attributes]').textContent").await;
+    assert!(attrs.as_str().unwrap().contains("plan") && attrs.as_str().unwrap().contains("pro"), "{attrs}");
+    let tags = js(&agent, "return document.querySelector('[data-testid=person-panel-tags]').textContent").await;
+    assert!(tags.as_str().unwrap().contains("late-payer"), "{tags}");
+    wait_for(
+        &agent,
+        "their events",
+        "document.querySelectorAll('[data-testid=person-panel-timeline] [data-testid=timeline-item]').length >= 1",
+    )
+    .await;
+    let link = js(&agent, "return document.querySelector('[data-testid=person-panel-profile]').getAttribute('href')").await;
+    assert_eq!(link, json!(format!("#/people/{payer}")));
+    screenshot(&agent, &format!("app-inbox-person-{tag}")).await;
+    phone_shot(&agent, &format!("app-inbox-person-phone-{tag}")).await;
+
     click(&agent, "[data-testid=archive-button]").await;
     wait_for(&agent, "the other one left", &only(other)).await;
     let c = app.get(&format!("/api/v1/conversations/{invoice}"), &app.token).await.ok().unwrap();

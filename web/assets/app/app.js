@@ -6,6 +6,7 @@ import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from '
 import { connectSocket } from './socket.js';
 import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
+import { showPerson } from './person.js';
 import { emitFrame } from './ui.js';
 import {
   STATUS_LABELS,
@@ -28,7 +29,7 @@ const els = Object.fromEntries(
     'shell', 'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
-    'team-filter', 'archived-filter', 'archive-button', 'unarchive-button',
+    'team-filter', 'archived-filter', 'archive-button', 'unarchive-button', 'person-body',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
     'composer-send', 'composer-error',
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -549,6 +550,7 @@ async function openConversation(id) {
     const merged = remember(conv);
     placeRow(merged, false);
     renderHeader(merged);
+    showPerson(els.personBody, merged.person?.id);
     for (const msg of page.items ?? []) addMessage(msg, 'end');
     for (const msg of current.buffer) addMessage(msg, 'end'); // arrived while loading
     current.buffer = [];

@@ -27,6 +27,16 @@ function eventText(e) {
   return parts.join(' · ');
 }
 
+export function timelineItem(e) {
+  return h(
+    'li',
+    { class: 'timeline-item', 'data-testid': 'timeline-item', 'data-name': e.name },
+    h('span', { class: 'timeline-name' }, e.name),
+    h('span', { class: 'timeline-data' }, eventText(e)),
+    h('time', { datetime: e.at, title: dateTime(e.at) }, relativeTime(e.at)),
+  );
+}
+
 export function open(container, [id]) {
   let person = null;
   let leaving = false;
@@ -161,14 +171,7 @@ export function open(container, [id]) {
       if (nameFilter.value) q.set('name', nameFilter.value);
       return api('GET', `/people/${enc(id)}/timeline?${q}`);
     },
-    renderItem: (e) =>
-      h(
-        'li',
-        { class: 'timeline-item', 'data-testid': 'timeline-item', 'data-name': e.name },
-        h('span', { class: 'timeline-name' }, e.name),
-        h('span', { class: 'timeline-data' }, eventText(e)),
-        h('time', { datetime: e.at, title: dateTime(e.at) }, relativeTime(e.at)),
-      ),
+    renderItem: timelineItem,
     onPage: () => requestAnimationFrame(fillTimeline),
   });
   nameFilter.addEventListener('change', () => timeline.reload());
