@@ -300,6 +300,7 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
     let app = TestApp::spawn(backend).await;
     let billing = app.post("/api/v1/teams", &app.token, json!({"name": "Billing", "member_ids": []})).await.ok().unwrap();
     let billing = billing["id"].as_str().unwrap().to_owned();
+    let (tess, _) = app.teammate("Tess", "agent").await;
     let mut cids = Vec::new();
     let mut pids = Vec::new();
     for text in ["My invoice is wrong", "Where is the API doc?"] {
@@ -352,6 +353,24 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
     assert_eq!(link, json!(format!("#/people/{payer}")));
     screenshot(&agent, &format!("app-inbox-person-{tag}")).await;
     phone_shot(&agent, &format!("app-inbox-person-phone-{tag}")).await;
+
+    // Tess joins read-only, then may write, then leaves.
+    let path = format!("/api/v1/conversations/{invoice}");
+    let role_of = |c: &serde_json::Value| {
+        c["participants"].as_array().unwrap().iter().find(|p| p["teammate"]["id"] == tess.as_str()).map(|p| p["role"].clone())
+    };
+    click(&agent, "[data-testid=participants-toggle]").await;
+    choose(&agent, "[data-testid=participant-add-who]", &tess).await;
+    choose(&agent, "[data-testid=participant-add-role]", "read_only").await;
+    click(&agent, "[data-testid=participant-add]").await;
+    until(&app, &path, |c| role_of(c) == Some(json!("read_only"))).await;
+    let row = format!("[data-testid=participant][data-teammate-id='{tess}']");
+    el(&agent, &format!("{row}[data-role=read_only]")).await;
+    screenshot(&agent, &format!("app-inbox-participants-{tag}")).await;
+    choose(&agent, &format!("{row} [data-testid=participant-role]"), "write").await;
+    until(&app, &path, |c| role_of(c) == Some(json!("write"))).await;
+    click(&agent, &format!("{row}[data-role=write] [data-testid=participant-remove]")).await;
+    until(&app, &path, |c| role_of(c).is_none()).await;
 
     click(&agent, "[data-testid=archive-button]").await;
     wait_for(&agent, "the other one left", &only(other)).await;

@@ -7,7 +7,7 @@ import { connectSocket } from './socket.js';
 import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
 import { showPerson } from './person.js';
-import { emitFrame } from './ui.js';
+import { button, emitFrame, field, select } from './ui.js';
 import {
   STATUS_LABELS,
   authorName,
@@ -30,6 +30,7 @@ const els = Object.fromEntries(
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
     'team-filter', 'archived-filter', 'archive-button', 'unarchive-button', 'person-body',
+    'participants-body',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
     'composer-send', 'composer-error',
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -661,6 +662,7 @@ function renderHeader(conv) {
   els.closeButton.hidden = conv.status === 'closed';
   els.reopenButton.hidden = conv.status === 'open';
   els.archiveButton.hidden = !!conv.archived;
+  renderParticipants(conv);
   els.unarchiveButton.hidden = !conv.archived;
 
   const options = [h('option', { value: '' }, 'Unassigned')];
@@ -670,6 +672,46 @@ function renderHeader(conv) {
   }
   els.assigneeSelect.replaceChildren(...options);
   els.assigneeSelect.value = conv.assignee?.id ?? '';
+}
+
+const PARTICIPANT_ROLES = [
+  ['write', 'Can write'],
+  ['read_only', 'Read only'],
+  ['watcher', 'Watcher'],
+];
+
+// Teammates in the conversation with their roles; each change answers the
+// whole conversation, which is rendered again.
+function renderParticipants(conv) {
+  const id = conv.id;
+  const change = async (req) => {
+    els.threadError.textContent = '';
+    try {
+      applyConversation(await req());
+    } catch (e) {
+      if (current?.id === id) els.threadError.textContent = e.message;
+    }
+  };
+  const put = (teammateId, role) => change(() => api('POST', `/conversations/${enc(id)}/participants`, { teammate_id: teammateId, role }));
+  const rows = (conv.participants ?? []).map((p) => {
+    const role = select(PARTICIPANT_ROLES, { 'data-testid': 'participant-role', 'aria-label': `${p.teammate.name}'s role` });
+    role.value = p.role;
+    role.addEventListener('change', () => put(p.teammate.id, role.value));
+    const remove = button('Remove', () => change(() => api('DELETE', `/conversations/${enc(id)}/participants/${enc(p.teammate.id)}`)), {
+      class: 'btn btn-quiet btn-small',
+      'aria-label': `Remove ${p.teammate.name}`,
+      'data-testid': 'participant-remove',
+    });
+    return h('li', { class: 'participant', 'data-testid': 'participant', 'data-teammate-id': p.teammate.id, 'data-role': p.role }, h('span', {}, p.teammate.name), role, remove);
+  });
+  const inIt = new Set((conv.participants ?? []).map((p) => p.teammate.id));
+  const who = select(teammates.filter((t) => !inIt.has(t.id)).map((t) => [t.id, t.name]), { 'data-testid': 'participant-add-who' });
+  const role = select(PARTICIPANT_ROLES, { 'data-testid': 'participant-add-role' });
+  const add = button('Add', () => who.value && put(who.value, role.value), { class: 'btn btn-small', 'data-testid': 'participant-add' });
+  els.participantsBody.replaceChildren(
+    rows.length ? h('ul', { class: 'plain-list' }, rows) : h('p', { class: 'muted' }, 'No one has joined yet'),
+    who.options.length ? h('div', { class: 'filter-row' }, field('Teammate', who, { className: 'field-inline' }), field('Role', role, { className: 'field-inline' }), add) : null,
+  );
 }
 
 function renderPresence(conv) {
