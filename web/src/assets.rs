@@ -23,6 +23,7 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("composer.js", "text/javascript; charset=utf-8", include_str!("../assets/app/composer.js")),
     ("outbound.js", "text/javascript; charset=utf-8", include_str!("../assets/app/outbound.js")),
     ("automations.js", "text/javascript; charset=utf-8", include_str!("../assets/app/automations.js")),
+    ("canned.js", "text/javascript; charset=utf-8", include_str!("../assets/app/canned.js")),
     ("person.js", "text/javascript; charset=utf-8", include_str!("../assets/app/person.js")),
     ("settings.js", "text/javascript; charset=utf-8", include_str!("../assets/app/settings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),

@@ -301,6 +301,8 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
     let billing = app.post("/api/v1/teams", &app.token, json!({"name": "Billing", "member_ids": []})).await.ok().unwrap();
     let billing = billing["id"].as_str().unwrap().to_owned();
     let (tess, _) = app.teammate("Tess", "agent").await;
+    let canned = json!({"kind": "chat", "title": "Refund policy", "body": "Refunds take five working days.", "channels": ["chat"]});
+    app.post("/api/v1/templates", &app.token, canned).await.ok().unwrap();
     let mut cids = Vec::new();
     let mut pids = Vec::new();
     for text in ["My invoice is wrong", "Where is the API doc?"] {
@@ -353,6 +355,17 @@ async fn the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser
     assert_eq!(link, json!(format!("#/people/{payer}")));
     screenshot(&agent, &format!("app-inbox-person-{tag}")).await;
     phone_shot(&agent, &format!("app-inbox-person-phone-{tag}")).await;
+
+    // A saved reply: "/" and part of its title, then Enter puts it in; Enter sends it.
+    type_in(&agent, "[data-testid=composer-input]", "Hello! /refu").await;
+    wait_for(&agent, "the saved reply", "document.querySelector('[data-testid=canned-item]')?.textContent.includes('Refund policy')").await;
+    screenshot(&agent, &format!("app-inbox-canned-{tag}")).await;
+    type_in(&agent, "[data-testid=composer-input]", "\u{E007}").await;
+    let text = js(&agent, "return document.querySelector('[data-testid=composer-input]').value").await;
+    assert_eq!(text, "Hello! Refunds take five working days.");
+    type_in(&agent, "[data-testid=composer-input]", "\u{E007}").await;
+    let messages = format!("/api/v1/conversations/{invoice}/messages");
+    until(&app, &messages, |m| m["items"].as_array().unwrap().iter().any(|x| x["body"] == "Hello! Refunds take five working days.")).await;
 
     // Tess joins read-only, then may write, then leaves.
     let path = format!("/api/v1/conversations/{invoice}");

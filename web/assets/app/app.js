@@ -6,6 +6,7 @@ import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from '
 import { connectSocket } from './socket.js';
 import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
+import { attachCanned } from './canned.js';
 import { showPerson } from './person.js';
 import { button, emitFrame, field, select } from './ui.js';
 import {
@@ -30,7 +31,7 @@ const els = Object.fromEntries(
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
     'team-filter', 'archived-filter', 'archive-button', 'unarchive-button', 'person-body',
-    'participants-body',
+    'participants-body', 'canned-list',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
     'composer-send', 'composer-error',
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -743,7 +744,10 @@ async function patchConversation(changes) {
 
 /* ---------- composer ---------- */
 
+let canned = null;
+
 function onComposerKeydown(e) {
+  if (canned?.onKeydown(e)) return;
   if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
   e.preventDefault();
   sendComposer();
@@ -801,7 +805,7 @@ function onNoteToggle() {
   els.composerSend.textContent = note ? 'Add note' : 'Send';
   els.composerInput.placeholder = note
     ? 'Write an internal note… (only teammates see it)'
-    : 'Reply to the customer… (Enter to send, Shift+Enter for a new line)';
+    : 'Reply to the customer… (Enter to send, Shift+Enter for a new line, / for saved replies)';
   if (note) stopTyping();
 }
 
@@ -834,6 +838,7 @@ function wireUi() {
     e.preventDefault();
     sendComposer();
   });
+  canned = attachCanned(els.composerInput, els.cannedList);
   els.composerInput.addEventListener('keydown', onComposerKeydown);
   els.composerInput.addEventListener('input', onComposerInput);
   els.composerNote.addEventListener('change', onNoteToggle);
