@@ -250,6 +250,12 @@ async fn settings_pages_create_a_key_a_teammate_hours_and_a_webhook(backend: Bac
     let mates = app.get("/api/v1/teammates", &app.token).await.ok().unwrap();
     let rae = mates["items"].as_array().unwrap().iter().find(|t| t["email"] == email.as_str()).expect("Rae is a teammate");
     assert_eq!(rae["role"], "admin");
+    // Rae's role changed back to agent from the list.
+    let rae_id = rae["id"].as_str().unwrap().to_owned();
+    choose(&agent, &format!("[data-testid=teammate-row][data-teammate-id='{rae_id}'] [data-testid=teammate-row-role]"), "agent").await;
+    el(&agent, &format!("[data-testid=teammate-row][data-teammate-id='{rae_id}'][data-role=agent]")).await;
+    let mates = app.get("/api/v1/teammates", &app.token).await.ok().unwrap();
+    assert!(mates["items"].as_array().unwrap().iter().any(|t| t["id"] == rae_id.as_str() && t["role"] == "agent"), "{mates}");
     screenshot(&agent, &format!("app-settings-team-{tag}")).await;
 
     // Business hours: weekdays 9 to 5 in Paris, closed on Christmas.

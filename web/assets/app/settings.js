@@ -109,10 +109,27 @@ function general(ctx) {
 
 function team(ctx) {
   const tbody = h('tbody', {});
+  const roleCell = (t) => {
+    if (!ctx.admin) return h('span', { class: 'kind-badge' }, t.role);
+    const role = select(ROLES, { 'data-testid': 'teammate-row-role', 'aria-label': `${t.name}'s role` });
+    role.value = t.role;
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    role.addEventListener('change', async () => {
+      error.textContent = '';
+      try {
+        const saved = await api('PATCH', `/teammates/${enc(t.id)}`, { role: role.value });
+        role.closest('tr').dataset.role = saved.role;
+      } catch (e) {
+        role.value = t.role;
+        error.textContent = e.message;
+      }
+    });
+    return [role, error];
+  };
   const paintMates = (items) =>
     tbody.replaceChildren(
       ...items.map((t) =>
-        h('tr', { 'data-testid': 'teammate-row', 'data-teammate-id': t.id, 'data-role': t.role }, h('td', {}, t.name), h('td', {}, t.email), h('td', {}, h('span', { class: 'kind-badge' }, t.role))),
+        h('tr', { 'data-testid': 'teammate-row', 'data-teammate-id': t.id, 'data-role': t.role }, h('td', {}, t.name), h('td', {}, t.email), h('td', {}, roleCell(t))),
       ),
     );
   const loadMates = () => api('GET', '/teammates').then((r) => paintMates(r.items));
@@ -172,7 +189,6 @@ function team(ctx) {
       'Teammates',
       'settings-teammates',
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ['Name', 'Email', 'Role'].map((t) => h('th', { scope: 'col' }, t)))), tbody)),
-      h('p', { class: 'muted' }, 'A role is chosen when a teammate is added.'),
       add,
     ),
     panel('Teams', 'settings-teams', teamList, teamForm),
