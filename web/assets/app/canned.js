@@ -1,6 +1,6 @@
 // Saved replies in the inbox composer: typing "/" and part of a chat
 // template's title lists the matches; Enter, Tab or a click puts the
-// template's text where the "/…" was. Templates are loaded once a session.
+// template's text where the "/…" was. Templates are loaded once after signing in.
 
 import { api } from './api.js';
 import { h } from './views.js';
