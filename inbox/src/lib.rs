@@ -16,7 +16,7 @@
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use parley_engine::Engine;
 
 pub mod auth;
@@ -40,7 +40,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/auth/me", get(auth::me))
         .route("/workspace", get(workspace::get).patch(workspace::update))
         .route("/teammates", get(workspace::list_teammates).post(workspace::create_teammate))
-        .route("/api-keys", post(workspace::create_api_key))
+        .route("/teammates/{id}", patch(workspace::update_teammate))
+        .route("/api-keys", get(workspace::list_api_keys).post(workspace::create_api_key))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get).patch(conversations::update).delete(conversations::delete))
         .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))
@@ -89,7 +90,7 @@ pub fn router(engine: Engine) -> Router {
 #[openapi(
     paths(
         auth::login, auth::logout, auth::me,
-        workspace::get, workspace::update, workspace::list_teammates, workspace::create_teammate, workspace::create_api_key,
+        workspace::get, workspace::update, workspace::list_teammates, workspace::create_teammate, workspace::create_api_key, workspace::list_api_keys, workspace::update_teammate,
         conversations::list, conversations::get, conversations::update, conversations::delete,
         conversations::messages, conversations::reply, conversations::put_participant, conversations::remove_participant,
         conversations::archive, conversations::unarchive, conversations::delete_message,

@@ -1,13 +1,14 @@
 //! `/api/v1/workspace`, `/api/v1/teammates`, `/api/v1/api-keys`.
 
 use axum::Json as JsonOut;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parley_engine::auth::{self, NewApiKey, Role};
 use parley_engine::hours;
 use parley_engine::http::Json;
+use parley_engine::util::rfc3339;
 use parley_engine::workspace::{self as ws, NewTeammate, Teammate};
-use parley_engine::{Engine, Error, Result};
+use parley_engine::{Engine, Error, Result, with_db, with_tx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -137,6 +138,39 @@ pub async fn create_teammate(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeammatePatch {
+    /// admin or agent
+    pub role: String,
+}
+
+#[utoipa::path(patch, path = "/api/v1/teammates/{id}", tag = "workspace", request_body = TeammatePatch,
+    responses((status = 200, body = Teammate), (status = 403, description = "admins only"), (status = 404),
+        (status = 409, description = "last_admin: the workspace would have no admin left"), (status = 422, description = "bad role")))]
+pub async fn update_teammate(
+    State(engine): State<Engine>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<TeammatePatch>,
+) -> Result<JsonOut<Teammate>> {
+    actor.require_admin()?;
+    let role = Role::parse("role", &body.role)?;
+    let before = ws::teammate(&engine.db, &actor.workspace_id, &id).await?;
+    let ws_id = &actor.workspace_id;
+    with_tx!(&engine.db, tx => {
+        sqlx::query("UPDATE teammate SET role = $1 WHERE id = $2 AND workspace_id = $3")
+            .bind(role.as_str()).bind(&id).bind(ws_id).execute(&mut *tx).await?;
+        // Counted after the change, in its transaction: a refused change is rolled back.
+        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM teammate WHERE workspace_id = $1 AND role = 'admin'")
+            .bind(ws_id).fetch_one(&mut *tx).await?;
+        if admins == 0 {
+            return Err(Error::Conflict { code: "last_admin", message: format!("{} is the last admin: make someone else admin first", before.name) });
+        }
+    });
+    Ok(JsonOut(ws::teammate(&engine.db, &actor.workspace_id, &id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyBody {
     pub name: String,
 }
@@ -152,4 +186,28 @@ pub async fn create_api_key(
         return Err(Error::forbidden("API keys cannot create API keys"));
     }
     Ok((StatusCode::CREATED, JsonOut(auth::create_api_key(&engine.db, &actor, &body.name).await?)))
+}
+
+/// An API key as listed: never the key itself, which was shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "workspace",
+    responses((status = 200, body = ApiKeyList, description = "Newest first, without the keys"), (status = 403, description = "admins only")))]
+pub async fn list_api_keys(State(engine): State<Engine>, Auth(actor): Auth) -> Result<JsonOut<ApiKeyList>> {
+    actor.require_admin()?;
+    let rows: Vec<(String, String, i64)> = with_db!(&engine.db, pool => sqlx::query_as(
+        "SELECT id, name, created_at FROM api_key WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(&actor.workspace_id).fetch_all(pool).await?);
+    let items = rows.into_iter().map(|(id, name, at)| ApiKeyView { id, name, created_at: rfc3339(at) }).collect();
+    Ok(JsonOut(ApiKeyList { items }))
 }

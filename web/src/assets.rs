@@ -15,6 +15,17 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("socket.js", "text/javascript; charset=utf-8", include_str!("../assets/app/socket.js")),
     ("notify.js", "text/javascript; charset=utf-8", include_str!("../assets/app/notify.js")),
     ("views.js", "text/javascript; charset=utf-8", include_str!("../assets/app/views.js")),
+    ("ui.js", "text/javascript; charset=utf-8", include_str!("../assets/app/ui.js")),
+    ("nav.js", "text/javascript; charset=utf-8", include_str!("../assets/app/nav.js")),
+    ("filter.js", "text/javascript; charset=utf-8", include_str!("../assets/app/filter.js")),
+    ("people.js", "text/javascript; charset=utf-8", include_str!("../assets/app/people.js")),
+    ("profile.js", "text/javascript; charset=utf-8", include_str!("../assets/app/profile.js")),
+    ("composer.js", "text/javascript; charset=utf-8", include_str!("../assets/app/composer.js")),
+    ("outbound.js", "text/javascript; charset=utf-8", include_str!("../assets/app/outbound.js")),
+    ("automations.js", "text/javascript; charset=utf-8", include_str!("../assets/app/automations.js")),
+    ("canned.js", "text/javascript; charset=utf-8", include_str!("../assets/app/canned.js")),
+    ("person.js", "text/javascript; charset=utf-8", include_str!("../assets/app/person.js")),
+    ("settings.js", "text/javascript; charset=utf-8", include_str!("../assets/app/settings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app/app.css")),
 ];
 

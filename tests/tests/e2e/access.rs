@@ -315,4 +315,23 @@ async fn api_keys_act_for_the_workspace(backend: Backend) {
     // A key cannot mint more keys.
     assert_eq!(app.post("/api/v1/api-keys", &key, json!({"name": "again"})).await.status, 403);
     assert_eq!(app.post("/api/v1/api-keys", &app.token, json!({"name": ""})).await.field(), "name");
+    // Listed by name, never with the key.
+    let list = app.get("/api/v1/api-keys", &app.token).await.ok().unwrap();
+    assert_eq!(list["items"][0]["name"], "backend", "{list}");
+    assert!(list["items"][0].get("key").is_none() && !list.to_string().contains(&key), "{list}");
+    let (al, agent) = app.teammate("Al", "agent").await;
+    assert_eq!(app.get("/api/v1/api-keys", &agent).await.status, 403);
+
+    // A teammate's role changes, and with it what they may do; the last admin stays one.
+    assert_eq!(app.patch(&format!("/api/v1/teammates/{al}"), &agent, json!({"role": "admin"})).await.status, 403);
+    let t = app.patch(&format!("/api/v1/teammates/{al}"), &app.token, json!({"role": "admin"})).await.ok().unwrap();
+    assert_eq!(t["role"], "admin");
+    assert_eq!(app.get("/api/v1/api-keys", &agent).await.status, 200);
+    assert_eq!(app.patch(&format!("/api/v1/teammates/{al}"), &app.token, json!({"role": "boss"})).await.field(), "role");
+    app.patch(&format!("/api/v1/teammates/{al}"), &app.token, json!({"role": "agent"})).await.ok().unwrap();
+    let me = app.get("/api/v1/auth/me", &app.token).await.ok().unwrap();
+    let me_id = me["teammate"]["id"].as_str().unwrap();
+    let last = app.patch(&format!("/api/v1/teammates/{me_id}"), &app.token, json!({"role": "agent"})).await;
+    assert_eq!((last.status, last.body["error"]["code"].as_str()), (409, Some("last_admin")), "{}", last.body);
+    assert_eq!(app.patch("/api/v1/teammates/nope", &app.token, json!({"role": "agent"})).await.status, 404);
 }

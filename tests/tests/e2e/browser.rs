@@ -11,11 +11,12 @@ on_both_backends!(
 );
 
 /// A JS expression for an element inside the widget's shadow root.
-fn in_widget(selector: &str) -> String {
+pub(crate) fn in_widget(selector: &str) -> String {
     format!("document.getElementById('parley-widget').shadowRoot.querySelector('{selector}')")
 }
 
-async fn log_in(agent: &Client, app: &TestApp) {
+/// Signs the admin in to the web app and waits for its socket.
+pub(crate) async fn log_in(agent: &Client, app: &TestApp) {
     agent.goto(&app.url("/")).await.unwrap();
     agent.wait().for_element(Locator::Css("[data-testid=login-email]")).await.unwrap().send_keys(ADMIN_EMAIL).await.unwrap();
     agent.find(Locator::Css("[data-testid=login-password]")).await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();

@@ -29,7 +29,7 @@ async fn own_message(widget: &mut Ws) -> Value {
 }
 
 /// Polls `path` until `done` holds for it.
-async fn until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let v = app.get(path, &app.token).await.ok().unwrap();

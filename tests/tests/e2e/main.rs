@@ -7,6 +7,8 @@
 mod access;
 mod automations;
 mod browser;
+mod browser_admin;
+mod browser_app;
 mod chat;
 mod deliveries;
 mod flows;

@@ -1,9 +1,14 @@
-// Parley team inbox: login, the conversation list, the open thread and its
-// composer, all kept live by the agent WebSocket.
+// Parley team app: login, the navigation between sections, and the inbox (the
+// conversation list, the open thread and its composer), all kept live by the
+// agent WebSocket. The other sections live in their own modules (see nav.js).
 
 import { api, ApiError, enc, getToken, setToken, setUnauthorizedHandler } from './api.js';
 import { connectSocket } from './socket.js';
+import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
+import { attachCanned } from './canned.js';
+import { showPerson } from './person.js';
+import { button, emitFrame, field, select } from './ui.js';
 import {
   STATUS_LABELS,
   authorName,
@@ -22,9 +27,11 @@ const $ = (id) => document.getElementById(id);
 const els = Object.fromEntries(
   [
     'login', 'login-form', 'login-email', 'login-password', 'login-submit', 'login-error',
-    'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
+    'shell', 'app', 'me-name', 'conn', 'logout', 'conversation-list', 'list-status-text', 'list-retry',
     'thread-empty', 'thread-main', 'back', 'thread-dot', 'thread-name', 'thread-sub',
     'thread-status', 'assignee-select', 'close-button', 'reopen-button', 'thread-error',
+    'team-filter', 'archived-filter', 'archive-button', 'unarchive-button', 'person-body',
+    'participants-body', 'canned-list',
     'messages', 'jump', 'typing', 'composer', 'composer-input', 'composer-note',
     'composer-send', 'composer-error',
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -39,7 +46,7 @@ const convs = new Map(); // id -> newest known Conversation
 const rows = new Map(); // id -> <li> of the list, only for conversations matching the filters
 const handledMessages = new Set(); // message ids already applied, so replays and echoes are no-ops
 const drafts = new Map(); // conversation id -> unsent composer text
-const filter = { status: 'open', assignee: 'all' };
+const filter = { status: 'open', assignee: 'all', team: 'all', archived: false };
 let list = { gen: 0, cursor: null, done: false, loading: false };
 let current = null; // the open thread: {id, els: Map(id -> element), older, loading, ...}
 let threadGen = 0;
@@ -53,7 +60,8 @@ const mutedForMe = (conv) => !!conv.participants?.some((p) => p.teammate?.id ===
 const activityOf = (conv) => Date.parse(conv.updated_at ?? conv.last_message?.created_at) || 0;
 
 function matchesFilter(conv) {
-  if (conv.status !== filter.status || conv.archived) return false;
+  if (conv.status !== filter.status || !!conv.archived !== filter.archived) return false;
+  if (filter.team === 'none' ? conv.team : filter.team !== 'all' && conv.team?.id !== filter.team) return false;
   if (filter.assignee === 'me') return conv.assignee?.id === me.id;
   if (filter.assignee === 'none') return !conv.assignee;
   return true;
@@ -74,7 +82,7 @@ async function boot() {
 }
 
 function showLogin(message) {
-  els.app.hidden = true;
+  els.shell.hidden = true;
   els.login.hidden = false;
   els.loginError.textContent = message;
   els.loginEmail.focus();
@@ -109,7 +117,7 @@ async function onLoginSubmit(e) {
 function startSession(teammate) {
   me = teammate;
   els.login.hidden = true;
-  els.app.hidden = false;
+  els.shell.hidden = false;
   els.meName.textContent = me.name;
   setConnState(false, 'Connecting…');
   socket = connectSocket(getToken(), {
@@ -135,6 +143,7 @@ function signOut(message = '') {
   clearInterval(clockTimer);
   stopFlash();
   closeThread();
+  closeSection();
   me = null;
   teammates = [];
   convs.clear();
@@ -168,6 +177,14 @@ async function loadTeammates() {
   } catch {
     teammates = []; // the select still offers "Unassigned" and the current assignee
   }
+  try {
+    const teams = await api('GET', '/teams');
+    const keep = [...els.teamFilter.options].slice(0, 2);
+    els.teamFilter.replaceChildren(...keep, ...teams.map((t) => h('option', { value: t.id }, t.name)));
+    els.teamFilter.value = filter.team;
+  } catch {
+    // Without the teams the filter still offers all teams and none.
+  }
   if (current && convs.has(current.id)) renderHeader(convs.get(current.id));
 }
 
@@ -183,7 +200,8 @@ async function loadList(reset = false) {
   const gen = list.gen;
   list.loading = true;
   setListStatus('Loading…');
-  const query = new URLSearchParams({ status: filter.status, archived: 'false' });
+  const query = new URLSearchParams({ status: filter.status, archived: String(filter.archived) });
+  if (filter.team !== 'all') query.set('team', filter.team);
   if (filter.assignee !== 'all') query.set('assignee', filter.assignee);
   if (list.cursor) query.set('cursor', list.cursor);
   try {
@@ -290,8 +308,10 @@ function remember(conv) {
 function setFilter(key, value) {
   if (filter[key] === value) return;
   filter[key] = value;
-  const attr = key === 'status' ? 'data-status' : 'data-assignee';
-  for (const b of document.querySelectorAll(`[${attr}]`)) b.setAttribute('aria-pressed', String(b.getAttribute(attr) === value));
+  if (key === 'status' || key === 'assignee') {
+    const attr = `data-${key}`;
+    for (const b of document.querySelectorAll(`[${attr}]`)) b.setAttribute('aria-pressed', String(b.getAttribute(attr) === value));
+  }
   loadList(true);
 }
 
@@ -339,6 +359,7 @@ function onFrame(frame) {
       else console.warn('Parley socket error:', frame.code, frame.message);
       break;
   }
+  emitFrame(frame); // the People and Outbound sections follow the same socket
 }
 
 // Shared by socket frames and our own sends (summary is null for those).
@@ -467,9 +488,13 @@ function onPresence(personId, online) {
 /* ---------- thread ---------- */
 
 function route() {
+  if (!me) return;
+  if (!routeSections()) {
+    closeThread(); // another section is showing: nothing here counts as read
+    return;
+  }
   const match = /^#\/c\/(.+)$/.exec(location.hash);
   const id = match ? decodeURIComponent(match[1]) : null;
-  if (!me) return;
   if (!id) closeThread();
   else if (id !== current?.id) openConversation(id);
   else showThreadView();
@@ -527,6 +552,7 @@ async function openConversation(id) {
     const merged = remember(conv);
     placeRow(merged, false);
     renderHeader(merged);
+    showPerson(els.personBody, merged.person?.id);
     for (const msg of page.items ?? []) addMessage(msg, 'end');
     for (const msg of current.buffer) addMessage(msg, 'end'); // arrived while loading
     current.buffer = [];
@@ -636,6 +662,9 @@ function renderHeader(conv) {
   els.threadStatus.dataset.status = conv.status;
   els.closeButton.hidden = conv.status === 'closed';
   els.reopenButton.hidden = conv.status === 'open';
+  els.archiveButton.hidden = !!conv.archived;
+  renderParticipants(conv);
+  els.unarchiveButton.hidden = !conv.archived;
 
   const options = [h('option', { value: '' }, 'Unassigned')];
   for (const t of teammates) options.push(h('option', { value: t.id }, t.id === me.id ? `${t.name} (you)` : t.name));
@@ -646,6 +675,46 @@ function renderHeader(conv) {
   els.assigneeSelect.value = conv.assignee?.id ?? '';
 }
 
+const PARTICIPANT_ROLES = [
+  ['write', 'Can write'],
+  ['read_only', 'Read only'],
+  ['watcher', 'Watcher'],
+];
+
+// Teammates in the conversation with their roles; each change answers the
+// whole conversation, which is rendered again.
+function renderParticipants(conv) {
+  const id = conv.id;
+  const change = async (req) => {
+    els.threadError.textContent = '';
+    try {
+      applyConversation(await req());
+    } catch (e) {
+      if (current?.id === id) els.threadError.textContent = e.message;
+    }
+  };
+  const put = (teammateId, role) => change(() => api('POST', `/conversations/${enc(id)}/participants`, { teammate_id: teammateId, role }));
+  const rows = (conv.participants ?? []).map((p) => {
+    const role = select(PARTICIPANT_ROLES, { 'data-testid': 'participant-role', 'aria-label': `${p.teammate.name}'s role` });
+    role.value = p.role;
+    role.addEventListener('change', () => put(p.teammate.id, role.value));
+    const remove = button('Remove', () => change(() => api('DELETE', `/conversations/${enc(id)}/participants/${enc(p.teammate.id)}`)), {
+      class: 'btn btn-quiet btn-small',
+      'aria-label': `Remove ${p.teammate.name}`,
+      'data-testid': 'participant-remove',
+    });
+    return h('li', { class: 'participant', 'data-testid': 'participant', 'data-teammate-id': p.teammate.id, 'data-role': p.role }, h('span', {}, p.teammate.name), role, remove);
+  });
+  const inIt = new Set((conv.participants ?? []).map((p) => p.teammate.id));
+  const who = select(teammates.filter((t) => !inIt.has(t.id)).map((t) => [t.id, t.name]), { 'data-testid': 'participant-add-who' });
+  const role = select(PARTICIPANT_ROLES, { 'data-testid': 'participant-add-role' });
+  const add = button('Add', () => who.value && put(who.value, role.value), { class: 'btn btn-small', 'data-testid': 'participant-add' });
+  els.participantsBody.replaceChildren(
+    rows.length ? h('ul', { class: 'plain-list' }, rows) : h('p', { class: 'muted' }, 'No one has joined yet'),
+    who.options.length ? h('div', { class: 'filter-row' }, field('Teammate', who, { className: 'field-inline' }), field('Role', role, { className: 'field-inline' }), add) : null,
+  );
+}
+
 function renderPresence(conv) {
   const online = !!conv.person?.online;
   els.threadDot.className = online ? 'dot is-online' : 'dot';
@@ -653,14 +722,16 @@ function renderPresence(conv) {
   els.threadDot.setAttribute('aria-label', els.threadDot.title);
 }
 
+// `changes` for a PATCH, or `archive` / `unarchive` for their own POSTs.
 async function patchConversation(changes) {
   if (!current) return;
   const { id } = current;
-  const controls = [els.assigneeSelect, els.closeButton, els.reopenButton];
+  const controls = [els.assigneeSelect, els.closeButton, els.reopenButton, els.archiveButton, els.unarchiveButton];
   els.threadError.textContent = '';
   controls.forEach((c) => (c.disabled = true));
   try {
-    applyConversation(await api('PATCH', `/conversations/${enc(id)}`, changes));
+    const path = `/conversations/${enc(id)}`;
+    applyConversation(await (typeof changes === 'string' ? api('POST', `${path}/${changes}`) : api('PATCH', path, changes)));
   } catch (e) {
     if (current?.id === id) {
       els.threadError.textContent = e.message;
@@ -673,7 +744,10 @@ async function patchConversation(changes) {
 
 /* ---------- composer ---------- */
 
+let canned = null;
+
 function onComposerKeydown(e) {
+  if (canned?.onKeydown(e)) return;
   if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
   e.preventDefault();
   sendComposer();
@@ -731,13 +805,14 @@ function onNoteToggle() {
   els.composerSend.textContent = note ? 'Add note' : 'Send';
   els.composerInput.placeholder = note
     ? 'Write an internal note… (only teammates see it)'
-    : 'Reply to the customer… (Enter to send, Shift+Enter for a new line)';
+    : 'Reply to the customer… (Enter to send, Shift+Enter for a new line, / for saved replies)';
   if (note) stopTyping();
 }
 
 /* ---------- wiring ---------- */
 
 function wireUi() {
+  renderNav(logout);
   els.loginForm.addEventListener('submit', onLoginSubmit);
   els.logout.addEventListener('click', logout);
   els.listRetry.addEventListener('click', () => loadList(true));
@@ -748,6 +823,10 @@ function wireUi() {
   els.back.addEventListener('click', () => (location.hash = ''));
   els.assigneeSelect.addEventListener('change', () => patchConversation({ assignee_id: els.assigneeSelect.value || null }));
   els.closeButton.addEventListener('click', () => patchConversation({ status: 'closed' }));
+  els.archiveButton.addEventListener('click', () => patchConversation('archive'));
+  els.unarchiveButton.addEventListener('click', () => patchConversation('unarchive'));
+  els.teamFilter.addEventListener('change', () => setFilter('team', els.teamFilter.value));
+  els.archivedFilter.addEventListener('change', () => setFilter('archived', els.archivedFilter.checked));
   els.reopenButton.addEventListener('click', () => patchConversation({ status: 'open' }));
   els.messages.addEventListener('scroll', () => {
     if (nearBottom()) els.jump.hidden = true;
@@ -759,6 +838,7 @@ function wireUi() {
     e.preventDefault();
     sendComposer();
   });
+  canned = attachCanned(els.composerInput, els.cannedList);
   els.composerInput.addEventListener('keydown', onComposerKeydown);
   els.composerInput.addEventListener('input', onComposerInput);
   els.composerNote.addEventListener('change', onNoteToggle);

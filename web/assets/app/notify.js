@@ -1,7 +1,7 @@
 // Getting the agent's attention: a short beep and a flashing tab title. Also owns
 // window.__parley, the probe browser tests read to observe both and the socket.
 
-const BASE_TITLE = 'Parley Inbox';
+const BASE_TITLE = 'Parley';
 
 export const probe = (window.__parley = {
   connected: false,
