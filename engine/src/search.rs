@@ -91,8 +91,9 @@ pub struct Prepared {
     pub now_ms: i64,
     /// Only `total` is wanted: an index may skip reading a page.
     pub count_only: bool,
-    /// The version of people the search runs under, when the caller read it.
-    pub version: Option<cache::Version>,
+    /// The version of people the search runs under and when it was read
+    /// (epoch ms), when the caller read it.
+    pub version: Option<(cache::Version, i64)>,
 }
 
 /// Ids of one page, in order, with the exact total.
@@ -240,7 +241,7 @@ pub async fn search_json(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, r
     // Read before the search runs: a change committed meanwhile moves it.
     let started_ms = now_ms();
     let version = cache::Version::read(db).await?;
-    p.version = Some(version);
+    p.version = Some((version, started_ms));
     let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort, p.limit, p.cursor);
     let p = &p;
     let json =
@@ -318,10 +319,12 @@ impl SqlIndex {
             binds.extend(sql.binds);
         }
         // Read before the search runs: a change committed meanwhile moves it.
-        let started_ms = now_ms();
-        let version = match p.version {
+        let (version, started_ms) = match p.version {
             Some(v) => v,
-            None => cache::Version::read(&self.db).await?,
+            None => {
+                let started_ms = now_ms();
+                (cache::Version::read(&self.db).await?, started_ms)
+            }
         };
         let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort);
         let found = self

@@ -161,25 +161,9 @@ async fn main() -> anyhow::Result<()> {
     let server = start_server(&args)?;
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    // Wait for it to listen.
-    let mut ready = false;
-    for _ in 0..200 {
-        if http.get(format!("http://{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::ensure!(ready, "the server did not become ready");
-    let login: Value = http
-        .post(format!("http://{base}/api/v1/auth/login"))
-        .json(&json!({"email": "load@example.test", "password": "load-test-password"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["token"].as_str().context("login token")?.to_owned();
-    let app_id = login["workspace"]["app_id"].as_str().context("app id")?.to_owned();
+    parley_tests::bench::wait_ready(&http, &format!("http://{base}")).await?;
+    let parley_tests::bench::Session { token, app_id, teammate_id } =
+        parley_tests::bench::log_in(&http, &format!("http://{base}"), "load@example.test", "load-test-password").await?;
 
     // 1. Idle sockets and memory. They stay open through the latency run: a
     // busy server also holds many idle sockets.
@@ -238,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
         latency_run(&args, &base, &token, &http, &app_id).await?;
     }
     if args.greetings > 0 {
-        greetings(&args, &base, &token, &login, &http, &app_id).await?;
+        greetings(&args, &base, &token, &teammate_id, &http, &app_id).await?;
     }
     println!("server RSS at the end: {} MiB", server.rss_kib()? / 1024);
     drop(idle);
@@ -251,8 +235,7 @@ async fn session(http: &reqwest::Client, base: &str, app_id: &str) -> anyhow::Re
 }
 
 /// 3. Page view → proactive greeting, measured on the visitor's socket.
-async fn greetings(args: &Args, base: &str, token: &str, login: &Value, http: &reqwest::Client, app_id: &str) -> anyhow::Result<()> {
-    let admin = login["teammate"]["id"].as_str().context("the admin's id")?;
+async fn greetings(args: &Args, base: &str, token: &str, admin: &str, http: &reqwest::Client, app_id: &str) -> anyhow::Result<()> {
     let rule = json!({"name": "Pricing greeting", "trigger": "page.view", "params": {"url": "/pricing*"},
         "script": format!("send_chat_as(\"{admin}\", \"Hi {{{{default person.first_name \\\"there\\\"}}}}, questions about pricing?\");")});
     let saved = http.post(format!("http://{base}/api/v1/automations")).bearer_auth(token).json(&rule).send().await?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures_util::StreamExt;
-use parley_tests::bench::{EMAIL, PASSWORD, Server, wait_ready};
+use parley_tests::bench::{EMAIL, PASSWORD, Server, Session, log_in, wait_ready};
 use parley_tests::outside::Smtp;
 use serde_json::{Value, json};
 
@@ -128,15 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let smtp = &Smtp::start(parley_engine::mail::SMTP_CONNECTIONS * 2);
     let http = reqwest::Client::new();
     let (_server, base) = start(&args, &http, smtp).await?;
-    let login: Value = http
-        .post(format!("http://{base}/api/v1/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["token"].as_str().context("login token")?.to_owned();
-    let app_id = login["workspace"]["app_id"].as_str().context("app id")?.to_owned();
+    let Session { token, app_id, .. } = log_in(&http, &format!("http://{base}"), EMAIL, PASSWORD).await?;
 
     // 1. A chat to everyone seeded.
     println!("1. chat to every seeded person");

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use parley_engine::people::seed::{CITIES, FIRST_NAMES, TAGS};
-use parley_tests::bench::{EMAIL, PASSWORD, Server, wait_ready};
+use parley_tests::bench::{EMAIL, PASSWORD, Server, log_in, wait_ready};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -370,14 +370,7 @@ async fn main() -> anyhow::Result<()> {
         (Some(url), Some(token)) => (None, url.trim_end_matches('/').to_owned(), token.clone()),
         _ => {
             let (server, base) = start(&args, &http).await?;
-            let login: Value = http
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({"email": EMAIL, "password": PASSWORD}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = login["token"].as_str().with_context(|| format!("logging in: {login}"))?.to_owned();
+            let token = log_in(&http, &base, EMAIL, PASSWORD).await?.token;
             (Some(server), base, token)
         }
     };
