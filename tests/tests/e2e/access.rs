@@ -334,4 +334,12 @@ async fn api_keys_act_for_the_workspace(backend: Backend) {
     let last = app.patch(&format!("/api/v1/teammates/{me_id}"), &app.token, json!({"role": "agent"})).await;
     assert_eq!((last.status, last.body["error"]["code"].as_str()), (409, Some("last_admin")), "{}", last.body);
     assert_eq!(app.patch("/api/v1/teammates/nope", &app.token, json!({"role": "agent"})).await.status, 404);
+    // Another workspace's admin neither finds this teammate nor sees these keys;
+    // a body that is not JSON is refused and changes nothing.
+    let (other, _) = app.other_workspace().await;
+    assert_eq!(app.patch(&format!("/api/v1/teammates/{al}"), &other, json!({"role": "admin"})).await.status, 404);
+    assert_eq!(app.get("/api/v1/api-keys", &other).await.ok().unwrap()["items"], json!([]));
+    let bad = app.request("PATCH", &format!("/api/v1/teammates/{al}"), Some(&app.token), Some("{\"role\":".into())).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(app.get("/api/v1/api-keys", &agent).await.status, 403, "still an agent");
 }
