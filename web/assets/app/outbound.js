@@ -272,10 +272,16 @@ export const detail = {
       }
     }
 
+    // Progress frames are not replayed: one sent before this page read the
+    // send (the last one, say) is missed. While it is still going, read it
+    // again now and then, so the page cannot stay on "Sending".
+    let pollTimer = null;
     async function reload() {
       try {
         o = await api('GET', `/outbound/${enc(id)}`);
         if (!leaving) render();
+        clearTimeout(pollTimer);
+        if (!leaving && o.status !== 'sent') pollTimer = setTimeout(reload, 2000);
       } catch (e) {
         title.textContent = 'Send not found';
         pageError.textContent = e.status === 404 ? 'This send does not exist.' : e.message;
@@ -378,6 +384,7 @@ export const detail = {
     return () => {
       leaving = true;
       clearTimeout(logTimer);
+      clearTimeout(pollTimer);
       stop();
     };
   },
