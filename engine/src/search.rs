@@ -453,7 +453,8 @@ impl SqlIndex {
             _ if how != How::WalkSortIndex || self.db.is_postgres() => "",
             SortField::LastSeenAt => " INDEXED BY person_seen",
             SortField::CreatedAt => " INDEXED BY person_created",
-            SortField::Name | SortField::Email => "",
+            SortField::Name => " INDEXED BY person_name_sort",
+            SortField::Email => " INDEXED BY person_email_sort",
         };
         let mut page_sql = format!("SELECT p.id, {key} AS k FROM person p{walk} WHERE {page_wh}");
         if how != How::Unsorted {
