@@ -41,6 +41,15 @@ impl Error {
         Error::Unprocessable { code: "invalid", field: field.into(), message: message.into() }
     }
 
+    /// A write refused because a row it points at is gone (deleted meanwhile).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        match self {
+            Error::Internal(e) => matches!(e.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Database(d)) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation),
+            _ => false,
+        }
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Error::Forbidden(message.into())
     }

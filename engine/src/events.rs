@@ -132,12 +132,40 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
         };
         rows.push((who, e.name.as_str(), data, at));
     }
+    // The people who exist are looked up on a reader, outside the one write
+    // transaction SQLite allows at a time; only new people are made in it.
+    let known = with_db!(db, pool => {
+        let mut c = pool.acquire().await?;
+        known_people(&mut Conn::from(&mut *c), workspace_id, &rows).await?
+    });
+    let created = match store(db, workspace_id, &rows, Some(known), &path, now).await {
+        // Someone looked up was deleted meanwhile: look everyone up again,
+        // this time inside the transaction.
+        Err(e) if e.is_foreign_key_violation() => store(db, workspace_id, &rows, None, &path, now).await?,
+        r => r?,
+    };
+    metrics::counter!("parley_events_total").increment(rows.len() as u64);
+    Ok(Ingested { accepted: rows.len(), people_created: created.len(), created_ids: created })
+}
+
+/// Stores checked rows in one transaction, resolving the people `known`
+/// does not hold (all of them without it); answers the ids of people it
+/// created.
+async fn store(
+    db: &Db,
+    workspace_id: &str,
+    rows: &[(Who, &str, String, i64)],
+    known: Option<HashMap<(u8, String), String>>,
+    path: &(dyn Fn(usize, &str) -> String + Sync),
+    now: i64,
+) -> Result<Vec<String>> {
     let mut created = Vec::new();
     with_tx!(db, tx => {
         let mut c = Conn::from(&mut *tx);
-        // Resolve each distinct person once: the known ones with one query
-        // per kind of reference, the rest one by one below.
-        let mut resolved = known_people(&mut c, workspace_id, &rows).await?;
+        let mut resolved = match known {
+            Some(k) => k,
+            None => known_people(&mut c, workspace_id, rows).await?,
+        };
         let mut person_ids = Vec::with_capacity(rows.len());
         for (i, (who, _, _, _)) in rows.iter().enumerate() {
             let key = match who {
@@ -164,8 +192,7 @@ pub async fn ingest(db: &Db, workspace_id: &str, items: Vec<EventInput>, batch: 
         write_many(&mut c, rows.iter().zip(&person_ids).map(|((_, name, data, at), pid)| (workspace_id, pid.as_str(), *name, data.as_str(), *at)))
             .await?;
     });
-    metrics::counter!("parley_events_total").increment(rows.len() as u64);
-    Ok(Ingested { accepted: rows.len(), people_created: created.len(), created_ids: created })
+    Ok(created)
 }
 
 /// The people a batch names who exist, keyed like [`ingest`]'s lookups:
