@@ -194,6 +194,26 @@ impl Route for HttpRoute {
     }
 }
 
+/// Sends one text through the routes in order, as a high-quality send tries
+/// them, until one takes it (a test of the set-up): each route tried, with
+/// what it answered.
+pub async fn try_routes(settings: &SmsSettings, to: &str, body: &str) -> Vec<(String, std::result::Result<Accepted, String>)> {
+    let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
+        Ok(c) => c,
+        Err(e) => return vec![(String::new(), Err(format!("no HTTP client: {e}")))],
+    };
+    let mut tried = Vec::new();
+    for config in &settings.routes {
+        let sent = route(config, &client).send(&Text { to, from: &settings.from, body, status_callback: "" }).await;
+        let ok = sent.is_ok();
+        tried.push((config.name.clone(), sent));
+        if ok {
+            break;
+        }
+    }
+    tried
+}
+
 /// The secret part of the workspace's inbound SMS address.
 pub fn inbound_token(identity_secret: &str, workspace_id: &str) -> String {
     format!("{workspace_id}.{}", crate::auth::user_hash(identity_secret, &format!("sms-inbound:{workspace_id}")))

@@ -72,12 +72,16 @@ pub async fn create(db: &Db, name: &str) -> Result<Workspace> {
 /// A change to a workspace's settings; what is `None` stays as it is.
 #[derive(Debug, Default)]
 pub struct SettingsPatch {
+    pub name: Option<String>,
     pub require_identity: Option<bool>,
     pub company_conversations: Option<bool>,
     pub email_fallback: Option<bool>,
     /// `Some(None)` clears them (always open).
     pub business_hours: Option<Option<crate::hours::BusinessHours>>,
 }
+
+/// The longest workspace name, in characters.
+const MAX_NAME: usize = 100;
 
 /// Applies a settings change, all of it or nothing. Admins only.
 pub async fn update_settings(db: &Db, actor: &Actor, p: SettingsPatch) -> Result<()> {
@@ -87,8 +91,18 @@ pub async fn update_settings(db: &Db, actor: &Actor, p: SettingsPatch) -> Result
         Some(None) => Some(None),
         Some(Some(h)) => Some(Some(serde_json::to_string(h).map_err(|e| Error::Internal(e.into()))?)),
     };
+    let name = match p.name.as_deref().map(str::trim) {
+        None => None,
+        Some(n) if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) => {
+            return Err(Error::invalid("name", format!("a workspace name is 1 to {MAX_NAME} characters on one line")));
+        }
+        Some(n) => Some(n.to_owned()),
+    };
     let ws = &actor.workspace_id;
     with_tx!(db, tx => {
+        if let Some(n) = &name {
+            sqlx::query("UPDATE workspace SET name = $1 WHERE id = $2").bind(n).bind(ws).execute(&mut *tx).await?;
+        }
         if let Some(on) = p.require_identity {
             sqlx::query("UPDATE workspace SET require_identity = $1 WHERE id = $2").bind(on).bind(ws).execute(&mut *tx).await?;
         }

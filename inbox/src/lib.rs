@@ -67,6 +67,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/templates", get(outbound::templates).post(outbound::create_template))
         .route("/templates/{id}", get(outbound::template).put(outbound::update_template).delete(outbound::delete_template))
         .route("/sms", get(outbound::get_sms).put(outbound::put_sms))
+        .route("/test-message", post(outbound::test_message))
         .route("/events", post(people::track))
         .route("/search", get(people::quick_add))
         .route("/companies", get(people::companies))
@@ -101,7 +102,7 @@ pub fn router(engine: Engine) -> Router {
         inbound::email,
         outbound::create, outbound::list, outbound::get, outbound::deliveries, outbound::follow_up, outbound::archive,
         outbound::unarchive, outbound::preview, outbound::templates, outbound::create_template, outbound::template,
-        outbound::update_template, outbound::delete_template, outbound::get_sms, outbound::put_sms, outbound::person_message,
+        outbound::update_template, outbound::delete_template, outbound::get_sms, outbound::put_sms, outbound::test_message, outbound::person_message,
         teams::list, teams::create, teams::get, teams::update, teams::delete,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete, webhooks::deliveries,
     ),

@@ -266,3 +266,83 @@ pub async fn person_message(
         page.items.into_iter().next().ok_or_else(|| Error::Internal(anyhow::anyhow!("a one-person send without its delivery")))?;
     Ok((StatusCode::CREATED, JsonOut(PersonMessageAnswer::Delivery { outbound_id: c.id, delivery })))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestMessage {
+    /// `email` or `sms`.
+    pub channel: Channel,
+    /// An email address or phone number; an email goes to the admin's own
+    /// address without one.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// One way a test was tried: the mail server (or outbox), or an SMS route.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TestAttempt {
+    /// `smtp` or `outbox` for email, the route's name for SMS.
+    pub via: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Whether the test went out. A refusal by the mail server or every SMS
+/// route is an answer here, not an HTTP error: the set-up is what failed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TestAnswer {
+    pub ok: bool,
+    pub to: String,
+    pub attempts: Vec<TestAttempt>,
+}
+
+#[utoipa::path(post, path = "/api/v1/test-message", tag = "outbound", request_body = TestMessage,
+    responses((status = 200, body = TestAnswer, description = "tried: `ok` says whether it went out"),
+        (status = 403, description = "admins only"), (status = 409, description = "SMS is not set up"), (status = 422, description = "names the bad field")))]
+pub async fn test_message(State(engine): State<Engine>, Auth(actor): Auth, Json(t): Json<TestMessage>) -> Result<JsonOut<TestAnswer>> {
+    actor.require_admin()?;
+    let ws = &actor.workspace_id;
+    let w = workspace::get(&engine.db, ws).await?;
+    let text = format!(
+        "This is a test message from {} in Parley, sent by {}. If it reached you, {} is set up.",
+        w.name,
+        actor.name,
+        if t.channel == Channel::Sms { "SMS" } else { "email" }
+    );
+    let answer = match t.channel {
+        Channel::Chat => return Err(Error::invalid("channel", "a test goes by email or sms")),
+        Channel::Email => {
+            let to = match t.to.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                Some(to) => parley_engine::people::input::email("to", to)?,
+                None => workspace::teammate(&engine.db, ws, &actor.teammate_id).await?.email,
+            };
+            let email = parley_engine::mail::Outgoing {
+                to: to.clone(),
+                to_name: None,
+                from_name: w.name.clone(),
+                subject: format!("Test email from {}", w.name),
+                text,
+                reply_to: None,
+                unsubscribe_url: None,
+            };
+            let sent = engine.mailer.send(&email).await;
+            let attempt =
+                TestAttempt { via: engine.mailer.kind().to_owned(), ok: sent.is_ok(), error: sent.err().map(|e| format!("{e:#}")) };
+            TestAnswer { ok: attempt.ok, to, attempts: vec![attempt] }
+        }
+        Channel::Sms => {
+            let to = t.to.as_deref().ok_or_else(|| Error::invalid("to", "give the phone number to text"))?;
+            let to = parley_engine::people::input::phone("to", to)?;
+            let Some(settings) = sms::settings(&engine.db, ws).await? else {
+                return Err(Error::Conflict { code: "sms_not_set_up", message: "set up SMS (a sender and a route) first".into() });
+            };
+            let attempts: Vec<TestAttempt> = sms::try_routes(&settings, &to, &text)
+                .await
+                .into_iter()
+                .map(|(via, sent)| TestAttempt { via, ok: sent.is_ok(), error: sent.err() })
+                .collect();
+            TestAnswer { ok: attempts.last().is_some_and(|a| a.ok), to, attempts }
+        }
+    };
+    Ok(JsonOut(answer))
+}

@@ -66,6 +66,8 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth) -> Result<Json
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePatch {
+    /// What people see as the sender of emails and in the widget.
+    pub name: Option<String>,
     pub require_identity: Option<bool>,
     pub company_conversations: Option<bool>,
     pub email_fallback: Option<bool>,
@@ -91,6 +93,7 @@ pub async fn update(State(engine): State<Engine>, Auth(actor): Auth, Json(body):
         Some(v) => Some(Some(hours::BusinessHours::parse(v, "business_hours")?.0)),
     };
     let patch = ws::SettingsPatch {
+        name: body.name,
         require_identity: body.require_identity,
         company_conversations: body.company_conversations,
         email_fallback: body.email_fallback,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use fantoccini::Client;
 use parley_tests::browser::{Driver, screenshot, wait_for};
+use parley_tests::outside::Smtp;
 use parley_tests::{Backend, TestApp, on_both_backends};
 use serde_json::json;
 
@@ -204,6 +205,30 @@ async fn a_rule_with_a_script_error_shows_it_at_its_line_then_saves_and_dry_runs
     assert!(p["tags"].as_array().unwrap().is_empty(), "{p}");
     screenshot(&agent, &format!("app-automations-rule-{tag}")).await;
     phone_shot(&agent, &format!("app-automations-rule-phone-{tag}")).await;
+
+    // An agent reads the rule but cannot switch, change or delete it.
+    let (_, agent_token) = app.teammate("Ada", "agent").await;
+    agent
+        .execute("localStorage.setItem('parley_agent_token', arguments[0]); location.hash = '#/automations'", vec![json!(agent_token)])
+        .await
+        .unwrap();
+    // A fresh page load, so the app starts a session with the agent's token.
+    agent.refresh().await.unwrap();
+    wait_for(
+        &agent,
+        "the list as an agent",
+        "document.querySelector('[data-testid=automation-row] [data-testid=automation-toggle]')?.disabled === true",
+    )
+    .await;
+    let new_buttons =
+        js(&agent, "return document.querySelectorAll('[data-testid=automation-new-rule], [data-testid=automation-new-flow]').length").await;
+    assert_eq!(new_buttons, json!(0));
+    el(&agent, "[data-testid=automations-admins-only]").await;
+    agent.goto(&app.url(&format!("/#/automations/{id}"))).await.unwrap();
+    wait_for(&agent, "the rule as an agent", "document.querySelector('[data-testid=automation-save]')?.disabled === true").await;
+    let delete = js(&agent, "return document.querySelectorAll('[data-testid=automation-delete]').length").await;
+    assert_eq!(delete, json!(0));
+    screenshot(&agent, &format!("app-automations-rule-agent-{tag}")).await;
     agent.close().await.unwrap();
 }
 
@@ -215,7 +240,35 @@ async fn settings_pages_create_a_key_a_teammate_hours_and_a_webhook(backend: Bac
     log_in(&agent, &app).await;
     open_section(&agent, "settings").await;
     wait_for(&agent, "the general page", "document.querySelector('.settings-body')?.dataset.ready").await;
+    // The workspace renamed; a blank name is refused at its field.
+    retype(&agent, "[data-testid=settings-workspace-name]", " ").await;
+    click(&agent, "[data-testid=settings-general-save]").await;
+    wait_for(&agent, "the name error", "document.querySelector('[data-testid=settings-workspace-name-error]').textContent").await;
+    retype(&agent, "[data-testid=settings-workspace-name]", "Acme Support").await;
+    click(&agent, "[data-testid=settings-general-save]").await;
+    wait_for(&agent, "saved", "document.querySelector('[data-testid=settings-general-saved]').textContent === 'Saved'").await;
+    assert_eq!(app.get("/api/v1/workspace", &app.token).await.ok().unwrap()["name"], "Acme Support");
     screenshot(&agent, &format!("app-settings-general-{tag}")).await;
+
+    // A test email reaches the mailbox typed; a test text goes out through
+    // the route just set up.
+    click(&agent, "[data-testid=settings-tab-channels]").await;
+    let to = format!("{}@example.test", unique("test-mail"));
+    type_in(&agent, "[data-testid=test-email-to]", &to).await;
+    click(&agent, "[data-testid=test-email-send]").await;
+    wait_for(&agent, "the test email", "document.querySelector('[data-testid=test-email-result]')?.dataset.ok === 'true'").await;
+    let mail = Smtp::shared().wait_for(&to, 1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].subject(), "Test email from Acme Support");
+    type_in(&agent, "[data-testid=test-sms-to]", "+44 7700 900123").await;
+    click(&agent, "[data-testid=test-sms-send]").await;
+    wait_for(&agent, "the refusal", "document.querySelector('[data-testid=test-sms-error]')?.textContent.includes('SMS')").await;
+    type_in(&agent, "[data-testid=sms-from]", "+15550001000").await;
+    click(&agent, "[data-testid=sms-save]").await;
+    wait_for(&agent, "saved SMS", "document.querySelector('[data-testid=sms-saved]').textContent === 'Saved'").await;
+    click(&agent, "[data-testid=test-sms-send]").await;
+    let shown = wait_for(&agent, "the test text", "document.querySelector('[data-testid=test-sms-result]')?.dataset.ok === 'true' && document.querySelector('[data-testid=test-sms-result]').textContent").await;
+    assert!(shown.as_str().unwrap().contains("log: sent"), "{shown}");
+    screenshot(&agent, &format!("app-settings-channels-{tag}")).await;
 
     // An API key: shown once, then listed without it.
     click(&agent, "[data-testid=settings-tab-security]").await;

@@ -26,6 +26,7 @@ async fn the_openapi_document_lists_every_rest_endpoint() {
         ("/api/v1/auth/me", "get"),
         ("/api/v1/workspace", "get"),
         ("/api/v1/workspace", "patch"),
+        ("/api/v1/test-message", "post"),
         ("/api/v1/teammates", "get"),
         ("/api/v1/teammates", "post"),
         ("/api/v1/api-keys", "post"),

@@ -20,6 +20,7 @@ on_both_backends!(
     companies_expand_to_members_or_managers_and_announcements_join_the_open_chat,
     an_outbound_chat_nobody_saw_is_emailed_after_the_delay_and_a_seen_one_is_not,
     an_outbound_the_sender_never_took_up_is_sent_after_a_restart_once_to_each,
+    an_admin_sends_a_test_email_and_a_test_text_that_fails_over_to_the_next_route,
 );
 
 fn unique(name: &str) -> String {
@@ -663,4 +664,63 @@ async fn an_outbound_the_sender_never_took_up_is_sent_after_a_restart_once_to_ea
         assert_eq!(thread.len(), 1);
         assert_eq!(thread[0]["body"], format!("Back after the storm, P{i}"));
     }
+}
+
+async fn an_admin_sends_a_test_email_and_a_test_text_that_fails_over_to_the_next_route(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let smtp = Smtp::shared();
+    let (_, agent) = app.teammate("Ag", "agent").await;
+    let to = unique("admin-test");
+    let body = json!({"channel": "email", "to": to});
+    // Only admins test the set-up; a bad address or channel is named.
+    assert_eq!(app.post("/api/v1/test-message", &agent, body.clone()).await.status, 403);
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "email", "to": "not an address"})).await;
+    assert_eq!((r.status, r.field()), (422, "to"), "{}", r.body);
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "chat", "to": to})).await;
+    assert_eq!((r.status, r.field()), (422, "channel"), "{}", r.body);
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "email", "too": to})).await;
+    assert_eq!(r.status, 422, "an unknown field is refused: {}", r.body);
+    let r = app.request("POST", "/api/v1/test-message", Some(&app.token), Some("{\"channel\": ".into())).await;
+    assert_eq!(r.status, 400, "malformed JSON: {}", r.body);
+    assert_eq!(Smtp::shared().mail_for(&to).len(), 0, "nothing refused was sent");
+
+    let r = app.post("/api/v1/test-message", &app.token, body).await.ok().unwrap();
+    assert_eq!((r["ok"].as_bool(), r["attempts"][0]["via"].as_str()), (Some(true), Some("smtp")), "{r}");
+    let mail = smtp.wait_for(&to, 1, Duration::from_secs(10)).await;
+    assert!(mail[0].subject().starts_with("Test email from"), "{}", mail[0].subject());
+    assert!(mail[0].text().contains("is set up"), "{}", mail[0].text());
+    // Without an address it goes to the admin's own.
+    let me = app.get("/api/v1/auth/me", &app.token).await.ok().unwrap();
+    let own = me["teammate"]["email"].as_str().unwrap().to_owned();
+    let before = smtp.mail_for(&own).len();
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "email"})).await.ok().unwrap();
+    assert_eq!(r["to"].as_str(), Some(own.as_str()), "{r}");
+    assert_eq!(smtp.wait_for(&own, before + 1, Duration::from_secs(10)).await.len(), before + 1);
+
+    // SMS needs setting up first, and a phone number.
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "sms", "to": "+44 7700 900123"})).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (409, Some("sms_not_set_up")), "{}", r.body);
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let settings = json!({"from": "+15550001000", "routes": [
+        {"name": "primary", "kind": "http", "url": first.url("/send")},
+        {"name": "backup", "kind": "http", "url": second.url("/send")},
+    ]});
+    app.request("PUT", "/api/v1/sms", Some(&app.token), Some(settings.to_string())).await.ok().unwrap();
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "sms"})).await;
+    assert_eq!((r.status, r.field()), (422, "to"), "{}", r.body);
+    first.fail_next(1);
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "sms", "to": "+44 7700 900123"})).await.ok().unwrap();
+    assert_eq!(r["ok"], true, "{r}");
+    let tried: Vec<(&str, bool)> =
+        r["attempts"].as_array().unwrap().iter().map(|a| (a["via"].as_str().unwrap(), a["ok"].as_bool().unwrap())).collect();
+    assert_eq!(tried, [("primary", false), ("backup", true)], "{r}");
+    assert!(r["attempts"][0]["error"].as_str().unwrap().contains("500"), "{r}");
+    let got = second.wait_for(1, Duration::from_secs(5)).await;
+    let f = form(&got[0].body);
+    assert_eq!((f["To"].as_str(), f["From"].as_str()), ("+447700900123", "+15550001000"));
+    // Every route refusing is an answer saying so, not an HTTP error.
+    first.fail_next(1);
+    second.fail_next(1);
+    let r = app.post("/api/v1/test-message", &app.token, json!({"channel": "sms", "to": "+44 7700 900123"})).await.ok().unwrap();
+    assert_eq!((r["ok"].as_bool(), r["attempts"].as_array().map(Vec::len)), (Some(false), Some(2)), "{r}");
 }

@@ -116,6 +116,8 @@ async function onLoginSubmit(e) {
 
 function startSession(teammate) {
   me = teammate;
+  // Pages read the role to disable what only admins may change.
+  document.body.dataset.role = me.role;
   els.login.hidden = true;
   els.shell.hidden = false;
   els.meName.textContent = me.name;

@@ -4,7 +4,7 @@
 // builder (steps as an editable list, each choosing the next), and the run log.
 
 import { api, enc } from './api.js';
-import { button, clearErrors, dateTime, debounce, field, pageHead, pager, select, showError } from './ui.js';
+import { button, clearErrors, dateTime, debounce, field, isAdmin, pageHead, pager, select, showError } from './ui.js';
 import { h } from './views.js';
 
 const TRIGGERS = [
@@ -52,16 +52,20 @@ function outcomeBadge(run) {
 
 /* ---------- the list ---------- */
 
+const ADMINS_ONLY = 'Only admins can create, change or switch automations; you can read them, check scripts and dry-run them.';
+
 export const list = {
   open(container) {
+    const admin = isAdmin();
     const tbody = h('tbody', {});
     const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
     container.append(
       pageHead(
         'Automations',
-        h('a', { class: 'btn', href: '#/automations/new?kind=flow', 'data-testid': 'automation-new-flow' }, 'New flow'),
-        h('a', { class: 'btn btn-primary', href: '#/automations/new', 'data-testid': 'automation-new-rule' }, 'New rule'),
+        admin ? h('a', { class: 'btn', href: '#/automations/new?kind=flow', 'data-testid': 'automation-new-flow' }, 'New flow') : null,
+        admin ? h('a', { class: 'btn btn-primary', href: '#/automations/new', 'data-testid': 'automation-new-rule' }, 'New rule') : null,
       ),
+      admin ? null : h('p', { class: 'muted', 'data-testid': 'automations-admins-only' }, ADMINS_ONLY),
       h(
         'div',
         { class: 'table-wrap panel' },
@@ -78,6 +82,7 @@ export const list = {
     function row(a) {
       const toggle = h('input', { type: 'checkbox', 'data-testid': 'automation-toggle', 'aria-label': `${a.name} enabled` });
       toggle.checked = a.enabled;
+      toggle.disabled = !admin;
       const error = h('p', { class: 'form-error', role: 'alert' });
       toggle.addEventListener('change', async () => {
         error.textContent = '';
@@ -89,7 +94,7 @@ export const list = {
           toggle.checked = !toggle.checked;
           error.textContent = e.message;
         } finally {
-          toggle.disabled = false;
+          toggle.disabled = !admin;
         }
       });
       const runs = h('span', { class: 'run-badges', 'data-testid': 'automation-runs' });
@@ -535,7 +540,8 @@ function build(container, a, kind, people) {
   const builder = isFlow ? flowBuilder(a?.flow, people) : null;
   const formError = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'automation-error' });
   const saved = h('span', { class: 'muted', role: 'status', 'data-testid': 'automation-saved' });
-  const saveBtn = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'automation-save' }, 'Save');
+  const admin = isAdmin();
+  const saveBtn = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'automation-save', disabled: !admin }, 'Save');
   const validateBtn = isFlow
     ? button('Check', () => checkFlow(), { 'data-testid': 'flow-validate' })
     : button('Check', () => script.validate(), { 'data-testid': 'automation-validate' });
@@ -604,7 +610,7 @@ function build(container, a, kind, people) {
         showError(e, form, formError);
       }
     } finally {
-      saveBtn.disabled = false;
+      saveBtn.disabled = !admin;
     }
   });
 
@@ -630,7 +636,7 @@ function build(container, a, kind, people) {
   );
 
   const title = a ? a.name : isFlow ? 'New flow' : 'New rule';
-  const del = a
+  const del = a && admin
     ? button('Delete', async () => {
         if (!confirm(`Delete ${a.name} and its run log?`)) return;
         try {
@@ -644,6 +650,7 @@ function build(container, a, kind, people) {
   container.replaceChildren(
     pageHead(title, h('a', { class: 'btn btn-quiet', href: '#/automations' }, '‹ All automations'), del),
     a?.disabled_reason ? h('p', { class: 'form-error', role: 'alert' }, `Switched off: ${a.disabled_reason}`) : null,
+    admin ? null : h('p', { class: 'muted', 'data-testid': 'automations-admins-only' }, ADMINS_ONLY),
     h('div', { class: 'automation-layout' }, h('div', { class: 'automation-main' }, form), a ? h('div', { class: 'automation-side' }, isFlow ? null : dryRun(a), runLog(a)) : null),
   );
 }

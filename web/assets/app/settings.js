@@ -82,10 +82,11 @@ function general(ctx) {
   });
   const error = errorSlot('settings-general-error');
   const saved = h('span', { class: 'muted', role: 'status', 'data-testid': 'settings-general-saved' });
+  const name = input('text', w.name, { maxlength: '100', autocomplete: 'organization' });
   const form = h(
     'form',
     { novalidate: true },
-    h('p', {}, h('span', { class: 'field-label' }, 'Workspace: '), h('span', { 'data-testid': 'settings-workspace-name' }, w.name), h('span', { class: 'muted' }, ` · app id ${w.app_id}`)),
+    field('Workspace name', name, { testid: 'settings-workspace-name', errorKey: 'name', hint: `Shown to people as the sender of emails · app id ${w.app_id}` }),
     boxes.map((b) => b.el),
     h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'settings-general-save' }, 'Save'), saved),
     error,
@@ -96,7 +97,9 @@ function general(ctx) {
     saved.textContent = '';
     try {
       const body = Object.fromEntries(boxes.map((b) => [b.key, b.box.checked]));
+      body.name = name.value;
       ctx.workspace = await api('PATCH', '/workspace', body);
+      name.value = ctx.workspace.name;
       saved.textContent = 'Saved';
     } catch (e) {
       showError(e, form, error);
@@ -261,11 +264,44 @@ function hours(ctx) {
   return panel('Business hours', 'settings-hours', form);
 }
 
+// "Send test": one message by `channel` to the address typed (or, for email,
+// the admin's own), and what the mail server or each SMS route answered.
+function testForm(channel, label, type, placeholder) {
+  const to = input(type, '', { placeholder, autocomplete: 'off' });
+  const error = errorSlot(`test-${channel}-error`);
+  const result = h('p', { role: 'status', 'data-testid': `test-${channel}-result` });
+  const form = h(
+    'form',
+    { novalidate: true, class: 'test-form', 'data-testid': `test-${channel}-form` },
+    field(label, to, { testid: `test-${channel}-to`, errorKey: 'to' }),
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'btn', 'data-testid': `test-${channel}-send` }, 'Send test'), result),
+    error,
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    result.textContent = 'Sending…';
+    result.className = 'muted';
+    try {
+      const a = await api('POST', '/test-message', { channel, to: to.value.trim() || undefined });
+      const tried = a.attempts.map((t) => (t.ok ? `${t.via}: sent` : `${t.via}: ${t.error}`)).join('; ');
+      result.textContent = a.ok ? `Sent to ${a.to} (${tried})` : `Not sent (${tried || 'no route'})`;
+      result.className = a.ok ? 'ok' : 'form-error';
+      result.dataset.ok = String(a.ok);
+    } catch (e) {
+      result.textContent = '';
+      showError(e, form, error);
+    }
+  });
+  return form;
+}
+
 function channels(ctx) {
   const email = panel(
     'Email',
     'settings-email',
     h('p', {}, 'Outgoing email is set up on the server (its SMTP options), not here; missed chat messages are emailed when "Email chat messages a person missed" is on under General.'),
+    ctx.admin ? testForm('email', 'Send a test email to (empty: your own address)', 'email', ctx.me?.email ?? 'you@example.com') : null,
   );
   if (!ctx.admin) return [email, panel('SMS', 'settings-sms', h('p', { class: 'muted' }, 'Only admins can see and change SMS.'))];
   const from = input('text');
@@ -309,7 +345,7 @@ function channels(ctx) {
       showError(e, form, error);
     }
   });
-  return [email, panel('SMS', 'settings-sms', form)];
+  return [email, panel('SMS', 'settings-sms', form, testForm('sms', 'Send a test text to (a phone number)', 'tel', '+44 7700 900123'))];
 }
 
 function security(ctx) {
@@ -460,7 +496,7 @@ export const page = {
     Promise.all([api('GET', '/workspace'), api('GET', '/auth/me')])
       .then(([workspace, me]) => {
         if (!alive) return;
-        const ctx = { workspace, admin: me.teammate.role === 'admin' };
+        const ctx = { workspace, me: me.teammate, admin: me.teammate.role === 'admin' };
         body.replaceChildren(...[PAGES[key](ctx)].flat());
         body.dataset.ready = 'true';
       })

@@ -57,6 +57,10 @@ let fieldSeq = 0;
  * an error slot. `errorKey` is the API field path (`body`, `filter.and.1`) whose
  * 422 lands in this slot; `testid` names the control and `${testid}-error` the slot.
  */
+// Whether the signed-in teammate is an admin (set when the session starts):
+// pages disable what only admins may change instead of letting it fail.
+export const isAdmin = () => document.body.dataset.role === 'admin';
+
 export function field(label, control, { hint, errorKey, testid, className } = {}) {
   control.id ||= `f${++fieldSeq}`;
   if (testid) control.dataset.testid = testid;
