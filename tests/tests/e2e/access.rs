@@ -92,6 +92,18 @@ async fn roles_and_participant_roles_limit_what_teammates_may_do(backend: Backen
     // Agents do not see the identity secret; admins do.
     assert!(app.get("/api/v1/workspace", &agent).await.ok().unwrap().get("identity_secret").is_none());
     assert!(app.get("/api/v1/workspace", &app.token).await.ok().unwrap()["identity_secret"].is_string());
+    // Admins rename the workspace; a blank or multi-line name is refused and
+    // changes nothing, even beside a good setting.
+    assert_eq!(app.patch("/api/v1/workspace", &agent, json!({"name": "Agents' place"})).await.status, 403);
+    for bad in ["  ".to_owned(), "Two\nlines".to_owned(), "x".repeat(101)] {
+        let r = app.patch("/api/v1/workspace", &app.token, json!({"name": bad, "email_fallback": false})).await;
+        assert_eq!((r.status, r.field()), (422, "name"), "{bad:?}: {}", r.body);
+    }
+    let w = app.get("/api/v1/workspace", &agent).await.ok().unwrap();
+    assert_eq!(w["settings"]["email_fallback"], true, "a refused change stores nothing: {w}");
+    let w = app.patch("/api/v1/workspace", &app.token, json!({"name": "  Acme Support "})).await.ok().unwrap();
+    assert_eq!(w["name"], "Acme Support");
+    assert_eq!(app.get("/api/v1/workspace", &agent).await.ok().unwrap()["name"], "Acme Support");
 
     // Participants: read_only and watcher cannot write; write can.
     let c = app
