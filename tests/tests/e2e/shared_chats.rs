@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
+use fantoccini::Locator;
+use parley_tests::browser::{Driver, screenshot, wait_for};
 use parley_tests::outside::Smtp;
 use parley_tests::{Backend, TestApp, Ws, on_both_backends};
 use serde_json::{Value, json};
 
+use crate::browser::{in_widget, log_in};
 use crate::outbound::{finished, person, unique};
 
 async fn log(app: &TestApp, id: &str) -> Vec<Value> {
@@ -21,6 +24,7 @@ on_both_backends!(
     shared_chats_that_cannot_be_one_message_to_all_are_refused_and_store_nothing,
     a_shared_chat_sent_again_after_a_crash_keeps_one_conversation_and_one_message,
     each_member_who_did_not_see_a_shared_chat_is_emailed_once_and_the_one_who_saw_it_is_not,
+    a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members_in_the_inbox_in_real_browsers,
 );
 
 async fn shared_chat(app: &TestApp, people: &[&str], body: &str) -> String {
@@ -356,4 +360,95 @@ async fn each_member_who_did_not_see_a_shared_chat_is_emailed_once_and_the_one_w
     assert_eq!(smtp.mail_for(&away2).len(), 1, "one email each, not one per job");
     assert!(smtp.mail_for(&seen).is_empty(), "Seen read it in the widget");
     ws.close().await;
+}
+
+async fn a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members_in_the_inbox_in_real_browsers(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+
+    // Ann is on the demo site in a real browser; Bob and Cy on sockets.
+    let visitor = driver.browser(1280, 800).await;
+    visitor.goto(&app.url("/demo")).await.unwrap();
+    let ann = wait_for(
+        &visitor,
+        "the widget to connect",
+        "window.Parley && Parley._state && Parley._state().connected && Parley._state().person_id",
+    )
+    .await;
+    let ann = ann.as_str().unwrap().to_owned();
+    app.patch(&format!("/api/v1/people/{ann}"), &app.token, json!({"name": "Ann Lee"})).await.ok().unwrap();
+    visitor.execute("Parley('show')", vec![]).await.unwrap();
+    let (b_token, bob) = app.visitor_with(json!({"name": "Bob Stone"})).await;
+    let (_, cy) = app.visitor_with(json!({"name": "Cy Young"})).await;
+    let mut bw = app.widget_ws(&b_token).await;
+
+    let id = shared_chat(&app, &[&ann, &bob, &cy], "Who comes on Friday?").await;
+    let m = next_not_mine(&mut bw, &bob).await;
+    finished(&app, &id).await;
+    let cid = m["conversation_id"].as_str().unwrap().to_owned();
+    wait_for(&visitor, "the teammate's message", &in_widget("[data-testid=parley-message][data-author-type=teammate]")).await;
+
+    // Bob's message shows in Ann's widget as Bob's, on the other side.
+    bw.send(json!({"type": "message.send", "echo_id": "bob-1", "conversation_id": cid, "body": "Me, with cake"})).await;
+    bw.next_of("ack").await;
+    let shown = wait_for(
+        &visitor,
+        "Bob's message",
+        "(m => m && [m.classList.contains('me'), m.querySelector('.who') && m.querySelector('.who').textContent, m.textContent])(\
+         Array.from(document.getElementById('parley-widget').shadowRoot.querySelectorAll('[data-testid=parley-message]'))\
+         .find(e => e.textContent.includes('Me, with cake')))",
+    )
+    .await;
+    assert_eq!(shown[0], false, "not shown as Ann's own: {shown}");
+    assert_eq!(shown[1], "Bob Stone", "{shown}");
+
+    // Ann answers from the widget: hers is shown as her own, and Bob gets it.
+    visitor
+        .execute(
+            &format!(
+                "const i = {}; i.value = arguments[0]; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
+                in_widget("[data-testid=parley-input]"),
+                in_widget("[data-testid=parley-send]")
+            ),
+            vec!["Count me in".into()],
+        )
+        .await
+        .unwrap();
+    let got = next_not_mine(&mut bw, &bob).await;
+    assert_eq!((got["body"].as_str(), got["author"]["name"].as_str()), (Some("Count me in"), Some("Ann Lee")));
+    let own = visitor
+        .execute(
+            "return Array.from(document.getElementById('parley-widget').shadowRoot.querySelectorAll('[data-testid=parley-message].me')).map(e => e.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(own.as_array().unwrap().len(), 1, "only Ann's own message is hers: {own}");
+    screenshot(&visitor, &format!("shared-chat-widget-{tag}")).await;
+
+    // The inbox: one conversation, whose header names its members.
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    let row = agent.find(Locator::Css(&format!("[data-testid=conversation-row][data-conversation-id='{cid}']"))).await.unwrap();
+    let listed = row.text().await.unwrap();
+    assert!(listed.contains("Ann Lee, Bob Stone, Cy Young"), "the row names every member: {listed}");
+    row.click().await.unwrap();
+    let header = wait_for(
+        &agent,
+        "the members in the header",
+        "document.getElementById('thread-name').dataset.members === '3' && [document.getElementById('thread-name').textContent, document.getElementById('thread-sub').textContent]",
+    )
+    .await;
+    assert_eq!(header[0], "Ann Lee, Bob Stone, Cy Young", "{header}");
+    assert!(header[1].as_str().unwrap().contains("Shared chat: 3 people see each other's messages"), "{header}");
+    let authors = wait_for(
+        &agent,
+        "everyone's messages in the thread",
+        "(t => t.length === 3 && t)(Array.from(document.querySelectorAll('[data-testid=thread-message]')).map(e => e.textContent))",
+    )
+    .await;
+    assert!(authors[1].as_str().unwrap().contains("Bob Stone"), "{authors}");
+    assert!(authors[2].as_str().unwrap().contains("Ann Lee"), "{authors}");
+    screenshot(&agent, &format!("shared-chat-inbox-{tag}")).await;
 }
