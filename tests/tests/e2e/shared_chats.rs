@@ -11,7 +11,7 @@ use parley_tests::outside::Smtp;
 use parley_tests::{Backend, TestApp, Ws, on_both_backends};
 use serde_json::{Value, json};
 
-use crate::browser::{in_widget, log_in};
+use crate::browser::{in_widget, log_in, send_in_widget};
 use crate::outbound::{finished, person, unique};
 
 async fn log(app: &TestApp, id: &str) -> Vec<Value> {
@@ -404,17 +404,7 @@ async fn a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members
     assert_eq!(shown[1], "Bob Stone", "{shown}");
 
     // Ann answers from the widget: hers is shown as her own, and Bob gets it.
-    visitor
-        .execute(
-            &format!(
-                "const i = {}; i.value = arguments[0]; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
-                in_widget("[data-testid=parley-input]"),
-                in_widget("[data-testid=parley-send]")
-            ),
-            vec!["Count me in".into()],
-        )
-        .await
-        .unwrap();
+    send_in_widget(&visitor, "Count me in").await;
     let got = next_not_mine(&mut bw, &bob).await;
     assert_eq!((got["body"].as_str(), got["author"]["name"].as_str()), (Some("Count me in"), Some("Ann Lee")));
     let own = visitor
