@@ -1159,6 +1159,35 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_chat_takes_only_texts_that_are_the_same_for_everyone() {
+        for ok in
+            ["Hi all", "{{teammate.first_name}} at {{workspace.name}}", "{{default teammate.name \"us\"}}", "personal {{ teammate.name }}"]
+        {
+            assert!(same_for_everyone("body", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Hi {{person.first_name}}",
+            "{{#if person.email}}yes{{/if}}",
+            "{{person.attributes.plan}}",
+            "{{#with person}}{{name}}{{/with}}",
+            "{{lookup this \"person\"}}",
+            // Never says "person", but renders the person's values.
+            "{{#each this}}{{#each this}}{{this}}{{/each}}{{/each}}",
+        ] {
+            assert_eq!(same_for_everyone("body", bad).err().as_ref().and_then(Error::field), Some("body"), "{bad}");
+        }
+        assert!(!names_person("{{persona}} {{salesperson}}"), "only the word person");
+        let mut i = input(Kind::Checkin, vec![Channel::Chat]);
+        i.body = "Hi all".into();
+        i.options.transparent = true;
+        assert_eq!(check(&i).unwrap_err().field(), Some("options.transparent"));
+        i.kind = Kind::Chat;
+        assert!(check(&i).is_ok());
+        i.title = Some("For {{person.name}}".into());
+        assert_eq!(check(&i).unwrap_err().field(), Some("title"));
+    }
+
+    #[test]
     fn link_tokens_are_signed_per_person() {
         let t = link_token("secret", "o1", "p1");
         let (o, p, s) = link_parts(&t).expect("shape");

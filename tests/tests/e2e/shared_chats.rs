@@ -103,6 +103,9 @@ async fn a_shared_chat_reaches_every_recipient_and_their_replies_reach_each_othe
     assert_eq!(names, ["Ann Lee", "Bob Stone", "Cy Young"]);
     let list = app.get("/api/v1/conversations?limit=100", &app.token).await.ok().unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "one conversation, not one per person: {list}");
+    let doc: Value = app.http.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["components"]["schemas"]["Conversation"]["properties"]["members"].is_object(), "members is documented");
+    assert!(doc["components"]["schemas"]["Member"]["properties"]["name"].is_object(), "Member is documented");
 
     // Ann answers from her widget as a widget does (no conversation named):
     // it goes into the shared chat and Bob and Cy see it as Ann's.
