@@ -653,11 +653,8 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 if let Sender::Person(me) = &m.sender
                     && *me != pid
                 {
-                    let member: Option<(i64,)> = match transparent {
-                        true => sqlx::query_as("SELECT seen_at FROM conversation_member WHERE conversation_id = $1 AND person_id = $2")
-                            .bind(&cid).bind(me).fetch_optional(&mut *tx).await?,
-                        false => None,
-                    };
+                    let member: Option<(i64,)> = sqlx::query_as("SELECT seen_at FROM conversation_member WHERE conversation_id = $1 AND person_id = $2")
+                        .bind(&cid).bind(me).fetch_optional(&mut *tx).await?;
                     if member.is_none() {
                         let mine: Option<(Option<String>,)> = sqlx::query_as("SELECT company_id FROM person WHERE id = $1")
                             .bind(me).fetch_optional(&mut *tx).await?;
@@ -1201,9 +1198,11 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
         return Ok(WidgetState { conversation: None, messages: Vec::new(), unread: 0, seq });
     };
     let page = messages(db, workspace_id, &id, None, Some(50), true).await?;
+    // Unread: what others wrote (in a shared or company chat, other people too).
     let (unread,): (i64,) = with_db!(db, pool => sqlx::query_as(
-        "SELECT COUNT(*) FROM message WHERE conversation_id = $1 AND author_type <> 'person' AND kind <> 'note' AND deleted_at IS NULL AND created_at > $2")
-        .bind(&id).bind(seen_at).fetch_one(pool).await?);
+        "SELECT COUNT(*) FROM message WHERE conversation_id = $1 AND (author_type <> 'person' OR author_id <> $3) \
+         AND kind <> 'note' AND deleted_at IS NULL AND created_at > $2")
+        .bind(&id).bind(seen_at).bind(person_id).fetch_one(pool).await?);
     Ok(WidgetState { conversation: Some(PersonConversation { id, status, archived }), messages: page.items, unread, seq })
 }
 

@@ -147,7 +147,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
         Default::default()
     } else {
         let rows: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT j.value, x.id, x.transparent FROM json_each($1) j JOIN conversation x ON x.id = (SELECT c.id FROM conversation c \
+            "SELECT j.value, x.id, (x.transparent OR x.person_id <> j.value) FROM json_each($1) j JOIN conversation x ON x.id = (SELECT c.id FROM conversation c \
              WHERE (c.person_id = j.value OR c.id IN (SELECT cm.conversation_id FROM conversation_member cm WHERE cm.person_id = j.value)) \
              AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1)",
         )
@@ -169,8 +169,10 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             targets.push(Err(Error::Internal(anyhow::anyhow!("only people's messages are batched"))));
             continue;
         };
+        // Someone else's conversation goes back too: the one-by-one path
+        // tells a member (who may write in it) from a stranger (404).
         let shared = match &m.conversation_id {
-            Some(cid) => by_id.get(cid).is_some_and(|c| c.0 == m.workspace_id && c.3),
+            Some(cid) => by_id.get(cid).is_some_and(|c| c.0 == m.workspace_id && (c.3 || c.1 != *me)),
             None => latest_shared.contains(me),
         };
         if shared {

@@ -148,6 +148,9 @@ async fn a_shared_chat_reaches_every_recipient_and_their_replies_reach_each_othe
     assert_eq!(state["conversation"]["id"], cid.as_str());
     let bodies: Vec<&str> = state["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["Hello all, Sam here: who comes on Friday?", "Count me in!", "Me too", "Great, see you all"]);
+    assert_eq!(state["unread"], 4, "the other members' messages are unread too");
+    let state = app.request("GET", "/widget/v1/conversation", Some(&a_token), None).await.ok().unwrap();
+    assert_eq!(state["unread"], 3, "not Ann's own");
 
     // Dee was not sent it: nothing reached her, and she can neither read it nor write in it.
     dw.expect_none_of("message.created", Duration::from_millis(500)).await;
