@@ -44,6 +44,10 @@ impl Automations {
             // A newer message's job sends, or this one was sent already.
             return Ok(());
         }
+        let members = missed::members(db, conversation_id).await?;
+        if !members.is_empty() {
+            return self.send_member_fallbacks(ws, conversation_id, message_id, &state, members).await;
+        }
         let person = match profile::get(db, ws, &state.person_id).await {
             Ok(p) => p,
             Err(Error::NotFound(_)) => return missed::drop_pending(db, conversation_id, message_id).await,
@@ -59,33 +63,120 @@ impl Automations {
         if !missed::claim(db, conversation_id, message_id, last.created_at).await? {
             return Ok(());
         }
-        let name = |m: &missed::Unseen| m.author_name.clone().unwrap_or_else(|| w.name.clone());
-        let subject = match unseen.len() {
-            1 => format!("{} sent you a message", name(&unseen[0])),
-            n => format!("{n} new messages from {}", w.name),
-        };
-        let mut text = String::new();
-        for m in &unseen {
-            text.push_str(&format!("{} wrote:\n{}\n\n", name(m), m.body));
-        }
-        text.push_str("Reply to this email to answer in the chat.");
-        let email = Outgoing {
-            to,
-            to_name: person.name.clone(),
-            from_name: w.name.clone(),
-            subject: subject.clone(),
-            text,
-            reply_to: Some(engine.mailer.reply_address(&state.reply_token)),
-            unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &w, &person.id)),
-        };
+        let reply_to = Some(engine.mailer.reply_address(&state.reply_token));
+        let email = missed_email(&engine.public_url, &w, &person, to, &unseen, "Reply to this email to answer in the chat.", reply_to);
         if let Err(e) = engine.mailer.send(&email).await {
             // Given back, so the job's next try sends it.
             missed::release(db, conversation_id, message_id, state.sent_through).await?;
             return Err(e);
         }
-        metrics::counter!("parley_missed_message_emails_total").increment(1);
-        let ids: Vec<&str> = unseen.iter().map(|m| m.id.as_str()).collect();
-        let data = json!({"subject": subject, "conversation_id": conversation_id, "message_ids": ids, "reason": "missed_chat"});
-        events::record(db, ws, &person.id, "email.sent", &data).await.map(|_| ())
+        emailed(db, ws, &person.id, conversation_id, &email.subject, &unseen).await
     }
+
+    /// A shared chat's missed-message emails: each member gets what they
+    /// have not seen (by their own seen mark) and were not emailed before,
+    /// one email each. Replies by email reach the chat as the conversation's
+    /// own person (its reply address names the conversation, not a member),
+    /// so the other members' emails carry their link to the chat instead.
+    async fn send_member_fallbacks(
+        &self,
+        ws: &str,
+        conversation_id: &str,
+        message_id: &str,
+        state: &missed::State,
+        members: Vec<missed::MemberState>,
+    ) -> Result<()> {
+        let engine = self.engine();
+        let db = &engine.db;
+        let w = workspace::get(db, ws).await?;
+        let newest = missed::unseen(db, conversation_id, 0).await?;
+        let Some(through) = newest.last().map(|m| m.created_at) else {
+            return missed::drop_pending(db, conversation_id, message_id).await;
+        };
+        if !missed::claim(db, conversation_id, message_id, through).await? {
+            return Ok(());
+        }
+        let outbound = parley_engine::outbound::of_conversation(db, conversation_id).await?;
+        for member in members {
+            let before = member.emailed_through;
+            let unseen = missed::unseen(db, conversation_id, member.seen_at.max(before)).await?;
+            let Some(last) = unseen.last() else { continue };
+            let person = match profile::get(db, ws, &member.person_id).await {
+                Ok(p) => p,
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(to) = person.email.clone().filter(|_| !person.unsubscribed && w.email_fallback) else { continue };
+            if !missed::claim_member(db, conversation_id, &person.id, before, last.created_at).await? {
+                continue;
+            }
+            let by_email = person.id == state.person_id;
+            let ending = match (&outbound, by_email) {
+                (_, true) => "Reply to this email to answer in the chat.".to_owned(),
+                (Some(o), false) => format!(
+                    "Answer in the chat: {}/c/{}",
+                    engine.public_url,
+                    parley_engine::outbound::link_token(&w.identity_secret, o, &person.id)
+                ),
+                (None, false) => "Open the chat to answer.".to_owned(),
+            };
+            let reply_to = by_email.then(|| engine.mailer.reply_address(&state.reply_token));
+            let email = missed_email(&engine.public_url, &w, &person, to, &unseen, &ending, reply_to);
+            if let Err(e) = engine.mailer.send(&email).await {
+                // Given back, so the job's next try sends it (members emailed
+                // already keep their marks and are not emailed again).
+                missed::release_member(db, conversation_id, &person.id, before, last.created_at).await?;
+                missed::release(db, conversation_id, message_id, state.sent_through).await?;
+                return Err(e);
+            }
+            emailed(db, ws, &person.id, conversation_id, &email.subject, &unseen).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The email with the messages someone missed, ending with how to answer.
+fn missed_email(
+    public_url: &str,
+    w: &workspace::Workspace,
+    person: &profile::Person,
+    to: String,
+    unseen: &[missed::Unseen],
+    ending: &str,
+    reply_to: Option<String>,
+) -> Outgoing {
+    let name = |m: &missed::Unseen| m.author_name.clone().unwrap_or_else(|| w.name.clone());
+    let subject = match unseen {
+        [one] => format!("{} sent you a message", name(one)),
+        _ => format!("{} new messages from {}", unseen.len(), w.name),
+    };
+    let mut text = String::new();
+    for m in unseen {
+        text.push_str(&format!("{} wrote:\n{}\n\n", name(m), m.body));
+    }
+    text.push_str(ending);
+    Outgoing {
+        to,
+        to_name: person.name.clone(),
+        from_name: w.name.clone(),
+        subject,
+        text,
+        reply_to,
+        unsubscribe_url: Some(mail::unsubscribe_url(public_url, w, &person.id)),
+    }
+}
+
+/// Counts a missed-message email that went out and puts it on the person's timeline.
+async fn emailed(
+    db: &parley_engine::Db,
+    ws: &str,
+    person_id: &str,
+    conversation_id: &str,
+    subject: &str,
+    unseen: &[missed::Unseen],
+) -> Result<()> {
+    metrics::counter!("parley_missed_message_emails_total").increment(1);
+    let ids: Vec<&str> = unseen.iter().map(|m| m.id.as_str()).collect();
+    let data = json!({"subject": subject, "conversation_id": conversation_id, "message_ids": ids, "reason": "missed_chat"});
+    events::record(db, ws, person_id, "email.sent", &data).await.map(|_| ())
 }

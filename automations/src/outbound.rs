@@ -204,6 +204,11 @@ impl Automations {
             (_, true) => MessageKind::Checkin,
             _ => MessageKind::Chat,
         };
+        let fallback = s.o.options.email_fallback && s.w.email_fallback;
+        let from = bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback };
+        if s.o.options.transparent {
+            return self.send_shared(s, from, chats).await;
+        }
         let mut items = Vec::with_capacity(chats.len());
         let mut work: HashMap<String, Work> = HashMap::new();
         for (item, person, body, title) in chats {
@@ -215,8 +220,6 @@ impl Automations {
             items.push(bulk::Item { key: item.id.clone(), person_id: person.id.clone(), body, conversation_id, title });
             work.insert(item.id.clone(), item);
         }
-        let fallback = s.o.options.email_fallback && s.w.email_fallback;
-        let from = bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback };
         let stored = bulk::send_many(&engine.db, &engine.hub, from, items).await?;
         let mut done = Vec::with_capacity(stored.len());
         for r in stored {
@@ -241,6 +244,33 @@ impl Automations {
             done.push((item, Outcome { status: "failed", error: Some("the person is gone".into()), tries: 1, ..Outcome::default() }));
         }
         Ok(done)
+    }
+
+    /// A shared chat: its one message (the same text for everyone, as
+    /// `outbound::check` made sure) into the one conversation of all the
+    /// recipients; each person's chat delivery is sent with it.
+    async fn send_shared(
+        &self,
+        s: &Sending,
+        from: bulk::From<'_>,
+        chats: Vec<(Work, &Person, String, Option<String>)>,
+    ) -> Result<Vec<(Work, Outcome)>> {
+        let Some((_, _, body, title)) = chats.first() else { return Ok(Vec::new()) };
+        let engine = self.engine();
+        let st = bulk::send_shared(&engine.db, &engine.hub, from, &s.o.id, body.clone(), title.clone()).await?;
+        Ok(chats
+            .into_iter()
+            .map(|(item, ..)| {
+                let outcome = Outcome {
+                    status: "sent",
+                    conversation_id: Some(st.conversation_id.clone()),
+                    message_id: Some(st.message_id.clone()),
+                    tries: 1,
+                    ..Outcome::default()
+                };
+                (item, outcome)
+            })
+            .collect())
     }
 
     /// The link a person opens to answer in their chat without the widget.

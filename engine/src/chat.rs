@@ -14,19 +14,32 @@ use crate::people::PersonSummary;
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, events, with_db, with_tx};
 
-/// SQL: conversation `$c` is one person `$p` may see: theirs, or their
-/// company's shared one.
+/// SQL: conversation `$c` is one person `$p` may see: theirs, their
+/// company's shared one, or a shared chat they are a member of. Written as
+/// one `IN` over three indexed lookups (not an `OR` of them), so finding a
+/// person's latest conversation never scans the workspace's.
 macro_rules! person_sees {
     ($c:literal, $p:literal) => {
-        concat!("(", $c, ".person_id = ", $p, " OR ", $c, ".company_id = (SELECT pc.company_id FROM person pc WHERE pc.id = ", $p, "))")
+        concat!(
+            $c,
+            ".id IN (SELECT ps.id FROM conversation ps WHERE ps.person_id = ",
+            $p,
+            " UNION ALL SELECT ps.id FROM conversation ps WHERE ps.company_id = (SELECT pc.company_id FROM person pc WHERE pc.id = ",
+            $p,
+            ")",
+            " UNION ALL SELECT cm.conversation_id FROM conversation_member cm WHERE cm.person_id = ",
+            $p,
+            ")"
+        )
     };
 }
 
-/// The people who see conversation `$1` of workspace `$2`: its person and,
-/// for a company conversation, every member of the company. None when there
-/// is no such conversation.
+/// The people who see conversation `$1` of workspace `$2`: its person, for a
+/// company conversation every member of the company, and for a shared chat
+/// its members. None when there is no such conversation.
 const AUDIENCE: &str = "SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2 \
-     UNION SELECT p.id FROM person p WHERE p.company_id = (SELECT company_id FROM conversation WHERE id = $1 AND workspace_id = $2)";
+     UNION SELECT p.id FROM person p WHERE p.company_id = (SELECT company_id FROM conversation WHERE id = $1 AND workspace_id = $2) \
+     UNION SELECT person_id FROM conversation_member WHERE conversation_id = $1 AND workspace_id = $2";
 
 /// The largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -162,6 +175,10 @@ pub struct Conversation {
     /// The team it is routed to, if any.
     pub team: Option<crate::teams::TeamRef>,
     pub participants: Vec<Participant>,
+    /// A shared (transparent) chat's members: everyone who sees it and
+    /// writes in it. Left out for other conversations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Member>>,
     /// Messages from the person this teammate has not read (REST answers only:
     /// frames are shared by all teammates and leave it out).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +187,17 @@ pub struct Conversation {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// A member of a shared chat.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Member {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// The members of shared chat `$1`, in a fixed order.
+const MEMBERS: &str = "SELECT cm.person_id AS id, p.name FROM conversation_member cm JOIN person p ON p.id = cm.person_id \
+     WHERE cm.conversation_id = $1 ORDER BY p.name, cm.person_id";
 
 /// What a person's widget may know of a conversation.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -246,6 +274,10 @@ macro_rules! hydrate {
             .bind(&r.id)
             .fetch_all(&mut *$conn)
             .await?;
+            let members: Option<Vec<Member>> = match r.transparent {
+                true => Some(sqlx::query_as(MEMBERS).bind(&r.id).fetch_all(&mut *$conn).await?),
+                false => None,
+            };
             let last_message: Option<MessageRow> = match &r.last_message_id {
                 Some(mid) => sqlx::query_as(message_select!("WHERE m.id = $1")).bind(mid).fetch_optional(&mut *$conn).await?,
                 None => None,
@@ -264,7 +296,7 @@ macro_rules! hydrate {
                 }
                 None => None,
             };
-            out.push(build_conversation(r, participants, last_message.map(Message::from), unread));
+            out.push(build_conversation(r, participants, members, last_message.map(Message::from), unread));
         }
         out
     }};
@@ -273,6 +305,7 @@ macro_rules! hydrate {
 fn build_conversation(
     r: ConversationRow,
     participants: Vec<ParticipantRow>,
+    members: Option<Vec<Member>>,
     last_message: Option<Message>,
     unread: Option<i64>,
 ) -> Conversation {
@@ -297,6 +330,7 @@ fn build_conversation(
             .filter(|p| p.conversation_id == r.id)
             .map(|p| Participant { teammate: TeammateRef { id: p.teammate_id, name: p.name }, role: p.role, muted: p.muted })
             .collect(),
+        members,
         id: r.id,
         title: r.title,
         status: r.status,
@@ -575,31 +609,37 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         return Err(Error::invalid("kind", "people cannot write notes"));
     }
     let id = crate::util::new_id();
+    let mut m = m;
     if let Some(writer) = hub.batcher()
         && batch::eligible(&m)
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         writer
-            .send(batch::Job { message: m, id, reply })
+            .send(batch::Job { message: m, id: id.clone(), reply })
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("the message writer has stopped")))?;
-        return answer.await.map_err(|_| Error::Internal(anyhow::anyhow!("the message writer has stopped")))?;
+        // A message into a shared chat comes back: it is written below, which
+        // reaches every member.
+        match answer.await.map_err(|_| Error::Internal(anyhow::anyhow!("the message writer has stopped")))? {
+            batch::Answer::Done(result) => return result,
+            batch::Answer::Shared(back) => m = back,
+        }
     }
     let now = now_ms();
     let from_person = matches!(m.sender, Sender::Person(_));
     let (message, events, started, missed_at) = with_tx!(db, tx => {
-        let touched: Option<(String, String, bool, Option<String>)> = match (&m.conversation_id, &m.sender) {
+        let touched: Option<(String, String, bool, Option<String>, bool)> = match (&m.conversation_id, &m.sender) {
             (Some(cid), _) => sqlx::query_as(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, \
                  status = CASE WHEN $3 THEN 'open' ELSE status END, snoozed_until = CASE WHEN $3 THEN NULL ELSE snoozed_until END \
-                 WHERE id = $4 AND workspace_id = $5 RETURNING id, person_id, archived, company_id")
+                 WHERE id = $4 AND workspace_id = $5 RETURNING id, person_id, archived, company_id, transparent")
                 .bind(now).bind(&id).bind(from_person).bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             // A person's message without a conversation goes to their latest
             // live one, or their company's.
             (None, Sender::Person(pid)) => sqlx::query_as(concat!(
                 "UPDATE conversation SET updated_at = $1, last_message_id = $2, status = 'open', snoozed_until = NULL \
                  WHERE id = (SELECT c.id FROM conversation c WHERE ", person_sees!("c", "$3"), " AND c.workspace_id = $4 AND c.archived = FALSE \
-                 ORDER BY c.updated_at DESC LIMIT 1) RETURNING id, person_id, archived, company_id"))
+                 ORDER BY c.updated_at DESC LIMIT 1) RETURNING id, person_id, archived, company_id, transparent"))
                 .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             // A proactive message starts a conversation below.
             (None, _) if m.to_person.is_some() => None,
@@ -607,18 +647,24 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         };
         let mut started = false;
         let mut company: Option<String> = None;
+        let mut shared_chat = false;
         let (conversation_id, person_id) = match touched {
-            Some((cid, pid, archived, company_id)) => {
+            Some((cid, pid, archived, company_id, transparent)) => {
                 if let Sender::Person(me) = &m.sender
                     && *me != pid
                 {
-                    let mine: Option<(Option<String>,)> = sqlx::query_as("SELECT company_id FROM person WHERE id = $1")
-                        .bind(me).fetch_optional(&mut *tx).await?;
-                    if company_id.is_none() || mine.and_then(|r| r.0) != company_id {
-                        return Err(Error::NotFound("conversation"));
+                    let member: Option<(i64,)> = sqlx::query_as("SELECT seen_at FROM conversation_member WHERE conversation_id = $1 AND person_id = $2")
+                        .bind(&cid).bind(me).fetch_optional(&mut *tx).await?;
+                    if member.is_none() {
+                        let mine: Option<(Option<String>,)> = sqlx::query_as("SELECT company_id FROM person WHERE id = $1")
+                            .bind(me).fetch_optional(&mut *tx).await?;
+                        if company_id.is_none() || mine.and_then(|r| r.0) != company_id {
+                            return Err(Error::NotFound("conversation"));
+                        }
                     }
                 }
                 company = company_id;
+                shared_chat = transparent;
                 if archived && m.kind != Kind::Note {
                     return Err(archived_error());
                 }
@@ -675,7 +721,14 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
             return Ok(Sent { message, created: false, started: false, missed_at: None });
         }
-        // The person's timeline: what they said, and what reached them.
+        // Who sees it: the person, or every member of the company or shared chat.
+        let audience: Vec<String> = match (m.kind, company.is_some() || shared_chat) {
+            (Kind::Note, _) => Vec::new(),
+            (_, true) => sqlx::query_scalar(AUDIENCE).bind(&conversation_id).bind(&m.workspace_id).fetch_all(&mut *tx).await?,
+            (_, false) => vec![person_id.clone()],
+        };
+        // The person's timeline: what they said, and what reached them (in a
+        // shared chat, each member).
         {
             let mut c = crate::db::Conn::from(&mut *tx);
             let data = json!({"conversation_id": conversation_id, "message_id": id}).to_string();
@@ -685,6 +738,10 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             match (&m.sender, m.kind) {
                 (_, Kind::Note) => {}
                 (Sender::Person(me), _) => events::insert(&mut c, &m.workspace_id, me, "message.sent", &data, now).await?,
+                _ if shared_chat => {
+                    crate::events::write_many(&mut c, audience.iter().map(|p| (m.workspace_id.as_str(), p.as_str(), "message.received", data.as_str(), now)))
+                        .await?
+                }
                 _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
             }
         }
@@ -706,7 +763,12 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             .bind(&conversation_id).fetch_all(&mut *tx).await?;
         // The author's display name, from what was just read.
         let (name, avatar_url) = match &m.sender {
-            Sender::Person(_) => (row.person_name.clone(), None),
+            Sender::Person(me) if *me == row.person_id => (row.person_name.clone(), None),
+            // Another member of a company or shared chat.
+            Sender::Person(me) => {
+                let named: Option<(Option<String>,)> = sqlx::query_as("SELECT name FROM person WHERE id = $1").bind(me).fetch_optional(&mut *tx).await?;
+                (named.and_then(|n| n.0), None)
+            }
             Sender::Teammate { id: tid, .. } => participants
                 .iter()
                 .find(|p| p.teammate_id == *tid)
@@ -727,21 +789,18 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         };
         // The conversation's last message is `message` itself: the summary in
         // the frame leaves it out rather than carry it twice.
-        let conversation = build_conversation(row, participants, None, None);
+        let members: Option<Vec<Member>> = match shared_chat {
+            true => Some(sqlx::query_as(MEMBERS).bind(&conversation_id).fetch_all(&mut *tx).await?),
+            false => None,
+        };
+        let conversation = build_conversation(row, participants, members, None, None);
         let mut events = vec![
             hub.append(&mut *tx, &workspace_stream(&m.workspace_id), &m.workspace_id,
                 json!({"type": "message.created", "message": message, "conversation": conversation})).await?,
         ];
-        if m.kind != Kind::Note {
-            // A company conversation reaches every member.
-            let audience: Vec<String> = match &company {
-                Some(_) => sqlx::query_scalar(AUDIENCE).bind(&conversation_id).bind(&m.workspace_id).fetch_all(&mut *tx).await?,
-                None => vec![person_id.clone()],
-            };
-            for p in audience {
-                events.push(hub.append(&mut *tx, &person_stream(&p), &m.workspace_id,
-                    json!({"type": "message.created", "message": message})).await?);
-            }
+        for p in &audience {
+            events.push(hub.append(&mut *tx, &person_stream(p), &m.workspace_id,
+                json!({"type": "message.created", "message": message})).await?);
         }
         (message, events, started, missed_at)
     });
@@ -932,6 +991,7 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
             "UPDATE company SET conversation_id = NULL WHERE conversation_id = $1",
             "DELETE FROM message WHERE conversation_id = $1",
             "DELETE FROM participant WHERE conversation_id = $1",
+            "DELETE FROM conversation_member WHERE conversation_id = $1",
             "DELETE FROM teammate_read WHERE conversation_id = $1",
             "DELETE FROM conversation WHERE id = $1",
         ] {
@@ -1004,14 +1064,21 @@ pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str
     }
     let at = message_time(db, workspace_id, conversation_id, message_id).await?;
     let events = with_tx!(db, tx => {
-        let changed = sqlx::query("UPDATE conversation SET person_seen_at = $1 WHERE id = $2 AND person_seen_at < $1")
-            .bind(at).bind(conversation_id).execute(&mut *tx).await?;
-        if changed.rows_affected() == 0 {
+        // A shared chat's members each have their own mark; the
+        // conversation's mark is its own person's (what their widget counts
+        // unread from), so another member reading it moves only theirs.
+        let member = sqlx::query("UPDATE conversation_member SET seen_at = $1 WHERE conversation_id = $2 AND person_id = $3 AND seen_at < $1")
+            .bind(at).bind(conversation_id).bind(person_id).execute(&mut *tx).await?;
+        let changed = sqlx::query("UPDATE conversation SET person_seen_at = $1 WHERE id = $2 AND person_seen_at < $1 AND (transparent = FALSE OR person_id = $3)")
+            .bind(at).bind(conversation_id).bind(person_id).execute(&mut *tx).await?;
+        if changed.rows_affected() + member.rows_affected() == 0 {
             Vec::new()
         } else {
-            // An outbound chat the person has now seen was delivered.
-            sqlx::query("UPDATE delivery SET status = 'delivered', updated_at = $1 WHERE conversation_id = $2 AND channel = 'chat' AND status = 'sent'")
-                .bind(now_ms()).bind(conversation_id).execute(&mut *tx).await?;
+            // An outbound chat the person has now seen was delivered (in a
+            // shared chat, to this member).
+            sqlx::query("UPDATE delivery SET status = 'delivered', updated_at = $1 WHERE conversation_id = $2 AND channel = 'chat' AND status = 'sent' \
+                         AND (person_id = $3 OR NOT EXISTS (SELECT 1 FROM conversation_member cm WHERE cm.conversation_id = $2))")
+                .bind(now_ms()).bind(conversation_id).bind(person_id).execute(&mut *tx).await?;
             vec![hub.append(&mut *tx, &workspace_stream(workspace_id), workspace_id, json!({
                 "type": "conversation.seen", "conversation_id": conversation_id, "person_id": person_id,
                 "message_id": message_id, "seen_at": rfc3339(at)})).await?]
@@ -1089,6 +1156,14 @@ async fn message_time(db: &Db, workspace_id: &str, conversation_id: &str, messag
     row.map(|r| r.0).ok_or(Error::NotFound("message"))
 }
 
+/// SQL: how far person `$1` has seen conversation `c`: a shared chat's member
+/// by their own mark.
+macro_rules! seen_at_sql {
+    () => {
+        "COALESCE((SELECT cm.seen_at FROM conversation_member cm WHERE cm.conversation_id = c.id AND cm.person_id = $1), c.person_seen_at)"
+    };
+}
+
 /// What the widget shows on load: the person's current conversation (never an
 /// archived one), its last messages and how many they have not seen.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -1108,12 +1183,12 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
     let seq = hub.current_seq(&person_stream(person_id)).await?;
     let conv: Option<(String, String, bool, i64)> = match conversation_id {
         None => with_db!(db, pool => sqlx::query_as(concat!(
-            "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
+            "SELECT c.id, c.status, c.archived, ", seen_at_sql!(), " FROM conversation c WHERE ", person_sees!("c", "$1"),
             " AND c.workspace_id = $2 AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1"))
             .bind(person_id).bind(workspace_id).fetch_optional(pool).await?),
         Some(cid) => {
             let found: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(concat!(
-                "SELECT c.id, c.status, c.archived, c.person_seen_at FROM conversation c WHERE ", person_sees!("c", "$1"),
+                "SELECT c.id, c.status, c.archived, ", seen_at_sql!(), " FROM conversation c WHERE ", person_sees!("c", "$1"),
                 " AND c.workspace_id = $2 AND c.id = $3"))
                 .bind(person_id).bind(workspace_id).bind(cid).fetch_optional(pool).await?);
             Some(found.ok_or(Error::NotFound("conversation"))?)
@@ -1123,9 +1198,11 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
         return Ok(WidgetState { conversation: None, messages: Vec::new(), unread: 0, seq });
     };
     let page = messages(db, workspace_id, &id, None, Some(50), true).await?;
+    // Unread: what others wrote (in a shared or company chat, other people too).
     let (unread,): (i64,) = with_db!(db, pool => sqlx::query_as(
-        "SELECT COUNT(*) FROM message WHERE conversation_id = $1 AND author_type <> 'person' AND kind <> 'note' AND deleted_at IS NULL AND created_at > $2")
-        .bind(&id).bind(seen_at).fetch_one(pool).await?);
+        "SELECT COUNT(*) FROM message WHERE conversation_id = $1 AND (author_type <> 'person' OR author_id <> $3) \
+         AND kind <> 'note' AND deleted_at IS NULL AND created_at > $2")
+        .bind(&id).bind(seen_at).bind(person_id).fetch_one(pool).await?);
     Ok(WidgetState { conversation: Some(PersonConversation { id, status, archived }), messages: page.items, unread, seq })
 }
 

@@ -27,12 +27,15 @@ pub fn new_reply_token() -> String {
 
 /// The statement [`crate::chat`] runs in a teammate's or the bot's message
 /// transaction: the message becomes its conversation's pending missed
-/// message, unless the workspace turned emails off or the person is online.
+/// message, unless the workspace turned emails off or the person is online
+/// (in a shared chat: every member is online).
 /// Planned with the message itself, a crash right after cannot lose it.
 /// Binds: conversation, workspace, new token, message, now, person.
 pub const PLAN_SQL: &str = "INSERT INTO email_fallback (conversation_id, workspace_id, reply_token, pending_message_id, planned_at) \
      SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM workspace WHERE id = $2 AND email_fallback = TRUE) \
-     AND NOT EXISTS (SELECT 1 FROM presence WHERE person_id = $6 AND connections > 0) \
+     AND (NOT EXISTS (SELECT 1 FROM presence WHERE person_id = $6 AND connections > 0) \
+          OR EXISTS (SELECT 1 FROM conversation_member cm WHERE cm.conversation_id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM presence pm WHERE pm.person_id = cm.person_id AND pm.connections > 0))) \
      ON CONFLICT (conversation_id) DO UPDATE SET pending_message_id = excluded.pending_message_id, planned_at = excluded.planned_at";
 
 /// A planned missed message: (workspace, conversation, message, planned at ms).
@@ -63,6 +66,40 @@ pub async fn state(db: &Db, workspace_id: &str, conversation_id: &str) -> Result
          FROM email_fallback f JOIN conversation c ON c.id = f.conversation_id \
          WHERE f.conversation_id = $1 AND f.workspace_id = $2")
         .bind(conversation_id).bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// Where one member of a shared chat stands: each is emailed what they have
+/// not seen, from their own marks (the conversation's row above keeps the
+/// pending message and its debounce for all of them).
+#[derive(Debug, sqlx::FromRow)]
+pub struct MemberState {
+    pub person_id: String,
+    pub seen_at: i64,
+    pub emailed_through: i64,
+}
+
+/// The members of a shared chat (none for any other conversation).
+pub async fn members(db: &Db, conversation_id: &str) -> Result<Vec<MemberState>> {
+    Ok(with_db!(db, pool => sqlx::query_as::<_, MemberState>(
+        "SELECT person_id, seen_at, emailed_through FROM conversation_member WHERE conversation_id = $1 ORDER BY person_id")
+        .bind(conversation_id).fetch_all(pool).await?))
+}
+
+/// Marks a member's email as covering the thread up to `through`, if no
+/// other job moved their mark from `before` meanwhile (so a job run twice
+/// emails each member once); [`release_member`] undoes it.
+pub async fn claim_member(db: &Db, conversation_id: &str, person_id: &str, before: i64, through: i64) -> Result<bool> {
+    let done = with_tx!(db, tx => sqlx::query(
+        "UPDATE conversation_member SET emailed_through = $4 WHERE conversation_id = $1 AND person_id = $2 AND emailed_through = $3")
+        .bind(conversation_id).bind(person_id).bind(before).bind(through).execute(&mut *tx).await?.rows_affected());
+    Ok(done == 1)
+}
+
+pub async fn release_member(db: &Db, conversation_id: &str, person_id: &str, before: i64, through: i64) -> Result<()> {
+    with_tx!(db, tx => sqlx::query(
+        "UPDATE conversation_member SET emailed_through = $3 WHERE conversation_id = $1 AND person_id = $2 AND emailed_through = $4")
+        .bind(conversation_id).bind(person_id).bind(before).bind(through).execute(&mut *tx).await?.rows_affected());
+    Ok(())
 }
 
 /// A message the person has not seen, with who wrote it.

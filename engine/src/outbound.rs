@@ -28,6 +28,9 @@ use crate::{Db, Error, Result, search, snippets, with_db, with_tx};
 const MAX_TITLE: usize = 200;
 /// People listed by id in one audience, at most.
 const MAX_LISTED: usize = 5_000;
+/// The most recipients of a shared (transparent) chat: everyone in it sees
+/// everyone's messages, which stops being a conversation well before this.
+pub const MAX_SHARED: i64 = 1_000;
 /// A claimed row not recorded within this time is claimed again (its
 /// worker died).
 const CLAIM_TIMEOUT_MS: i64 = 120_000;
@@ -150,8 +153,11 @@ pub struct Options {
     /// Add the "I'm OK" button to a chat (a check-in always has it).
     #[serde(default)]
     pub are_you_ok: bool,
-    /// Recipients would see each other's messages in one shared chat: not
-    /// available yet, so a request asking for it is refused.
+    /// A chat (kind `chat` only) to everyone at once: one shared
+    /// conversation whose members see each other's messages, with one
+    /// message in it, so the body and title cannot use person snippets; at
+    /// most [`MAX_SHARED`] recipients. Otherwise each person gets a private
+    /// conversation that only teammates see.
     #[serde(default)]
     pub transparent: bool,
     /// Companies reach only their managers.
@@ -339,10 +345,60 @@ fn check_body_parts(input: &OutboundInput) -> Result<()> {
         _ => {}
     }
     if input.options.transparent {
-        // Refused rather than ignored: recipients would expect to see each other.
-        return Err(Error::invalid("options.transparent", "shared (transparent) outbound chats are not available yet; send a private one"));
+        if input.kind != Kind::Chat {
+            return Err(Error::invalid(
+                "options.transparent",
+                format!(
+                    "only a chat can be shared (transparent); a {} goes to each person on their own",
+                    input.kind.as_str().replace('_', "-")
+                ),
+            ));
+        }
+        same_for_everyone("body", &input.body)?;
+        if let Some(t) = &input.title {
+            same_for_everyone("title", t)?;
+        }
     }
     Ok(())
+}
+
+/// A shared chat's text is one message for all: it may not depend on the
+/// person. It is rendered for two made-up people who differ in everything;
+/// a text that names `person` at all is refused too, since a value both
+/// lack (an attribute) renders alike for them and differently for real people.
+fn same_for_everyone(field: &str, text: &str) -> Result<()> {
+    let refused = || Error::invalid(field, "a shared chat sends one message to all, so person snippets cannot be used");
+    let someone = |n: u8| {
+        let name = format!("Person{n} Surname{n}");
+        json!({
+            "person": {"id": format!("p{n}"), "name": name, "first_name": format!("Person{n}"), "last_name": format!("Surname{n}"),
+                       "email": format!("p{n}@example.test"), "phone": format!("+1555000000{n}"), "company": format!("Company{n}"),
+                       "country": format!("C{n}"), "city": format!("City{n}"), "tags": [format!("tag{n}")],
+                       "attributes": {format!("a{n}"): n}},
+            "teammate": {"name": "Teammate", "first_name": "Teammate", "email": "teammate@example.test"},
+            "workspace": {"name": "Workspace"},
+        })
+    };
+    if snippets::render(field, text, &someone(1))? != snippets::render(field, text, &someone(2))? || names_person(text) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// Whether a placeholder of `text` mentions `person`.
+fn names_person(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}").unwrap_or(after.len());
+        let inside = &after[..close];
+        let word = |i: usize| inside.as_bytes().get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        if inside.match_indices("person").any(|(i, w)| !word(i.wrapping_sub(1)) && !word(i + w.len())) {
+            return true;
+        }
+        rest = &after[close..];
+    }
+    false
 }
 
 /// The audience as SQL over `person p`, with its binds from `$first`.
@@ -476,6 +532,23 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     }
     if input.channels.contains(&Channel::Sms) && crate::sms::settings(db, ws).await?.is_none_or(|s| s.routes.is_empty()) {
         return Err(Error::invalid("channels", "SMS is not set up for this workspace: add a route in the SMS settings first"));
+    }
+    if input.options.transparent {
+        // Counted before anything is stored, and no further than the cap.
+        let a = audience_sql(db, ws, &input.audience, input.options.managers_only, 2).await?;
+        let count =
+            format!("SELECT COUNT(*) FROM (SELECT 1 FROM person p WHERE p.workspace_id = $1 AND {} LIMIT {}) n", a.sql, MAX_SHARED + 1);
+        let binds = filter::Sql { sql: String::new(), binds: a.binds };
+        let n: i64 = with_db!(db, pool => {
+            let q = binds.bind_to(sqlx::query(sqlx::AssertSqlSafe(count.as_str())).bind(ws));
+            sqlx::Row::try_get(&q.fetch_one(pool).await?, 0)?
+        });
+        if n > MAX_SHARED {
+            return Err(Error::invalid(
+                "options.transparent",
+                format!("a shared chat has at most {MAX_SHARED} recipients; this audience has more: send a private chat instead"),
+            ));
+        }
     }
     // $1 workspace, $2 outbound, $3 now, $4 channels; the audience from $5.
     let audience = audience_sql(db, ws, &input.audience, input.options.managers_only, 5).await?;
@@ -818,6 +891,14 @@ pub async fn chats_after(db: &Db, outbound_id: &str, cursor: &str, limit: i64) -
         .bind(outbound_id).bind(cursor).bind(limit).fetch_all(pool).await?))
 }
 
+/// The outbound whose shared chat `conversation_id` is, if any (a shared
+/// chat has its outbound's id, see `chat::bulk::send_shared`).
+pub async fn of_conversation(db: &Db, conversation_id: &str) -> Result<Option<String>> {
+    Ok(with_db!(db, pool => sqlx::query_scalar(
+        "SELECT o.id FROM outbound o JOIN conversation c ON c.id = o.id WHERE o.id = $1")
+        .bind(conversation_id).fetch_optional(pool).await?))
+}
+
 /// The chat delivery of a person in an outbound: its conversation, once sent.
 pub async fn chat_of(db: &Db, outbound_id: &str, person_id: &str) -> Result<Option<(Option<String>, Option<String>)>> {
     Ok(with_db!(db, pool => sqlx::query_as(
@@ -1074,6 +1155,35 @@ mod tests {
         assert!(e.to_string().contains("line 1"), "{e}");
         let mut i = input(Kind::Chat, vec![Channel::Chat]);
         i.title = Some("{{".into());
+        assert_eq!(check(&i).unwrap_err().field(), Some("title"));
+    }
+
+    #[test]
+    fn a_shared_chat_takes_only_texts_that_are_the_same_for_everyone() {
+        for ok in
+            ["Hi all", "{{teammate.first_name}} at {{workspace.name}}", "{{default teammate.name \"us\"}}", "personal {{ teammate.name }}"]
+        {
+            assert!(same_for_everyone("body", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Hi {{person.first_name}}",
+            "{{#if person.email}}yes{{/if}}",
+            "{{person.attributes.plan}}",
+            "{{#with person}}{{name}}{{/with}}",
+            "{{lookup this \"person\"}}",
+            // Never says "person", but renders the person's values.
+            "{{#each this}}{{#each this}}{{this}}{{/each}}{{/each}}",
+        ] {
+            assert_eq!(same_for_everyone("body", bad).err().as_ref().and_then(Error::field), Some("body"), "{bad}");
+        }
+        assert!(!names_person("{{persona}} {{salesperson}}"), "only the word person");
+        let mut i = input(Kind::Checkin, vec![Channel::Chat]);
+        i.body = "Hi all".into();
+        i.options.transparent = true;
+        assert_eq!(check(&i).unwrap_err().field(), Some("options.transparent"));
+        i.kind = Kind::Chat;
+        assert!(check(&i).is_ok());
+        i.title = Some("For {{person.name}}".into());
         assert_eq!(check(&i).unwrap_err().field(), Some("title"));
     }
 

@@ -279,9 +279,13 @@
     }
   }
 
+  // Written by this visitor. In a shared chat other people write too: they
+  // show with their names, like teammates.
+  function mine(a) { return a.type === 'person' && (a.id == null || pid == null || a.id === pid); }
+
   function arrive(m, created) {
     if (!m) return;
-    var a = m.author || {}, own = a.type === 'person';
+    var a = m.author || {}, own = mine(a);
     if (m.conversation_id != null && (!conv || conv.id !== m.conversation_id)) {
       conv = {id: m.conversation_id}; // a new conversation (first message, or a teammate wrote again)
       setArchived(false);
@@ -333,7 +337,7 @@
 
   function typing(f) {
     var a = f.author || {}, k = a.type + ':' + a.id, old = typers.get(k);
-    if (a.type === 'person') return;
+    if (mine(a)) return;
     if (old) clearTimeout(old.t);
     if (f.on) { // expire on our own in case the "off" frame never comes
       typers.set(k, {n: a.name || 'Someone', t: setTimeout(function () { typers.delete(k); showTyping(); }, 8000)});
@@ -353,7 +357,7 @@
     if (!ui || !open || D.hidden || !live) return;
     for (var n = ui.ls.lastChild; n; n = n.previousSibling) {
       var m = n._r.m;
-      if (m.id != null && m.author && m.author.type !== 'person') {
+      if (m.id != null && m.author && !mine(m.author)) {
         if (lastSeen !== m.id && send({type: 'seen', conversation_id: m.conversation_id, message_id: m.id})) lastSeen = m.id;
         return;
       }
@@ -476,7 +480,7 @@
   }
 
   function render(r) {
-    var m = r.m, a = m.author || {}, own = a.type === 'person', el = r.el, L = ui.ls;
+    var m = r.m, a = m.author || {}, own = mine(a), el = r.el, L = ui.ls;
     var stick = nearBottom(), fresh = !el.parentNode, pending = m.id == null;
     el.className = 'm' + (own ? ' me' : '') + (pending ? (r.err ? ' fail' : ' pend') : '') + ' k-' + (m.kind || 'chat');
     el.setAttribute('data-testid', 'parley-message');

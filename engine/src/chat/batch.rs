@@ -31,7 +31,16 @@ const BATCH_MAX: usize = 128;
 pub struct Job {
     pub message: NewMessage,
     pub id: String,
-    pub reply: oneshot::Sender<Result<Sent>>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+/// What the writer does with a job: stores it (or refuses it), or hands a
+/// message into a shared chat back to the sender, whose one-by-one path
+/// reaches every member. Shared chats are few and small, so the batch stays
+/// the simple case: one person writing in a conversation only they see.
+pub enum Answer {
+    Done(Result<Sent>),
+    Shared(NewMessage),
 }
 
 /// Starts the writer on SQLite's write pool; `chat::send` finds it on the hub.
@@ -61,16 +70,20 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
                 Ok((results, events)) => {
                     hub.deliver(&events);
                     for (job, result) in jobs.into_iter().zip(results) {
+                        let Some(result) = result else {
+                            let _ = job.reply.send(Answer::Shared(job.message));
+                            continue;
+                        };
                         if result.as_ref().is_ok_and(|s| s.created) {
                             metrics::counter!("parley_messages_total", "author" => "person").increment(1);
                         }
-                        let _ = job.reply.send(result);
+                        let _ = job.reply.send(Answer::Done(result));
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, batch = jobs.len(), "writing a batch of messages failed");
                     for job in jobs {
-                        let _ = job.reply.send(Err(Error::Internal(anyhow::anyhow!("storing the message failed"))));
+                        let _ = job.reply.send(Answer::Done(Err(Error::Internal(anyhow::anyhow!("storing the message failed")))));
                     }
                 }
             }
@@ -83,7 +96,8 @@ pub fn eligible(m: &NewMessage) -> bool {
     matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none() && !m.shared
 }
 
-type Outcome = (Vec<Result<Sent>>, Vec<Appended>);
+/// Per job: its result, or `None` when it goes back (a shared chat).
+type Outcome = (Vec<Option<Result<Sent>>>, Vec<Appended>);
 
 #[derive(sqlx::FromRow)]
 struct SummaryRow {
@@ -108,16 +122,16 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
 
     // 1. Which conversation each message goes to.
     let named: Vec<&str> = jobs.iter().filter_map(|j| j.message.conversation_id.as_deref()).collect();
-    let by_id: HashMap<String, (String, String, bool)> = if named.is_empty() {
+    let by_id: HashMap<String, (String, String, bool, bool)> = if named.is_empty() {
         HashMap::new()
     } else {
-        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
-            "SELECT c.id, c.workspace_id, c.person_id, c.archived FROM conversation c WHERE c.id IN (SELECT value FROM json_each($1))",
+        let rows: Vec<(String, String, String, bool, bool)> = sqlx::query_as(
+            "SELECT c.id, c.workspace_id, c.person_id, c.archived, c.transparent FROM conversation c WHERE c.id IN (SELECT value FROM json_each($1))",
         )
         .bind(json!(named).to_string())
         .fetch_all(&mut *tx)
         .await?;
-        rows.into_iter().map(|(id, ws, pid, archived)| (id, (ws, pid, archived))).collect()
+        rows.into_iter().map(|(id, ws, pid, archived, shared)| (id, (ws, pid, archived, shared))).collect()
     };
     let people: Vec<&str> = jobs
         .iter()
@@ -127,34 +141,48 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             _ => None,
         })
         .collect();
-    let mut latest: HashMap<String, String> = if people.is_empty() {
-        HashMap::new()
+    // A person's latest live conversation: theirs, or a shared chat they are
+    // a member of (which goes back, see [`Answer`]).
+    let (mut latest, latest_shared): (HashMap<String, String>, std::collections::HashSet<String>) = if people.is_empty() {
+        Default::default()
     } else {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT j.value, (SELECT c.id FROM conversation c WHERE c.person_id = j.value AND c.archived = FALSE \
-             ORDER BY c.updated_at DESC LIMIT 1) FROM json_each($1) j",
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT j.value, x.id, (x.transparent OR x.person_id <> j.value) FROM json_each($1) j JOIN conversation x ON x.id = (SELECT c.id FROM conversation c \
+             WHERE (c.person_id = j.value OR c.id IN (SELECT cm.conversation_id FROM conversation_member cm WHERE cm.person_id = j.value)) \
+             AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1)",
         )
         .bind(json!(people).to_string())
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .filter_map(|(p, c): (String, Option<String>)| c.map(|c| (p, c)))
-        .collect();
-        rows.into_iter().collect()
+        .await?;
+        let shared = rows.iter().filter(|r| r.2).map(|r| r.0.clone()).collect();
+        (rows.into_iter().map(|(p, c, _)| (p, c)).collect(), shared)
     };
 
     // Per message: its conversation, or why it is refused.
     let mut targets: Vec<Result<(String, String)>> = Vec::with_capacity(jobs.len());
+    // Jobs handed back: messages into a shared chat.
+    let mut back = vec![false; jobs.len()];
     let mut new_conversations = Vec::new();
-    for j in jobs {
+    for (i, j) in jobs.iter().enumerate() {
         let m = &j.message;
         let Sender::Person(me) = &m.sender else {
             targets.push(Err(Error::Internal(anyhow::anyhow!("only people's messages are batched"))));
             continue;
         };
+        // Someone else's conversation goes back too: the one-by-one path
+        // tells a member (who may write in it) from a stranger (404).
+        let shared = match &m.conversation_id {
+            Some(cid) => by_id.get(cid).is_some_and(|c| c.0 == m.workspace_id && (c.3 || c.1 != *me)),
+            None => latest_shared.contains(me),
+        };
+        if shared {
+            back[i] = true;
+            targets.push(Err(Error::NotFound("conversation")));
+            continue;
+        }
         let target = match &m.conversation_id {
             Some(cid) => match by_id.get(cid) {
-                Some((ws, pid, archived)) if *ws == m.workspace_id && pid == me => {
+                Some((ws, pid, archived, _)) if *ws == m.workspace_id && pid == me => {
                     if *archived {
                         Err(archived_error())
                     } else {
@@ -293,11 +321,15 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
     // The first stored message of each new conversation is the one that started it.
     let mut opening: std::collections::HashSet<&str> = new_conversations.iter().filter_map(|c| c["id"].as_str()).collect();
     let mut frames: Vec<(String, String, serde_json::Value)> = Vec::new();
-    for (j, t) in jobs.iter().zip(targets) {
+    for ((j, t), back) in jobs.iter().zip(targets).zip(back) {
+        if back {
+            results.push(None);
+            continue;
+        }
         let (cid, pid) = match t {
             Ok(t) => t,
             Err(e) => {
-                results.push(Err(e));
+                results.push(Some(Err(e)));
                 continue;
             }
         };
@@ -312,15 +344,15 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             .bind(&j.message.echo_id)
             .fetch_optional(&mut *tx)
             .await?;
-            results.push(
+            results.push(Some(
                 found
                     .map(|row| Sent { message: Message::from(row), created: false, started: false, missed_at: None })
                     .ok_or(Error::NotFound("conversation")),
-            );
+            ));
             continue;
         }
         let Some((row, participants)) = summaries.get(&cid) else {
-            results.push(Err(Error::NotFound("conversation")));
+            results.push(Some(Err(Error::NotFound("conversation"))));
             continue;
         };
         let message = Message {
@@ -335,7 +367,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             deleted: false,
         };
         // Its last message is `message` itself (see `chat::send`).
-        let conversation = build_conversation(row.clone(), participants.clone(), None, None);
+        let conversation = build_conversation(row.clone(), participants.clone(), None, None, None);
         let ws = &j.message.workspace_id;
         frames.push((
             workspace_stream(ws),
@@ -344,7 +376,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
         ));
         frames.push((person_stream(&pid), ws.clone(), json!({"type": "message.created", "message": message})));
         let started = opening.remove(cid.as_str());
-        results.push(Ok(Sent { message, created: true, started, missed_at: None }));
+        results.push(Some(Ok(Sent { message, created: true, started, missed_at: None })));
     }
     let events = store_frames(&mut tx, hub, frames).await?;
     tx.commit().await?;
@@ -453,7 +485,10 @@ mod tests {
         }
         let mut results = Vec::new();
         for a in answers {
-            results.push(a.await.unwrap());
+            match a.await.unwrap() {
+                Answer::Done(r) => results.push(r),
+                Answer::Shared(_) => panic!("no shared chat here"),
+            }
         }
         let first = results[0].as_ref().unwrap();
         assert!(first.created);

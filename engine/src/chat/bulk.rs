@@ -13,6 +13,11 @@
 //! follow the outbound's progress instead, and no automation or webhook
 //! notice is published per message. A resent chunk (after a crash) finds its
 //! messages by echo id and stores nothing twice.
+//!
+//! A shared (transparent) outbound chat is the other way round: one
+//! conversation whose members are all its recipients and one message in it
+//! ([`send_shared`]), written as a teammate's message is, so the inbox sees
+//! it and every member's widget gets it.
 
 use std::collections::HashMap;
 
@@ -102,6 +107,71 @@ pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> 
             Ok(sends.collect().await)
         }
     }
+}
+
+/// An outbound's shared chat: made once with every chat recipient of the
+/// outbound as a member (its first recipient is the conversation's person),
+/// then its one message, written once. The conversation's id is the
+/// outbound's and the message's echo id is made from it, so a chunk sent
+/// again after a crash, or the outbound's second chunk, finds both instead
+/// of making them again.
+///
+/// The outbound does not point at the conversation (`outbound.conversation_id`
+/// stays empty): that reference would stop the conversation from being
+/// deleted with its person, as a person's conversations are.
+pub async fn send_shared(db: &Db, hub: &Hub, from: From<'_>, outbound_id: &str, body: String, title: Option<String>) -> Result<Stored> {
+    let ws = from.workspace_id;
+    start_shared(db, ws, outbound_id, title.as_deref()).await?;
+    let sent = super::send(
+        db,
+        hub,
+        NewMessage {
+            workspace_id: ws.to_owned(),
+            conversation_id: Some(outbound_id.to_owned()),
+            sender: Sender::Teammate { id: from.teammate_id.to_owned() },
+            body,
+            kind: from.kind,
+            echo_id: Some(format!("outbound:{outbound_id}")),
+            buttons: None,
+            shared: false,
+            cause: crate::bus::Cause::Someone,
+            to_person: None,
+            email_fallback: from.email_fallback,
+        },
+    )
+    .await?;
+    Ok(Stored {
+        key: outbound_id.to_owned(),
+        conversation_id: sent.message.conversation_id,
+        message_id: sent.message.id,
+        missed_at: sent.missed_at,
+    })
+}
+
+/// Makes the shared conversation of an outbound, with its members, unless
+/// it is there already.
+async fn start_shared(db: &Db, ws: &str, outbound_id: &str, title: Option<&str>) -> Result<()> {
+    let now = now_ms();
+    crate::with_tx!(db, tx => {
+        let first: Option<String> = sqlx::query_scalar(
+            "SELECT d.person_id FROM delivery d JOIN person p ON p.id = d.person_id WHERE d.outbound_id = $1 AND d.channel = 'chat' ORDER BY d.id LIMIT 1")
+            .bind(outbound_id).fetch_optional(&mut *tx).await?;
+        let first = first.ok_or(Error::NotFound("person"))?;
+        let made = sqlx::query("INSERT INTO conversation (id, workspace_id, person_id, title, status, transparent, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'open', TRUE, $5, $5) ON CONFLICT (id) DO NOTHING")
+            .bind(outbound_id).bind(ws).bind(&first).bind(title).bind(now).execute(&mut *tx).await?.rows_affected();
+        if made == 1 {
+            let members: Vec<String> = sqlx::query_scalar(
+                "INSERT INTO conversation_member (conversation_id, person_id, workspace_id) \
+                 SELECT DISTINCT $1, d.person_id, $2 FROM delivery d JOIN person p ON p.id = d.person_id WHERE d.outbound_id = $1 AND d.channel = 'chat' \
+                 RETURNING person_id")
+                .bind(outbound_id).bind(ws).fetch_all(&mut *tx).await?;
+            let data = json!({"conversation_id": outbound_id}).to_string();
+            let mut c = crate::db::Conn::from(&mut *tx);
+            crate::events::write_many(&mut c, members.iter().map(|p| (ws, p.as_str(), "conversation.started", data.as_str(), now))).await?;
+        }
+    });
+    Ok(())
 }
 
 async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {

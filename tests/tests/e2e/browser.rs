@@ -15,6 +15,16 @@ pub(crate) fn in_widget(selector: &str) -> String {
     format!("document.getElementById('parley-widget').shadowRoot.querySelector('{selector}')")
 }
 
+/// Types `text` into the widget's input and presses Send, as a visitor does.
+pub(crate) async fn send_in_widget(c: &Client, text: &str) {
+    let script = format!(
+        "const i = {}; i.value = arguments[0]; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
+        in_widget("[data-testid=parley-input]"),
+        in_widget("[data-testid=parley-send]")
+    );
+    c.execute(&script, vec![text.into()]).await.unwrap();
+}
+
 /// Signs the admin in to the web app and waits for its socket.
 pub(crate) async fn log_in(agent: &Client, app: &TestApp) {
     agent.goto(&app.url("/")).await.unwrap();
@@ -61,17 +71,7 @@ async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_brows
 
     // The visitor types a message that looks like markup.
     let text = "<img src=x onerror=alert(1)> Hi, can you help me?";
-    visitor
-        .execute(
-            &format!(
-                "const i = {}; i.value = arguments[0]; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
-                in_widget("[data-testid=parley-input]"),
-                in_widget("[data-testid=parley-send]")
-            ),
-            vec![text.into()],
-        )
-        .await
-        .unwrap();
+    send_in_widget(&visitor, text).await;
     wait_for(&visitor, "the ack", &in_widget("[data-testid=parley-message][data-message-id]")).await;
 
     // The inbox shows the conversation live, unread, with a tone and a flashing title.
@@ -296,17 +296,7 @@ async fn a_person_answers_a_checkin_from_the_link_in_their_email_in_a_real_brows
 
     // A reply typed on the link page lands in that same conversation.
     wait_for(&browser, "the socket", "window.Parley && Parley._state && Parley._state().connected").await;
-    browser
-        .execute(
-            &format!(
-                "const i = {}; i.value = 'We are fine, water at the door'; i.dispatchEvent(new Event('input', {{bubbles: true}})); {}.click();",
-                in_widget("[data-testid=parley-input]"),
-                in_widget("[data-testid=parley-send]")
-            ),
-            vec![],
-        )
-        .await
-        .unwrap();
+    send_in_widget(&browser, "We are fine, water at the door").await;
     let deliveries = app.get(&format!("/api/v1/outbound/{id}/deliveries?channel=chat"), &app.token).await.ok().unwrap();
     let conversation = deliveries["items"][0]["conversation_id"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -17,6 +17,7 @@ mod nodes;
 mod ops;
 mod outbound;
 mod people;
+mod shared_chats;
 mod teams;
 mod transfer;
 mod widget;

@@ -23,17 +23,17 @@ on_both_backends!(
     an_admin_sends_a_test_email_and_a_test_text_that_fails_over_to_the_next_route,
 );
 
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     format!("{name}-{}@customer.test", uuid::Uuid::now_v7().simple())
 }
 
-async fn person(app: &TestApp, body: Value) -> String {
+pub(crate) async fn person(app: &TestApp, body: Value) -> String {
     let p = app.post("/api/v1/people", &app.token, body).await.ok().unwrap();
     p["id"].as_str().unwrap().to_owned()
 }
 
 /// Waits until the outbound has no queued delivery left and returns it.
-async fn finished(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let o = app.get(&format!("/api/v1/outbound/{id}"), &app.token).await.ok().unwrap();
@@ -45,7 +45,7 @@ async fn finished(app: &TestApp, id: &str) -> Value {
     }
 }
 
-async fn log(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
+pub(crate) async fn log(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
     let page = app.get(&format!("/api/v1/outbound/{id}/deliveries?limit=200{query}"), &app.token).await.ok().unwrap();
     page["items"].as_array().unwrap().clone()
 }
@@ -438,7 +438,8 @@ async fn bad_outbound_requests_name_the_field_and_store_nothing(backend: Backend
         (with(json!({"audience": {"filter": {"field": "email", "op": "eq", "value": "nobody@nowhere.test"}}})), 422, "audience"),
         (with(json!({"audience": {"people": [ann], "colour": "red"}})), 422, "audience.colour"),
         (with(json!({"options": {"sms_high_quality": "yes"}})), 422, "options.sms_high_quality"),
-        (with(json!({"options": {"transparent": true}})), 422, "options.transparent"),
+        (with(json!({"options": {"transparent": true}, "body": "Hi {{person.name}}"})), 422, "body"),
+        (with(json!({"options": {"transparent": true}, "kind": "checkin"})), 422, "options.transparent"),
         (with(json!({"audience": {"people": [ann], "follow_up": {"outbound_id": "x", "only": "not_ok"}}})), 422, "audience.follow_up"),
     ];
     for (body, status, field) in cases {

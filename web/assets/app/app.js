@@ -12,10 +12,10 @@ import { button, emitFrame, field, select } from './ui.js';
 import {
   STATUS_LABELS,
   authorName,
+  conversationName,
   conversationRow,
   h,
   messageView,
-  personName,
   refreshRelativeTimes,
 } from './views.js';
 
@@ -409,7 +409,8 @@ function applyConversation(summary) {
 function onMessageUpdated(msg) {
   const old = current?.id === msg.conversation_id && current.els.get(msg.id);
   if (old) {
-    const el = messageView(msg, convs.get(msg.conversation_id)?.person);
+    const conv = convs.get(msg.conversation_id);
+    const el = messageView(msg, conv?.person, !!conv?.transparent);
     old.replaceWith(el);
     current.els.set(msg.id, el);
   }
@@ -575,7 +576,8 @@ async function openConversation(id) {
 function addMessage(msg, where) {
   if (current.els.has(msg.id)) return false;
   handledMessages.add(msg.id);
-  const el = messageView(msg, convs.get(current.id)?.person);
+  const conv = convs.get(current.id);
+  const el = messageView(msg, conv?.person, !!conv?.transparent);
   current.els.set(msg.id, el);
   if (where === 'end') els.messages.append(el);
   else els.messages.prepend(el);
@@ -657,8 +659,12 @@ function markSeen(force = false) {
 }
 
 function renderHeader(conv) {
-  els.threadName.textContent = personName(conv.person);
-  els.threadSub.textContent = [conv.title, conv.person?.email].filter(Boolean).join(' · ');
+  // A shared chat is with all its members, who see each other's messages.
+  const members = conv.transparent && conv.members?.length ? conv.members : null;
+  els.threadName.textContent = conversationName(conv);
+  els.threadName.dataset.members = members ? members.length : '';
+  const shared = members && `Shared chat: ${members.length} people see each other's messages`;
+  els.threadSub.textContent = [conv.title, shared || conv.person?.email].filter(Boolean).join(' · ');
   renderPresence(conv);
   els.threadStatus.textContent = STATUS_LABELS[conv.status] ?? String(conv.status ?? '');
   els.threadStatus.dataset.status = conv.status;

@@ -65,9 +65,14 @@ function preview(conv, meId) {
   return prefix + String(m.body ?? '').replace(/\s+/g, ' ').trim();
 }
 
+// Who a conversation is with: its person, or a shared chat's members.
+export function conversationName(conv) {
+  return conv.transparent && conv.members?.length ? conv.members.map(personName).join(', ') : personName(conv.person);
+}
+
 export function conversationRow(conv, { selected, meId }) {
   const unread = conv.unread || 0;
-  const name = personName(conv.person);
+  const name = conversationName(conv);
   const at = conv.last_message?.created_at ?? conv.updated_at;
   const label = `${name}${conv.person?.online ? ', online' : ''}${unread ? `, ${unread} unread` : ''}`;
   return h(
@@ -113,7 +118,8 @@ function buttonLabel(b) {
   return String(typeof b === 'string' ? b : (b?.label ?? b?.title ?? b?.text ?? b?.value ?? ''));
 }
 
-export function messageView(msg, person) {
+// `shared`: a shared chat, where several people write, each named.
+export function messageView(msg, person, shared = false) {
   const type = msg.author?.type ?? 'system';
   const side = type === 'person' ? 'in' : type === 'system' ? 'system' : 'out';
   const kind = msg.kind in KIND_LABELS ? msg.kind : 'chat';
@@ -130,7 +136,7 @@ export function messageView(msg, person) {
     h(
       'div',
       { class: 'msg-meta' },
-      side === 'out' && h('span', { class: 'msg-author' }, authorName(msg.author, person)),
+      (side === 'out' || (shared && side === 'in')) && h('span', { class: 'msg-author' }, authorName(msg.author, person)),
       KIND_LABELS[kind] && h('span', { class: 'msg-label' }, KIND_LABELS[kind]),
       h('time', { datetime: msg.created_at, title: msg.created_at && fullDate(msg.created_at) }, clockTime(msg.created_at)),
     ),
