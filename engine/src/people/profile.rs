@@ -245,6 +245,16 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
             return Err(Error::NotFound("person"));
         }
         for sql in [
+            // A shared chat is not the person's alone: it passes to another
+            // of its members and lives on.
+            "UPDATE conversation SET person_id = (SELECT MIN(m.person_id) FROM conversation_member m \
+               WHERE m.conversation_id = conversation.id AND m.person_id <> $1) \
+             WHERE person_id = $1 AND EXISTS (SELECT 1 FROM conversation_member m WHERE m.conversation_id = conversation.id AND m.person_id <> $1)",
+            "DELETE FROM conversation_member WHERE person_id = $1",
+            // What was sent to them goes with them: the message logs of
+            // outbounds no longer list them.
+            "DELETE FROM checkin_reply WHERE person_id = $1",
+            "DELETE FROM delivery WHERE person_id = $1",
             "DELETE FROM message WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",
             "DELETE FROM participant WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",
             "DELETE FROM teammate_read WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",

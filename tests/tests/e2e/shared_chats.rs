@@ -25,6 +25,7 @@ on_both_backends!(
     a_shared_chat_sent_again_after_a_crash_keeps_one_conversation_and_one_message,
     each_member_who_did_not_see_a_shared_chat_is_emailed_once_and_the_one_who_saw_it_is_not,
     a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members_in_the_inbox_in_real_browsers,
+    a_person_who_was_sent_outbounds_is_deleted_and_a_shared_chat_stays_with_the_others,
 );
 
 async fn shared_chat(app: &TestApp, people: &[&str], body: &str) -> String {
@@ -447,4 +448,38 @@ async fn a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members
     assert!(authors[1].as_str().unwrap().contains("Bob Stone"), "{authors}");
     assert!(authors[2].as_str().unwrap().contains("Ann Lee"), "{authors}");
     screenshot(&agent, &format!("shared-chat-inbox-{tag}")).await;
+}
+
+async fn a_person_who_was_sent_outbounds_is_deleted_and_a_shared_chat_stays_with_the_others(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = person(&app, json!({"email": unique("ann"), "name": "Ann"})).await;
+    let bob = person(&app, json!({"email": unique("bob"), "name": "Bob"})).await;
+    // Ann has an email delivery, an answered check-in and the first place in a shared chat.
+    let r = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "one_way", "title": "Hi", "body": "Hello", "channels": ["email"], "audience": {"people": [ann, bob]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let email_id = r.body["id"].as_str().unwrap().to_owned();
+    finished(&app, &email_id).await;
+    let shared = shared_chat(&app, &[&ann, &bob], "Hello both").await;
+    finished(&app, &shared).await;
+    let conversation = log(&app, &shared).await[0]["conversation_id"].as_str().unwrap().to_owned();
+
+    let r = app.delete(&format!("/api/v1/people/{ann}"), &app.token).await;
+    assert_eq!(r.status, 204, "deleting a person who was sent outbounds: {}", r.body);
+    assert_eq!(app.get(&format!("/api/v1/people/{ann}"), &app.token).await.status, 404);
+    // Her deliveries went with her; Bob's stay.
+    let people: Vec<Value> = log(&app, &email_id).await.iter().map(|d| d["person_id"].clone()).collect();
+    assert_eq!(people, [json!(bob)]);
+    // The shared chat is Bob's now, with its message.
+    let c = app.get(&format!("/api/v1/conversations/{conversation}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["person"]["id"], bob.as_str(), "{c}");
+    let members: Vec<&str> = c["members"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(members, [bob.as_str()], "{c}");
+    let messages = app.get(&format!("/api/v1/conversations/{conversation}/messages"), &app.token).await.ok().unwrap();
+    assert_eq!(messages["items"][0]["body"], "Hello both", "{messages}");
 }
