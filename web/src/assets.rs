@@ -18,6 +18,7 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("ui.js", "text/javascript; charset=utf-8", include_str!("../assets/app/ui.js")),
     ("nav.js", "text/javascript; charset=utf-8", include_str!("../assets/app/nav.js")),
     ("filter.js", "text/javascript; charset=utf-8", include_str!("../assets/app/filter.js")),
+    ("map.js", "text/javascript; charset=utf-8", include_str!("../assets/app/map.js")),
     ("people.js", "text/javascript; charset=utf-8", include_str!("../assets/app/people.js")),
     ("profile.js", "text/javascript; charset=utf-8", include_str!("../assets/app/profile.js")),
     ("composer.js", "text/javascript; charset=utf-8", include_str!("../assets/app/composer.js")),

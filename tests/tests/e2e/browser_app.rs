@@ -3,9 +3,10 @@
 //! from its link and followed up, a profile edited, and API errors shown where
 //! the user acted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use parley_tests::browser::{Driver, screenshot, wait_for};
@@ -20,6 +21,7 @@ on_both_backends!(
     a_checkin_sent_from_the_composer_is_answered_counted_and_followed_up_in_a_real_browser,
     a_profile_is_edited_and_shows_its_timeline_and_conversations_in_a_real_browser,
     api_errors_are_shown_next_to_the_field_in_a_real_browser,
+    an_area_drawn_on_the_map_finds_the_people_inside_it_in_a_real_browser,
 );
 
 pub(crate) fn tag(backend: &Backend) -> &'static str {
@@ -526,5 +528,86 @@ async fn api_errors_are_shown_next_to_the_field_in_a_real_browser(backend: Backe
     assert_eq!(js(&agent, "return document.querySelectorAll('[data-testid=compose-chip]').length").await, 1);
     agent.set_window_size(375, 812).await.unwrap();
     screenshot(&agent, &format!("app-composer-phone-{tag}")).await;
+    agent.close().await.unwrap();
+}
+
+async fn an_area_drawn_on_the_map_finds_the_people_inside_it_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = tag(&backend);
+    let app = TestApp::spawn(backend).await;
+    let places =
+        [("Paula", 48.85, 2.35), ("Pierre", 48.87, 2.30), ("Louise", 45.76, 4.84), ("Bernd", 52.52, 13.40), ("Marta", 40.42, -3.70)];
+    let mut ids = HashMap::new();
+    for (name, lat, lon) in places {
+        ids.insert(
+            name,
+            person(&app, json!({"name": name, "email": format!("{}@example.test", unique(name)), "location": {"lat": lat, "lon": lon}}))
+                .await,
+        );
+    }
+    person(&app, json!({"name": "Nowhere", "email": format!("{}@example.test", unique("nowhere"))})).await;
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    open_section(&agent, "people").await;
+    wait_for(&agent, "everyone", "document.querySelector('[data-testid=people-total]')?.dataset.total === '6'").await;
+    click(&agent, "[data-testid=filter-add-condition]").await;
+    choose(&agent, "[data-testid=filter-field]", "location").await;
+    choose(&agent, "[data-testid=filter-op]", "in_polygon").await;
+    // The map fits around the five places: Madrid to Berlin.
+    let view = wait_for(
+        &agent,
+        "the map around the people",
+        "(m => m?.dataset.ready && JSON.parse(m.dataset.view).maxLon > 13 && m.dataset.view)(document.querySelector('[data-testid=filter-map]'))",
+    )
+    .await;
+    let view: Value = serde_json::from_str(view.as_str().unwrap()).unwrap();
+    assert!(view["minLon"].as_f64().unwrap() < -3.7 && view["minLat"].as_f64().unwrap() < 40.42, "{view}");
+    // Four clicks around Paris and Lyon.
+    let map = el(&agent, "[data-testid=filter-map]").await;
+    let size =
+        js(&agent, "const r = document.querySelector('[data-testid=filter-map]').getBoundingClientRect(); return [r.width, r.height]")
+            .await;
+    let (w, h) = (size[0].as_f64().unwrap(), size[1].as_f64().unwrap());
+    let f = |k: &str| view[k].as_f64().unwrap();
+    for (lat, lon) in [(50.0, 0.5), (50.0, 6.5), (44.5, 6.5), (44.5, 0.5)] {
+        let x = (lon - f("minLon")) / (f("maxLon") - f("minLon")) * w - w / 2.0;
+        let y = (f("maxLat") - lat) / (f("maxLat") - f("minLat")) * h - h / 2.0;
+        let clicks = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: map.clone(), duration: None, x: x.round(), y: y.round() })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        agent.perform_actions(clicks).await.unwrap();
+    }
+    let typed = wait_for(
+        &agent,
+        "four corners",
+        "(t => t.split(';').length === 4 && t)(document.querySelector('[data-testid=filter-points]').value)",
+    )
+    .await;
+    click(&agent, "[data-testid=filter-apply]").await;
+    wait_for(&agent, "the people inside", "document.querySelector('[data-testid=people-total]')?.dataset.total === '3'").await;
+    let inside: BTreeSet<String> = ["Paula", "Pierre", "Louise"].iter().map(|n| ids[n].clone()).collect();
+    assert_eq!(attrs(&agent, "[data-testid=people-row]", "personId").await, inside);
+    // The corners shown are the area searched: the API finds the same people.
+    let corners: Vec<Vec<f64>> =
+        typed.as_str().unwrap().split(';').map(|p| p.split(',').map(|v| v.trim().parse::<f64>().unwrap()).collect()).collect();
+    let found = app
+        .post("/api/v1/people/search", &app.token, json!({"filter": {"field": "location", "op": "in_polygon", "value": corners}}))
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(found["total"], 3, "{found}");
+    screenshot(&agent, &format!("app-people-map-{tag}")).await;
+    // One corner undone leaves too few: the builder says so at the row.
+    click(&agent, "[data-testid=filter-map-undo]").await;
+    click(&agent, "[data-testid=filter-map-undo]").await;
+    click(&agent, "[data-testid=filter-apply]").await;
+    wait_for(
+        &agent,
+        "the row's error",
+        "document.querySelector('[data-testid=filter-row] .form-error')?.textContent.includes('3 corners')",
+    )
+    .await;
     agent.close().await.unwrap();
 }

@@ -1,9 +1,10 @@
 // The filter builder: rows of field / operator / value, "did EVENT at least N
-// times in the last D days", a location radius, and nested and/or groups. It
-// edits a small model and writes it out as the filter language of the API,
-// remembering which row each JSON path came from so a 422 (`filter.and.1.op`)
-// is shown on that row.
+// times in the last D days", a location radius or an area drawn on a map, and
+// nested and/or groups. It edits a small model and writes it out as the filter
+// language of the API, remembering which row each JSON path came from so a 422
+// (`filter.and.1.op`) is shown on that row.
 
+import { polygonPicker } from './map.js';
 import { button, select, setOptions } from './ui.js';
 import { h } from './views.js';
 
@@ -44,7 +45,7 @@ const OPS = {
   number: [['eq', '='], ['neq', '≠'], ['gt', '>'], ['gte', '≥'], ['lt', '<'], ['lte', '≤'], ['between', 'between'], ['in', 'is any of'], ['exists', 'is set']],
   bool: [['eq', 'is'], ['neq', 'is not']],
   date: [['within_days', 'in the last … days'], ['gt', 'after'], ['lt', 'before'], ['between', 'between'], ['exists', 'is set']],
-  location: [['within_radius', 'within … km of'], ['exists', 'is known']],
+  location: [['within_radius', 'within … km of'], ['in_polygon', 'inside an area on the map'], ['exists', 'is known']],
 };
 
 const ATTR_KINDS = [['text', 'text'], ['number', 'number'], ['bool', 'yes/no'], ['date', 'date']];
@@ -95,6 +96,9 @@ function conditionJson(node, path) {
     out.value = [coerce(kind, node.value, `${vp}.0`), coerce(kind, node.value2, `${vp}.1`)];
   } else if (node.op === 'within_days') {
     out.value = coerce('number', node.value, vp);
+  } else if (node.op === 'in_polygon') {
+    if ((node.points ?? []).length < 3) throw Object.assign(new Error('Click at least 3 corners of the area on the map'), { field: vp });
+    out.value = node.points.map(([lat, lon]) => [lat, lon]);
   } else if (node.op === 'within_radius') {
     out.value = { lat: coerce('number', node.lat, `${vp}.lat`), lon: coerce('number', node.lon, `${vp}.lon`), km: coerce('number', node.km, `${vp}.km`) };
   } else {
@@ -149,6 +153,7 @@ function fromJson(json, attrKinds) {
     if (json.op === 'between' && Array.isArray(v)) [node.value, node.value2] = v.map(String);
     else if (json.op === 'in' && Array.isArray(v)) node.value = v.join(', ');
     else if (json.op === 'within_radius' && v) Object.assign(node, { lat: v.lat, lon: v.lon, km: v.km });
+    else if (json.op === 'in_polygon' && Array.isArray(v)) node.points = v.map((p) => [Number(p?.[0]), Number(p?.[1])]);
     else if (v !== undefined) node.value = String(v);
     return node;
   }
@@ -201,6 +206,8 @@ export function filterBuilder({ attrKinds, onApply, onChange }) {
         return [...valueInput('value', 'From'), h('span', { class: 'fb-word' }, 'and'), ...valueInput('value2', 'To')];
       case 'within_days':
         return [...valueInput('value', 'Days', 'number'), h('span', { class: 'fb-word' }, 'days')];
+      case 'in_polygon':
+        return polygonPicker(node, changed);
       case 'within_radius':
         return [
           ...valueInput('km', 'Kilometres', 'number'),
