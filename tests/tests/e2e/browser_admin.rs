@@ -309,7 +309,22 @@ async fn settings_pages_create_a_key_a_teammate_hours_and_a_webhook(backend: Bac
     el(&agent, &format!("[data-testid=teammate-row][data-teammate-id='{rae_id}'][data-role=agent]")).await;
     let mates = app.get("/api/v1/teammates", &app.token).await.ok().unwrap();
     assert!(mates["items"].as_array().unwrap().iter().any(|t| t["id"] == rae_id.as_str() && t["role"] == "agent"), "{mates}");
+    // A team made from the page, Rae ticked as its member, then deleted.
+    type_in(&agent, "[data-testid=team-name]", "Billing").await;
+    click(&agent, "[data-testid=team-add]").await;
+    el(&agent, "[data-testid=team-row] summary").await.click().await.unwrap();
+    click(&agent, &format!("[data-testid=team-member][data-teammate-id='{rae_id}']")).await;
+    click(&agent, "[data-testid=team-members-save]").await;
+    wait_for(&agent, "Rae in Billing", "document.querySelector('[data-testid=team-members]')?.textContent.includes('Rae')").await;
+    let teams = app.get("/api/v1/teams", &app.token).await.ok().unwrap();
+    let members: Vec<&str> = teams[0]["members"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!((teams[0]["name"].as_str(), members), (Some("Billing"), vec![rae_id.as_str()]), "{teams}");
+    el(&agent, "[data-testid=team-row] summary").await.click().await.unwrap();
     screenshot(&agent, &format!("app-settings-team-{tag}")).await;
+    click(&agent, "[data-testid=team-delete]").await;
+    agent.accept_alert().await.unwrap();
+    wait_for(&agent, "no teams", "document.querySelector('[data-testid=team-list]').textContent.includes('No teams yet')").await;
+    assert_eq!(app.get("/api/v1/teams", &app.token).await.ok().unwrap(), json!([]));
 
     // Business hours: weekdays 9 to 5 in Paris, closed on Christmas.
     click(&agent, "[data-testid=settings-tab-hours]").await;

@@ -156,15 +156,51 @@ function team(ctx) {
   onSubmit(add, error, async () => {
     await api('POST', '/teammates', { name: name.value, email: email.value, password: password.value, role: role.value });
     for (const i of [name, email, password]) i.value = '';
-    await loadMates();
+    await Promise.all([loadMates(), loadTeams()]);
   });
 
   const teamList = h('ul', { class: 'plain-list', 'data-testid': 'team-list' });
+  // An admin edits a team's members as a list of every teammate, ticked.
+  const membersEditor = (t, mates) => {
+    const boxes = mates.map((m) => {
+      const box = input('checkbox', '', { 'data-testid': 'team-member', 'data-teammate-id': m.id });
+      box.checked = t.members.some((x) => x.id === m.id);
+      return { id: m.id, el: h('label', { class: 'check' }, box, h('span', {}, m.name)), box };
+    });
+    const error = h('p', { class: 'form-error', role: 'alert' });
+    const save = button('Save members', async () => {
+      error.textContent = '';
+      try {
+        await api('PATCH', `/teams/${enc(t.id)}`, { member_ids: boxes.filter((b) => b.box.checked).map((b) => b.id) });
+        await loadTeams();
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    }, { class: 'btn btn-small', 'data-testid': 'team-members-save' });
+    const remove = button('Delete team', async () => {
+      if (!confirm(`Delete the team ${t.name}? Its conversations keep their assignee.`)) return;
+      try {
+        await api('DELETE', `/teams/${enc(t.id)}`);
+        await loadTeams();
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    }, { class: 'btn btn-small btn-quiet', 'data-testid': 'team-delete' });
+    return h('details', { class: 'team-members' }, h('summary', {}, 'Edit members'), h('div', { class: 'check-list' }, boxes.map((b) => b.el)), h('div', { class: 'toolbar' }, save, remove), error);
+  };
   const loadTeams = () =>
-    api('GET', '/teams').then((teams) =>
+    Promise.all([api('GET', '/teams'), ctx.admin ? api('GET', '/teammates') : { items: [] }]).then(([teams, mates]) =>
       teamList.replaceChildren(
         ...(teams.length
-          ? teams.map((t) => h('li', { 'data-testid': 'team-row', 'data-team-id': t.id }, h('strong', {}, t.name), h('span', { class: 'muted' }, ` · ${t.members.map((m) => m.name).join(', ') || 'no members'}`)))
+          ? teams.map((t) =>
+              h(
+                'li',
+                { 'data-testid': 'team-row', 'data-team-id': t.id },
+                h('strong', {}, t.name),
+                h('span', { class: 'muted', 'data-testid': 'team-members' }, ` · ${t.members.map((m) => m.name).join(', ') || 'no members'}`),
+                ctx.admin ? membersEditor(t, mates.items) : null,
+              ),
+            )
           : [h('li', { class: 'muted' }, 'No teams yet')]),
       ),
     );
