@@ -887,6 +887,19 @@ pub async fn update(db: &Db, hub: &Hub, actor: &Actor, id: &str, p: Conversation
         crate::teams::get(db, &actor.workspace_id, tid).await.map_err(|_| Error::invalid("team_id", "no such team in this workspace"))?;
     }
     let ws = actor.workspace_id.as_str();
+    // Its members already see each other's messages: a shared chat cannot be
+    // made private after the fact (they would keep seeing it all).
+    if p.transparent == Some(false) {
+        let members: i64 = with_db!(db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM conversation_member WHERE conversation_id = $1 AND workspace_id = $2")
+            .bind(id).bind(ws).fetch_one(pool).await?);
+        if members > 0 {
+            return Err(Error::Conflict {
+                code: "shared_chat",
+                message: "a shared chat stays shared: its members already see each other's messages".into(),
+            });
+        }
+    }
     let now = now_ms();
     Ok(change_conversation!(db, hub, ws, id, tx => {
         if let Some(team) = &p.team_id {

@@ -23,7 +23,7 @@ pub async fn get(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = ConversationPatch,
-    responses((status = 200, body = Conversation), (status = 404), (status = 422, description = "invalid field")))]
+    responses((status = 200, body = Conversation), (status = 404), (status = 409, description = "`transparent: false` on a shared chat"), (status = 422, description = "invalid field")))]
 pub async fn update(
     State(engine): State<Engine>,
     Auth(actor): Auth,

@@ -469,6 +469,12 @@ async fn a_person_who_was_sent_outbounds_is_deleted_and_a_shared_chat_stays_with
     finished(&app, &shared).await;
     let conversation = log(&app, &shared).await[0]["conversation_id"].as_str().unwrap().to_owned();
 
+    // A shared chat cannot be made private after the fact.
+    let r = app.patch(&format!("/api/v1/conversations/{conversation}"), &app.token, json!({"transparent": false})).await;
+    assert_eq!((r.status, r.code()), (409, "shared_chat"), "{}", r.body);
+    let c = app.get(&format!("/api/v1/conversations/{conversation}"), &app.token).await.ok().unwrap();
+    assert_eq!((c["transparent"].as_bool(), c["members"].as_array().map(Vec::len)), (Some(true), Some(2)), "{c}");
+
     let r = app.delete(&format!("/api/v1/people/{ann}"), &app.token).await;
     assert_eq!(r.status, 204, "deleting a person who was sent outbounds: {}", r.body);
     assert_eq!(app.get(&format!("/api/v1/people/{ann}"), &app.token).await.status, 404);
