@@ -427,7 +427,10 @@ async fn a_shared_chat_shows_other_members_by_name_in_the_widget_and_its_members
     // The inbox: one conversation, whose header names its members.
     let agent = driver.browser(1280, 800).await;
     log_in(&agent, &app).await;
-    let row = agent.find(Locator::Css(&format!("[data-testid=conversation-row][data-conversation-id='{cid}']"))).await.unwrap();
+    // The list loads after the socket is up: wait for the row, then read it.
+    let css = format!("[data-testid=conversation-row][data-conversation-id='{cid}']");
+    wait_for(&agent, "the shared chat in the list", &format!("document.querySelector(\"{css}\")")).await;
+    let row = agent.find(Locator::Css(&css)).await.unwrap();
     let listed = row.text().await.unwrap();
     assert!(listed.contains("Ann Lee, Bob Stone, Cy Young"), "the row names every member: {listed}");
     row.click().await.unwrap();
