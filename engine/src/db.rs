@@ -67,7 +67,7 @@ macro_rules! with_tx {
 /// file takes a few (18 s for 5.3 GB here). Skipped when the file would take
 /// more than half the memory available, where it would only push out what
 /// else is cached.
-fn prewarm(path: std::path::PathBuf) {
+fn read_ahead(path: std::path::PathBuf) {
     let size = match std::fs::metadata(&path) {
         Ok(m) => m.len(),
         Err(_) => return,
@@ -136,13 +136,20 @@ impl Db {
             // pages rather than SQLite's 1000 keeps each stall short.
             let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone().pragma("wal_autocheckpoint", "250")).await?;
             // Opened after the write pool has created the file.
-            prewarm(opts.get_filename().to_owned());
             let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
             Db::Sqlite { read, write }
         };
         db.migrate().await?;
         db.optimize().await?;
         Ok(db)
+    }
+
+    /// Starts reading a SQLite database file ahead into the OS page cache
+    /// (see [`read_ahead`]); for a server, not for commands that exit soon.
+    pub fn prewarm(&self) {
+        if let Db::Sqlite { write, .. } = self {
+            read_ahead(write.connect_options().get_filename().to_owned());
+        }
     }
 
     /// The SQLite URL for a file in `data_dir`.

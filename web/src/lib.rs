@@ -40,6 +40,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
     }
     let db = Db::connect(&config.database_url()).await?;
+    db.prewarm();
     match workspace::bootstrap(&db, config.admin_email.as_deref(), config.admin_password.as_deref()).await? {
         workspace::Bootstrap::AlreadySetUp => {}
         workspace::Bootstrap::Created { workspace, email, generated_password } => {

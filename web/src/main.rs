@@ -321,10 +321,7 @@ async fn main() -> anyhow::Result<()> {
 async fn reindex(config: Config) -> anyhow::Result<()> {
     use parley_engine::search::{SqlIndex, meili};
     let target = config.meili().ok_or_else(|| anyhow::anyhow!("Meilisearch is not configured: set MEILI_URL or [search] meili_url"))?;
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)?;
-    }
-    let db = Db::connect(&config.database_url()).await?;
+    let db = connect(&config).await?;
     let index = meili::MeiliIndex::new(&target, meili::INDEX_UID, SqlIndex::shared(db.clone()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(

@@ -135,8 +135,14 @@ function team(ctx) {
         h('tr', { 'data-testid': 'teammate-row', 'data-teammate-id': t.id, 'data-role': t.role }, h('td', {}, t.name), h('td', {}, t.email), h('td', {}, roleCell(t))),
       ),
     );
-  const loadMates = () => api('GET', '/teammates').then((r) => paintMates(r.items));
-  loadMates();
+  // Teammates are read once per refresh: their table and the teams' member
+  // lists both come from it.
+  let mates = [];
+  const loadMates = () =>
+    api('GET', '/teammates').then((r) => {
+      mates = r.items;
+      paintMates(mates);
+    });
 
   const name = input('text');
   const email = input('email', '', { autocomplete: 'off' });
@@ -156,7 +162,8 @@ function team(ctx) {
   onSubmit(add, error, async () => {
     await api('POST', '/teammates', { name: name.value, email: email.value, password: password.value, role: role.value });
     for (const i of [name, email, password]) i.value = '';
-    await Promise.all([loadMates(), loadTeams()]);
+    await loadMates();
+    await loadTeams();
   });
 
   const teamList = h('ul', { class: 'plain-list', 'data-testid': 'team-list' });
@@ -189,7 +196,7 @@ function team(ctx) {
     return h('details', { class: 'team-members' }, h('summary', {}, 'Edit members'), h('div', { class: 'check-list' }, boxes.map((b) => b.el)), h('div', { class: 'toolbar' }, save, remove), error);
   };
   const loadTeams = () =>
-    Promise.all([api('GET', '/teams'), ctx.admin ? api('GET', '/teammates') : { items: [] }]).then(([teams, mates]) =>
+    api('GET', '/teams').then((teams) =>
       teamList.replaceChildren(
         ...(teams.length
           ? teams.map((t) =>
@@ -198,13 +205,13 @@ function team(ctx) {
                 { 'data-testid': 'team-row', 'data-team-id': t.id },
                 h('strong', {}, t.name),
                 h('span', { class: 'muted', 'data-testid': 'team-members' }, ` · ${t.members.map((m) => m.name).join(', ') || 'no members'}`),
-                ctx.admin ? membersEditor(t, mates.items) : null,
+                ctx.admin ? membersEditor(t, mates) : null,
               ),
             )
           : [h('li', { class: 'muted' }, 'No teams yet')]),
       ),
     );
-  loadTeams();
+  loadMates().finally(loadTeams);
   const teamName = input('text');
   const teamError = errorSlot('team-error');
   const teamForm = h(
