@@ -17,6 +17,7 @@ use super::flows::until;
 
 on_both_backends!(
     a_flow_built_in_the_browser_greets_asks_and_hands_a_widget_visitor_to_the_team,
+    a_flow_built_in_the_browser_branches_on_the_plan_tags_and_waits_before_it_answers,
     a_rule_with_a_script_error_shows_it_at_its_line_then_saves_and_dry_runs,
     settings_pages_create_a_key_a_teammate_hours_and_a_webhook,
     the_inbox_filters_by_team_and_archives_and_unarchives_in_a_real_browser,
@@ -144,6 +145,93 @@ async fn a_flow_built_in_the_browser_greets_asks_and_hands_a_widget_visitor_to_t
     // Switched off from the list.
     click(&agent, "[data-testid=automation-toggle]").await;
     until(&app, &format!("/api/v1/automations/{id}"), |a| a["enabled"] == false).await;
+    agent.close().await.unwrap();
+}
+
+/// The moment a message was stored, from its RFC 3339 `created_at`.
+fn created_ms(m: &serde_json::Value) -> i64 {
+    let at = m["created_at"].as_str().unwrap_or_else(|| panic!("no created_at in {m}"));
+    chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}")).timestamp_millis()
+}
+
+async fn a_flow_built_in_the_browser_branches_on_the_plan_tags_and_waits_before_it_answers(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = tag(&backend);
+    let app = TestApp::spawn(backend).await;
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    agent.goto(&app.url("/#/automations/new?kind=flow")).await.unwrap();
+    el(&agent, "[data-testid=flow-builder]").await;
+    type_in(&agent, "[data-testid=automation-name]", "Plan bot").await;
+    choose(&agent, "[data-testid=automation-trigger]", "conversation.created").await;
+
+    // hello → step2 (branch) → step3 (action) → step4 (wait) → step5 (message);
+    // otherwise step6 (message), renamed "later" once it is linked.
+    for kind in ["branch", "action", "wait", "message", "message"] {
+        choose(&agent, "[data-testid=flow-add-type]", kind).await;
+        click(&agent, "[data-testid=flow-add]").await;
+    }
+    el(&agent, "[data-node-id=step6][data-node-type=message]").await;
+    let node = |id: &str, what: &str| format!("[data-node-id={id}] [data-testid=flow-node-{what}]");
+
+    type_in(&agent, &node("hello", "text"), "Hi! Let me look at your plan.").await;
+    choose(&agent, &node("hello", "next"), "step2").await;
+    type_in(&agent, &node("step2", "condition-if"), "person.attributes.plan == \"pro\"").await;
+    choose(&agent, &node("step2", "condition-next"), "step3").await;
+    choose(&agent, &node("step2", "else"), "step6").await;
+    type_in(&agent, &node("step3", "script"), "tag(\"vip\");").await;
+    choose(&agent, &node("step3", "next"), "step4").await;
+    retype(&agent, &node("step4", "seconds"), "1").await;
+    choose(&agent, &node("step4", "next"), "step5").await;
+    type_in(&agent, &node("step5", "text"), "Thanks for being with us on Pro!").await;
+    type_in(&agent, &node("step6", "text"), "Someone from the team will answer soon.").await;
+
+    // Renaming a step keeps the links to it.
+    // Select all, type the new id, leave the field: taken on change.
+    el(&agent, &node("step6", "id")).await.send_keys("\u{e009}a\u{e009}later\u{e004}").await.unwrap();
+    el(&agent, "[data-node-id=later][data-node-type=message]").await;
+    let otherwise = js(&agent, "return document.querySelector('[data-node-id=step2] [data-testid=flow-node-else]').value").await;
+    assert_eq!(otherwise, "later", "the branch still leads to the renamed step");
+
+    click(&agent, "[data-testid=flow-validate]").await;
+    wait_for(&agent, "the check", "document.querySelector('[data-testid=automation-saved]').textContent.includes('No problems')").await;
+    click(&agent, "[data-testid=automation-enabled]").await;
+    screenshot(&agent, &format!("app-automations-flow-branch-{tag}")).await;
+    click(&agent, "[data-testid=automation-save]").await;
+    let hash = wait_for(&agent, "the saved flow's page", SAVED_PAGE).await;
+    let id = hash.as_str().unwrap().trim_start_matches("#/automations/").to_owned();
+    let saved = app.get(&format!("/api/v1/automations/{id}"), &app.token).await.ok().unwrap();
+    let nodes = &saved["flow"]["nodes"];
+    assert_eq!(nodes["step2"]["conditions"], json!([{"if": "person.attributes.plan == \"pro\"", "next": "step3"}]), "{saved}");
+    assert_eq!(nodes["step2"]["else"], "later");
+    assert_eq!(nodes["step3"], json!({"type": "action", "script": "tag(\"vip\");", "next": "step4"}));
+    assert_eq!(nodes["step4"], json!({"type": "wait", "seconds": 1, "next": "step5"}));
+    assert!(nodes.get("step6").is_none(), "{saved}");
+
+    // A visitor on the pro plan is tagged and answered after the wait.
+    let (pro_token, pro) = app.visitor().await;
+    app.patch(&format!("/api/v1/people/{pro}"), &app.token, json!({"attributes": {"plan": "pro"}})).await.ok().unwrap();
+    let mut widget = app.widget_ws(&pro_token).await;
+    widget.say("p-1", "Hello").await;
+    let bot = |f: &serde_json::Value| f["message"]["author"]["type"] == "bot";
+    let hello = widget.next_where("message.created", bot).await["message"].clone();
+    assert_eq!(hello["body"], "Hi! Let me look at your plan.");
+    let thanks = widget.next_where("message.created", bot).await["message"].clone();
+    assert_eq!(thanks["body"], "Thanks for being with us on Pro!");
+    let waited = created_ms(&thanks) - created_ms(&hello);
+    assert!(waited >= 1000, "the answer came {waited} ms after the greeting, before the 1 s wait was over");
+    let p = app.get(&format!("/api/v1/people/{pro}"), &app.token).await.ok().unwrap();
+    assert_eq!(p["tags"], json!(["vip"]), "{p}");
+
+    // Anyone else takes the other branch: no tag, the other answer.
+    let (free_token, free) = app.visitor().await;
+    let mut widget = app.widget_ws(&free_token).await;
+    widget.say("f-1", "Hello").await;
+    assert_eq!(widget.next_where("message.created", bot).await["message"]["body"], "Hi! Let me look at your plan.");
+    assert_eq!(widget.next_where("message.created", bot).await["message"]["body"], "Someone from the team will answer soon.");
+    let p = app.get(&format!("/api/v1/people/{free}"), &app.token).await.ok().unwrap();
+    assert_eq!(p["tags"], json!([]), "{p}");
     agent.close().await.unwrap();
 }
 

@@ -22,6 +22,8 @@ on_both_backends!(
     a_profile_is_edited_and_shows_its_timeline_and_conversations_in_a_real_browser,
     api_errors_are_shown_next_to_the_field_in_a_real_browser,
     an_area_drawn_on_the_map_finds_the_people_inside_it_in_a_real_browser,
+    a_nested_any_of_group_in_the_filter_builder_finds_the_people_it_says_in_a_real_browser,
+    a_template_saved_with_its_recipients_is_found_by_title_and_loaded_into_a_new_message_in_a_real_browser,
 );
 
 pub(crate) fn tag(backend: &Backend) -> &'static str {
@@ -609,5 +611,207 @@ async fn an_area_drawn_on_the_map_finds_the_people_inside_it_in_a_real_browser(b
         "document.querySelector('[data-testid=filter-row] .form-error')?.textContent.includes('3 corners')",
     )
     .await;
+    agent.close().await.unwrap();
+}
+
+/// Marks the `n`th element matching `css` (in page order) with `data-pick`,
+/// so that its controls can be reached by a plain selector.
+async fn pick(c: &Client, css: &str, n: usize, name: &str) {
+    let found = c
+        .execute(
+            "const e = document.querySelectorAll(arguments[0])[arguments[1]]; if (e) e.dataset.pick = arguments[2]; return !!e",
+            vec![json!(css), json!(n), json!(name)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, true, "no element {n} of {css}");
+}
+
+async fn a_nested_any_of_group_in_the_filter_builder_finds_the_people_it_says_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = tag(&backend);
+    let app = TestApp::spawn(backend).await;
+    // (name, city, plan, tags): in Lyon and (on pro or tagged vip).
+    let people = [
+        ("Ann Lee", "Lyon", "pro", vec![]),
+        ("Bo Chen", "Lyon", "free", vec!["vip"]),
+        ("Cy Diaz", "Lyon", "free", vec![]),
+        ("Di Evans", "Paris", "pro", vec![]),
+        ("Ed Fox", "Paris", "free", vec!["vip"]),
+        ("Flo Gray", "Lyon", "pro", vec!["vip"]),
+    ];
+    let mut ids = HashMap::new();
+    for (name, city, plan, tags) in &people {
+        let id =
+            person(&app, json!({"external_id": unique("u"), "name": name, "city": city, "attributes": {"plan": plan}, "tags": tags})).await;
+        ids.insert(*name, id);
+    }
+    let set = |names: &[&str]| names.iter().map(|n| ids[n].clone()).collect::<BTreeSet<_>>();
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    open_section(&agent, "people").await;
+    wait_for(&agent, "everyone", "document.querySelector('[data-testid=people-total]')?.dataset.total === '6'").await;
+
+    // City is Lyon, and any of: plan is pro, has tag vip.
+    click(&agent, "[data-testid=filter-add-condition]").await;
+    click(&agent, "[data-testid=filter-add-group]").await;
+    click(&agent, "[data-testid=filter-group-add-condition]").await;
+    wait_for(
+        &agent,
+        "two rows in the group",
+        "document.querySelectorAll('[data-testid=filter-group] [data-testid=filter-row]').length === 2",
+    )
+    .await;
+    pick(&agent, "[data-testid=filter-row]", 0, "city").await;
+    pick(&agent, "[data-testid=filter-group] [data-testid=filter-row]", 0, "plan").await;
+    pick(&agent, "[data-testid=filter-group] [data-testid=filter-row]", 1, "vip").await;
+    choose(&agent, "[data-pick=city] [data-testid=filter-field]", "city").await;
+    choose(&agent, "[data-pick=city] [data-testid=filter-op]", "eq").await;
+    type_in(&agent, "[data-pick=city] [data-testid=filter-value]", "Lyon").await;
+    choose(&agent, "[data-pick=plan] [data-testid=filter-field]", "attributes.plan").await;
+    choose(&agent, "[data-pick=plan] [data-testid=filter-op]", "eq").await;
+    type_in(&agent, "[data-pick=plan] [data-testid=filter-value]", "pro").await;
+    choose(&agent, "[data-pick=vip] [data-testid=filter-field]", "tags").await;
+    choose(&agent, "[data-pick=vip] [data-testid=filter-op]", "contains").await;
+    type_in(&agent, "[data-pick=vip] [data-testid=filter-value]", "vip").await;
+    choose(&agent, "[data-testid=filter-group] [data-testid=filter-combinator]", "or").await;
+    click(&agent, "[data-testid=filter-apply]").await;
+    wait_for(&agent, "three in Lyon", "document.querySelector('[data-testid=people-total]')?.dataset.total === '3'").await;
+    wait_for(&agent, "three rows", "document.querySelectorAll('[data-testid=people-row]').length === 3").await;
+    assert_eq!(attrs(&agent, "[data-testid=people-row]", "personId").await, set(&["Ann Lee", "Bo Chen", "Flo Gray"]));
+    screenshot(&agent, &format!("app-people-nested-group-{tag}")).await;
+
+    // Saved, the segment holds the nested group as built.
+    type_in(&agent, "[data-testid=segment-name]", "Lyon, pro or vip").await;
+    click(&agent, "[data-testid=segment-save]").await;
+    wait_for(
+        &agent,
+        "the segment note",
+        "document.querySelector('[data-testid=people-segment]')?.textContent === 'Segment: Lyon, pro or vip'",
+    )
+    .await;
+    let segments = app.get("/api/v1/segments", &app.token).await.ok().unwrap();
+    let seg = segments.as_array().unwrap().iter().find(|s| s["name"] == "Lyon, pro or vip").unwrap().clone();
+    let expected = json!({"and": [
+        {"field": "city", "op": "eq", "value": "Lyon"},
+        {"or": [{"field": "attributes.plan", "op": "eq", "value": "pro"}, {"field": "tags", "op": "contains", "value": "vip"}]},
+    ]});
+    assert_eq!(seg["filter"], expected);
+    let found = app.post("/api/v1/people/search", &app.token, json!({"filter": expected})).await.ok().unwrap();
+    let found: BTreeSet<String> = found["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(found, set(&["Ann Lee", "Bo Chen", "Flo Gray"]), "the API finds what the page showed");
+
+    // The group switched to "all of": only the one on pro with the tag.
+    choose(&agent, "[data-testid=filter-group] [data-testid=filter-combinator]", "and").await;
+    click(&agent, "[data-testid=filter-apply]").await;
+    wait_for(&agent, "one left", "document.querySelector('[data-testid=people-total]')?.dataset.total === '1'").await;
+    wait_for(&agent, "one row", "document.querySelectorAll('[data-testid=people-row]').length === 1").await;
+    assert_eq!(attrs(&agent, "[data-testid=people-row]", "personId").await, set(&["Flo Gray"]));
+
+    // Removing the group leaves the city alone.
+    click(&agent, "[data-testid=filter-group] .fb-group-head .fb-remove").await;
+    click(&agent, "[data-testid=filter-apply]").await;
+    wait_for(&agent, "everyone in Lyon", "document.querySelector('[data-testid=people-total]')?.dataset.total === '4'").await;
+    assert_eq!(attrs(&agent, "[data-testid=people-row]", "personId").await, set(&["Ann Lee", "Bo Chen", "Cy Diaz", "Flo Gray"]));
+    agent.close().await.unwrap();
+}
+
+async fn a_template_saved_with_its_recipients_is_found_by_title_and_loaded_into_a_new_message_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = tag(&backend);
+    let app = TestApp::spawn(backend).await;
+    let ann = person(&app, json!({"name": "Ann Tipps", "email": format!("{}@customer.test", unique("ann"))})).await;
+    let cy =
+        person(&app, json!({"name": "Cy Tipps", "email": format!("{}@customer.test", unique("cy")), "attributes": {"plan": "pro"}})).await;
+    person(&app, json!({"external_id": unique("bo"), "name": "Bo Tipps", "attributes": {"plan": "free"}})).await;
+    let seg = app
+        .post(
+            "/api/v1/segments",
+            &app.token,
+            json!({"name": "Pro tippers", "filter": {"field": "attributes.plan", "op": "eq", "value": "pro"}}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let seg = seg["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/templates",
+        &app.token,
+        json!({"kind": "chat", "title": "Storm warning", "body": "Stay inside.", "channels": ["chat"]}),
+    )
+    .await
+    .ok()
+    .unwrap();
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    open_section(&agent, "outbound").await;
+    click(&agent, "[data-testid=outbound-new]").await;
+    quick_add(&agent, "Ann Tipps", &ann).await;
+    quick_add(&agent, "Pro tippers", &seg).await;
+    type_in(&agent, "[data-testid=compose-title]", "Weekly tips").await;
+    type_in(&agent, "[data-testid=compose-body]", "Hi {{person.first_name}}, here are this week's tips.").await;
+    click(&agent, "[data-testid=compose-channel-email]").await;
+    click(&agent, "[data-testid=compose-template-save]").await;
+    wait_for(&agent, "saved", "document.querySelector('[data-testid=compose-template-status]').textContent === 'Saved “Weekly tips”'")
+        .await;
+    let templates = app.get("/api/v1/templates?kind=chat&q=weekly", &app.token).await.ok().unwrap();
+    assert_eq!(templates.as_array().unwrap().len(), 1, "{templates}");
+    assert_eq!(templates[0]["audience"], json!({"people": [ann], "segments": [seg]}), "the recipients are kept with the template");
+
+    // Another day, a new message: found by its title, loaded with everything.
+    open_section(&agent, "people").await;
+    open_section(&agent, "outbound").await;
+    click(&agent, "[data-testid=outbound-new]").await;
+    wait_for(&agent, "an empty composer", "document.querySelectorAll('[data-testid=compose-chip]').length === 0").await;
+    wait_for(
+        &agent,
+        "both templates offered",
+        "document.querySelectorAll('[data-testid=compose-template] option[value]:not([value=\"\"])').length === 2",
+    )
+    .await;
+    type_in(&agent, "[data-testid=compose-template-search]", "weekly").await;
+    let offered = wait_for(
+        &agent,
+        "only the weekly template",
+        "(() => { const o = Array.from(document.querySelectorAll('[data-testid=compose-template] option')).filter(o => o.value); return o.length === 1 && o[0].textContent; })()",
+    )
+    .await;
+    assert_eq!(offered, "Weekly tips");
+    let id = templates[0]["id"].as_str().unwrap().to_owned();
+    choose(&agent, "[data-testid=compose-template]", &id).await;
+    wait_for(&agent, "loaded", "document.querySelector('[data-testid=compose-template-status]').textContent === 'Loaded “Weekly tips”'")
+        .await;
+    let chips = wait_for(
+        &agent,
+        "the recipients back",
+        "(() => { const c = Array.from(document.querySelectorAll('[data-testid=compose-chip]')).map(e => e.dataset.type + ':' + e.textContent); return c.length === 2 && c; })()",
+    )
+    .await;
+    let chips: Vec<String> = chips.as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert!(chips[0].starts_with("person:Ann Tipps"), "{chips:?}");
+    assert!(chips[1].starts_with("segment:Segment: Pro tippers"), "{chips:?}");
+    let form = js(
+        &agent,
+        "return [document.querySelector('[data-testid=compose-title]').value, document.querySelector('[data-testid=compose-body]').value, document.querySelector('[data-testid=compose-channel-email]').checked]",
+    )
+    .await;
+    assert_eq!(form, json!(["Weekly tips", "Hi {{person.first_name}}, here are this week's tips.", true]));
+    wait_for(
+        &agent,
+        "the preview",
+        "/^Hi (Ann|Cy), here are this week's tips\\.$/.test(document.querySelector('[data-testid=compose-preview]').textContent)",
+    )
+    .await;
+    screenshot(&agent, &format!("app-outbound-template-loaded-{tag}")).await;
+
+    // Sent, it reaches the template's recipients: Ann and the segment's Cy.
+    click(&agent, "[data-testid=compose-send]").await;
+    let outbound = outbound_in_url(&agent, None).await;
+    wait_for(&agent, "sent", "document.querySelector('[data-testid=outbound-progress]')?.dataset.status === 'sent'").await;
+    let log = app.get(&format!("/api/v1/outbound/{outbound}/deliveries?channel=chat"), &app.token).await.ok().unwrap();
+    let to: BTreeSet<String> = log["items"].as_array().unwrap().iter().map(|d| d["person_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(to, BTreeSet::from([ann, cy]));
     agent.close().await.unwrap();
 }

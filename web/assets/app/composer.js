@@ -292,25 +292,65 @@ export function open(container) {
   /* ---------- templates ---------- */
 
   const templateSel = select([['', 'Templates…']], { 'data-testid': 'compose-template' });
+  const templateSearch = h('input', { type: 'search', placeholder: 'Search by title', autocomplete: 'off' });
   let templates = [];
+  let templateGen = 0;
   const templateKind = () => (kind === 'one_way' ? 'one_way' : 'chat');
 
   async function loadTemplates() {
+    const gen = ++templateGen;
+    const q = templateSearch.value.trim();
     try {
-      templates = await api('GET', `/templates?kind=${templateKind()}`);
-      setOptions(templateSel, [['', templates.length ? 'Load a template…' : 'No templates yet'], ...templates.map((t) => [t.id, t.title])], '');
+      const found = await api('GET', `/templates?kind=${templateKind()}${q ? `&q=${enc(q)}` : ''}`);
+      if (gen !== templateGen || leaving) return;
+      templates = found;
+      const none = q ? `No templates match “${q}”` : 'No templates yet';
+      setOptions(templateSel, [['', templates.length ? `Load a template (${templates.length})…` : none], ...templates.map((t) => [t.id, t.title])], '');
     } catch {
       templates = [];
     }
   }
-  templateSel.addEventListener('change', () => {
+  templateSearch.addEventListener('input', debounce(loadTemplates, 200));
+
+  // A template's audience as chips: each id looked up for its name, and one
+  // that no longer exists left out (and said so) rather than sent blind.
+  async function audienceChips(a) {
+    const out = [];
+    let missing = 0;
+    const look = async (type, id, path, label) => {
+      try {
+        out.push({ type, id, label: label(await api('GET', path)) });
+      } catch {
+        missing += 1;
+      }
+    };
+    for (const id of a?.people ?? []) await look('person', id, `/people/${enc(id)}`, personName);
+    for (const id of a?.companies ?? []) await look('company', id, `/companies/${enc(id)}`, (c) => c.name);
+    for (const id of a?.segments ?? []) await look('segment', id, `/segments/${enc(id)}`, (s) => s.name);
+    if (a?.filter) {
+      const filters = a.filter.or && Object.keys(a.filter).length === 1 ? a.filter.or : [a.filter];
+      for (const f of filters) out.push({ type: 'filter', filter: f, label: 'Filter from the template' });
+    }
+    return { chips: out, missing };
+  }
+
+  templateSel.addEventListener('change', async () => {
     const t = templates.find((x) => x.id === templateSel.value);
     if (!t) return;
     title.value = t.title;
     body.value = t.body;
     for (const [c, box] of channelBoxes) if (!box.disabled) box.checked = t.channels.includes(c);
     for (const [k, box] of optionBoxes) box.checked = !!t.options?.[k];
-    templateStatus.textContent = `Loaded “${t.title}”`;
+    let note = '';
+    if (t.audience) {
+      const { chips: restored, missing } = await audienceChips(t.audience);
+      if (leaving) return;
+      chips.splice(0, chips.length, ...restored);
+      renderChips();
+      loadSample();
+      if (missing) note = ` (${missing} recipient${missing === 1 ? '' : 's'} no longer exist)`;
+    }
+    templateStatus.textContent = `Loaded “${t.title}”${note}`;
     schedulePreview();
   });
   const templateStatus = h('span', { class: 'muted', role: 'status', 'data-testid': 'compose-template-status' });
@@ -318,7 +358,15 @@ export function open(container) {
   async function saveTemplate() {
     clearErrors(container);
     try {
-      const t = await api('POST', '/templates', { kind: templateKind(), title: title.value.trim(), body: body.value, channels: channels(), options: options() });
+      const a = audience();
+      const t = await api('POST', '/templates', {
+        kind: templateKind(),
+        title: title.value.trim(),
+        body: body.value,
+        channels: channels(),
+        audience: Object.keys(a).length ? a : undefined,
+        options: options(),
+      });
       templateStatus.textContent = `Saved “${t.title}”`;
       await loadTemplates();
     } catch (e) {
@@ -400,7 +448,8 @@ export function open(container) {
           'section',
           { class: 'panel', 'aria-label': 'Templates' },
           h('h2', { class: 'panel-title' }, 'Templates'),
-          field('Load a template', templateSel, { className: 'field-inline' }),
+          field('Search templates', templateSearch, { testid: 'compose-template-search' }),
+          field('Load a template', templateSel, { className: 'field-inline', hint: 'Fills in the title, message, recipients, channels and options.' }),
           h('div', { class: 'toolbar' }, button('Save as template', saveTemplate, { 'data-testid': 'compose-template-save' }), templateStatus),
         ),
       ),
