@@ -146,7 +146,7 @@ pub async fn apply(
 }
 
 pub(crate) async fn teammate(engine: &Engine, ws: &str, id: &str) -> Result<Teammate, String> {
-    workspace::teammate(&engine.db, ws, id).await.map_err(|_| format!("there is no teammate {id} in this workspace"))
+    workspace::kept_teammate(&engine.db, ws, id).await.map_err(|_| format!("there is no teammate {id} in this workspace"))
 }
 
 /// Whether a text has snippets (`{{…}}`) to fill in.
@@ -166,7 +166,7 @@ pub(crate) async fn personalise(
     if !has_snippets(text) {
         return Ok(text.to_owned());
     }
-    let workspace = workspace::get(&engine.db, ws).await.map_err(|e| format!("loading the workspace: {e}"))?;
+    let workspace = workspace::kept(&engine.db, ws).await.map_err(|e| format!("loading the workspace: {e}"))?;
     let data = snippets::context(person, from.map(|t| (t.name.as_str(), t.email.as_str())), Some(&workspace.name));
     snippets::render("text", text, &data).map_err(|e| e.to_string())
 }

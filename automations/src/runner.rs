@@ -622,8 +622,8 @@ fn message_value(m: &Message) -> Value {
 
 async fn find_person(db: &Db, ws: &str, r: &parley_engine::events::PersonRef) -> Result<Option<String>> {
     let row: Option<(String,)> = match (&r.id, &r.external_id, &r.email) {
-        (Some(id), _, _) => with_db!(db, pool => sqlx::query_as("SELECT id FROM person WHERE id = $1 AND workspace_id = $2")
-            .bind(id).bind(ws).fetch_optional(pool).await?),
+        // An id was checked against the workspace when the event was stored.
+        (Some(id), _, _) => return Ok(Some(id.clone())),
         (None, Some(x), _) => with_db!(db, pool => sqlx::query_as("SELECT id FROM person WHERE external_id = $1 AND workspace_id = $2")
             .bind(x.trim()).bind(ws).fetch_optional(pool).await?),
         (None, None, Some(e)) => with_db!(db, pool => sqlx::query_as(
@@ -640,7 +640,8 @@ async fn find_person(db: &Db, ws: &str, r: &parley_engine::events::PersonRef) ->
 pub async fn load(engine: &Engine, subject: &mut Subject) -> Result<(Option<Person>, Value)> {
     let ws = subject.workspace_id.as_str();
     let person = match &subject.person_id {
-        Some(pid) => Some(profile::get(&engine.db, ws, pid).await?),
+        // Scripts and snippets see who the person is, not their event counts.
+        Some(pid) => Some(profile::get_bare(&engine.db, ws, pid).await?),
         None => None,
     };
     let conversation_id = match (&subject.conversation_id, &subject.person_id) {

@@ -1,9 +1,12 @@
 //! Workspaces (tenants) and their teammates, including the first-start bootstrap.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::auth::{Actor, Role, hash_password};
-use crate::util::{new_id, new_token, now_ms};
+use crate::util::{PerWorkspace, new_id, new_token, now_ms};
 use crate::{Db, Error, Result, with_db, with_tx};
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -34,6 +37,39 @@ pub async fn get(db: &Db, id: &str) -> Result<Workspace> {
         "SELECT id, name, app_id, identity_secret, require_identity, company_conversations, email_fallback FROM workspace WHERE id = $1")
         .bind(id).fetch_optional(pool).await?)
     .ok_or(Error::NotFound("workspace"))
+}
+
+/// Workspaces and their teammates kept for a second: every automated message
+/// asks for its sender and for the workspace its snippets name, and both
+/// rarely change. Changes made on this node are seen at once.
+fn kept_workspaces() -> &'static PerWorkspace<Workspace> {
+    static KEPT: OnceLock<PerWorkspace<Workspace>> = OnceLock::new();
+    KEPT.get_or_init(|| PerWorkspace::new(Duration::from_secs(1), 10_000))
+}
+
+fn kept_teammates() -> &'static PerWorkspace<Vec<Teammate>> {
+    static KEPT: OnceLock<PerWorkspace<Vec<Teammate>>> = OnceLock::new();
+    KEPT.get_or_init(|| PerWorkspace::new(Duration::from_secs(1), 10_000))
+}
+
+/// [`get`], from memory when it was read within the last second.
+pub async fn kept(db: &Db, id: &str) -> Result<Arc<Workspace>> {
+    kept_workspaces().get_or_load(id, || get(db, id)).await
+}
+
+/// [`teammate`], from memory when the workspace's teammates were read within
+/// the last second. One added since is looked up.
+pub async fn kept_teammate(db: &Db, workspace_id: &str, id: &str) -> Result<Teammate> {
+    let all = kept_teammates().get_or_load(workspace_id, || teammates(db, workspace_id)).await?;
+    match all.iter().find(|t| t.id == id) {
+        Some(t) => Ok(t.clone()),
+        None => teammate(db, workspace_id, id).await,
+    }
+}
+
+/// Forgets the kept teammates of a workspace after one of them changed.
+pub fn teammates_changed(workspace_id: &str) {
+    kept_teammates().forget(workspace_id);
 }
 
 pub async fn by_app_id(db: &Db, app_id: &str) -> Result<Workspace> {
@@ -116,6 +152,7 @@ pub async fn update_settings(db: &Db, actor: &Actor, p: SettingsPatch) -> Result
             sqlx::query("UPDATE workspace SET business_hours = $1 WHERE id = $2").bind(text).bind(ws).execute(&mut *tx).await?;
         }
     });
+    kept_workspaces().forget(ws);
     Ok(())
 }
 
@@ -156,6 +193,7 @@ pub async fn create_teammate(db: &Db, workspace_id: &str, t: NewTeammate<'_>) ->
             .bind(&mate.id).bind(workspace_id).bind(&mate.email).bind(&mate.name).bind(&hash).bind(&mate.role).bind(now_ms())
             .execute(&mut *tx).await?;
     });
+    teammates_changed(workspace_id);
     Ok(mate)
 }
 

@@ -170,6 +170,7 @@ pub async fn update_teammate(
             return Err(Error::Conflict { code: "last_admin", message: format!("{} is the last admin: make someone else admin first", before.name) });
         }
     });
+    ws::teammates_changed(ws_id);
     Ok(JsonOut(ws::teammate(&engine.db, &actor.workspace_id, &id).await?))
 }
 

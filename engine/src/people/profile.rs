@@ -117,11 +117,18 @@ impl From<PersonRow> for Person {
 
 /// One person with their event summaries.
 pub async fn get(db: &Db, workspace_id: &str, id: &str) -> Result<Person> {
-    let row: Option<PersonRow> = with_db!(db, pool => sqlx::query_as(person_select!("WHERE p.id = $1 AND p.workspace_id = $2"))
-        .bind(id).bind(workspace_id).fetch_optional(pool).await?);
-    let mut p = Person::from(row.ok_or(Error::NotFound("person"))?);
+    let mut p = get_bare(db, workspace_id, id).await?;
     p.events = Some(events::summaries(db, workspace_id, id).await?);
     Ok(p)
+}
+
+/// A person without their event summaries (`events` is `None`): one read
+/// instead of two, for what needs only who they are, such as an automation
+/// run answering a page view.
+pub async fn get_bare(db: &Db, workspace_id: &str, id: &str) -> Result<Person> {
+    let row: Option<PersonRow> = with_db!(db, pool => sqlx::query_as(person_select!("WHERE p.id = $1 AND p.workspace_id = $2"))
+        .bind(id).bind(workspace_id).fetch_optional(pool).await?);
+    Ok(Person::from(row.ok_or(Error::NotFound("person"))?))
 }
 
 /// People by id, in the order given (unknown ids are left out).
