@@ -75,9 +75,8 @@ impl Automations {
 
     /// A shared chat's missed-message emails: each member gets what they
     /// have not seen (by their own seen mark) and were not emailed before,
-    /// one email each. Replies by email reach the chat as the conversation's
-    /// own person (its reply address names the conversation, not a member),
-    /// so the other members' emails carry their link to the chat instead.
+    /// one email each, whose reply address is their own: an answer by email
+    /// lands in the chat as theirs.
     async fn send_member_fallbacks(
         &self,
         ws: &str,
@@ -110,17 +109,18 @@ impl Automations {
             if !missed::claim_member(db, conversation_id, &person.id, before, last.created_at).await? {
                 continue;
             }
-            let by_email = person.id == state.person_id;
-            let ending = match (&outbound, by_email) {
-                (_, true) => "Reply to this email to answer in the chat.".to_owned(),
-                (Some(o), false) => format!(
-                    "Answer in the chat: {}/c/{}",
+            // Each member answers by email as themselves, or in the chat
+            // through their own link.
+            let token = missed::member_token(db, conversation_id, &person.id).await?;
+            let ending = match &outbound {
+                Some(o) => format!(
+                    "Reply to this email, or answer in the chat: {}/c/{}",
                     engine.public_url,
                     parley_engine::outbound::link_token(&w.identity_secret, o, &person.id)
                 ),
-                (None, false) => "Open the chat to answer.".to_owned(),
+                None => "Reply to this email to answer in the chat.".to_owned(),
             };
-            let reply_to = by_email.then(|| engine.mailer.reply_address(&state.reply_token));
+            let reply_to = Some(engine.mailer.reply_address(&token));
             let email = missed_email(&engine.public_url, &w, &person, to, &unseen, &ending, reply_to);
             if let Err(e) = engine.mailer.send(&email).await {
                 // Given back, so the job's next try sends it (members emailed

@@ -14,7 +14,7 @@
 //! when the job runs again after a restart.
 
 use crate::util::{new_token, now_ms};
-use crate::{Db, Result, with_db, with_tx};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 /// The most messages one email carries (the newest are kept).
 pub const MAX_MESSAGES: i64 = 50;
@@ -154,12 +154,23 @@ pub async fn drop_pending(db: &Db, conversation_id: &str, message_id: &str) -> R
     Ok(())
 }
 
-/// The conversation and person a reply token belongs to, in this workspace.
+/// The conversation and person a reply token belongs to, in this workspace:
+/// a conversation's own token answers as its person, a shared chat
+/// member's as that member.
 pub async fn by_token(db: &Db, workspace_id: &str, token: &str) -> Result<Option<(String, String)>> {
     Ok(with_db!(db, pool => sqlx::query_as::<_, (String, String)>(
         "SELECT c.id, c.person_id FROM email_fallback f JOIN conversation c ON c.id = f.conversation_id \
-         WHERE f.reply_token = $1 AND f.workspace_id = $2")
+         WHERE f.reply_token = $1 AND f.workspace_id = $2 \
+         UNION ALL SELECT conversation_id, person_id FROM conversation_member WHERE reply_token = $1 AND workspace_id = $2 LIMIT 1")
         .bind(token.to_lowercase()).bind(workspace_id).fetch_optional(pool).await?))
+}
+
+/// A shared chat member's reply token, made the first time it is asked for.
+pub async fn member_token(db: &Db, conversation_id: &str, person_id: &str) -> Result<String> {
+    let token: Option<String> = with_tx!(db, tx => sqlx::query_scalar(
+        "UPDATE conversation_member SET reply_token = COALESCE(reply_token, $3) WHERE conversation_id = $1 AND person_id = $2 RETURNING reply_token")
+        .bind(conversation_id).bind(person_id).bind(new_reply_token()).fetch_optional(&mut *tx).await?);
+    token.ok_or(Error::NotFound("member"))
 }
 
 /// The reply token in an address such as `parley+TOKEN@example.com`.

@@ -112,15 +112,16 @@ impl Handler for VisitorSide {
                 let f: TypingFrame = from_value(frame)?;
                 chat::person_conversation(&engine.db, ws, me, &f.conversation_id).await?;
                 let name = people::summary(&engine.db, ws, me).await?.name;
-                engine
-                    .hub
-                    .send_ephemeral(
-                        &workspace_stream(ws),
-                        json!({
-                    "type": "typing", "conversation_id": f.conversation_id,
-                    "author": {"type": "person", "id": me, "name": name}, "on": f.on}),
-                    )
-                    .await;
+                let typing = json!({"type": "typing", "conversation_id": f.conversation_id,
+                    "author": {"type": "person", "id": me, "name": name}, "on": f.on});
+                engine.hub.send_ephemeral(&workspace_stream(ws), typing.clone()).await;
+                // In a company conversation or a shared chat the other members
+                // see it too, as they see each other's messages.
+                for person in chat::conversation_audience(&engine.db, ws, &f.conversation_id).await? {
+                    if person != *me {
+                        engine.hub.send_ephemeral(&person_stream(&person), typing.clone()).await;
+                    }
+                }
                 Ok(vec![])
             }
             "seen" => {

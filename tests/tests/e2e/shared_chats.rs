@@ -153,6 +153,16 @@ async fn a_shared_chat_reaches_every_recipient_and_their_replies_reach_each_othe
     let state = app.request("GET", "/widget/v1/conversation", Some(&a_token), None).await.ok().unwrap();
     assert_eq!(state["unread"], 3, "not Ann's own");
 
+    // Ann typing shows in Bob's and Cy's widgets (and the inbox), not in Dee's.
+    aw.send(json!({"type": "typing", "conversation_id": cid, "on": true})).await;
+    for ws in [&mut bw, &mut cw, &mut agent] {
+        let t = ws.next_of("typing").await;
+        assert_eq!((t["conversation_id"].as_str(), t["on"].as_bool()), (Some(cid.as_str()), Some(true)), "{t}");
+        assert_eq!((t["author"]["id"].as_str(), t["author"]["name"].as_str()), (Some(a.as_str()), Some("Ann Lee")), "{t}");
+    }
+    aw.expect_none_of("typing", Duration::from_millis(300)).await;
+    dw.expect_none_of("typing", Duration::from_millis(300)).await;
+
     // Dee was not sent it: nothing reached her, and she can neither read it nor write in it.
     dw.expect_none_of("message.created", Duration::from_millis(500)).await;
     let r = app.request("GET", &format!("/widget/v1/conversation?conversation_id={cid}"), Some(&d_token), None).await;
@@ -318,7 +328,8 @@ async fn a_shared_chat_sent_again_after_a_crash_keeps_one_conversation_and_one_m
 }
 
 /// Per-member seen state exists (`conversation_member.seen_at`), so the
-/// email fallback is per member: whoever did not see it gets it once.
+/// email fallback is per member: whoever did not see it gets it once, and
+/// answers it by email as themselves.
 async fn each_member_who_did_not_see_a_shared_chat_is_emailed_once_and_the_one_who_saw_it_is_not(backend: Backend) {
     let app = TestApp::spawn_with_fallback_delay(backend, Duration::from_secs(2)).await;
     let smtp = Smtp::shared();
@@ -345,22 +356,35 @@ async fn each_member_who_did_not_see_a_shared_chat_is_emailed_once_and_the_one_w
     assert_eq!(delivered.len(), 1, "{delivered:?}");
     assert_eq!(delivered[0]["person_id"], seen_id.as_str());
 
-    let mut links = 0;
+    let mut reply_to = Vec::new();
     for to in [&away1, &away2] {
         let mail = smtp.wait_for(to, 1, Duration::from_secs(20)).await;
         let text = mail[0].text();
         assert!(text.contains("The parcel room is open until 6"), "{text}");
-        // A member answers in the shared chat through their own link (the
-        // reply address belongs to the conversation's own person).
-        if let Some(at) = text.find("/c/") {
-            let token = text[at + 3..].split_whitespace().next().unwrap();
-            let opened = app.request("POST", "/widget/v1/link", None, Some(json!({"token": token}).to_string())).await.ok().unwrap();
-            assert_eq!(opened["conversation_id"], cid.as_str());
-            links += 1;
-        }
+        // Each member's own link opens the shared chat.
+        let at = text.find("/c/").unwrap_or_else(|| panic!("no link to the chat in {text}"));
+        let token = text[at + 3..].split_whitespace().next().unwrap();
+        let opened = app.request("POST", "/widget/v1/link", None, Some(json!({"token": token}).to_string())).await.ok().unwrap();
+        assert_eq!(opened["conversation_id"], cid.as_str());
+        let header = mail[0].header("Reply-To").unwrap_or_else(|| panic!("no Reply-To in the email to {to}"));
+        reply_to.push(header.trim_matches(['<', '>']).rsplit('<').next().unwrap().trim_end_matches('>').to_owned());
     }
-    assert!(links >= 1, "at least one of the two is not the conversation's own person");
+    assert_ne!(reply_to[0], reply_to[1], "each member has their own reply address");
     assert_eq!(log(&app, &id).await.iter().filter(|d| d["status"] == "delivered").count(), 1, "still only Seen's");
+
+    // Each answers by email, as themselves, into the shared chat.
+    for ((to, who), address) in [(&away1, &away1_id), (&away2, &away2_id)].into_iter().zip(&reply_to) {
+        let raw = format!(
+            "From: <{to}>\r\nTo: {address}\r\nSubject: Re: parcels\r\nMessage-ID: <{}@customer.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nThanks, on my way\r\n\r\n> The parcel room is open until 6\r\n",
+            unique("reply")
+        );
+        let got = app.request("POST", "/api/v1/inbound/email", Some(&app.token), Some(raw)).await;
+        assert_eq!(got.status, 201, "{}", got.body);
+        assert_eq!((got.body["conversation_id"].as_str(), got.body["author"]["id"].as_str()), (Some(cid.as_str()), Some(who.as_str())));
+        let m = next_not_mine(&mut ws, &seen_id).await;
+        assert_eq!((m["body"].as_str(), m["author"]["id"].as_str()), (Some("Thanks, on my way"), Some(who.as_str())));
+    }
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.mail_for(&away1).len(), 1, "one email each, not one per job");
