@@ -101,6 +101,7 @@ impl Handler for AgentSide {
                         cause: Default::default(),
                         to_person: None,
                         email_fallback: f.email_fallback.unwrap_or(true),
+                        attachments: Vec::new(),
                     },
                 )
                 .await?;

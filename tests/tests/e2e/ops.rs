@@ -41,6 +41,8 @@ async fn the_openapi_document_lists_every_rest_endpoint() {
         ("/api/v1/conversations/{id}/archive", "post"),
         ("/api/v1/conversations/{id}/unarchive", "post"),
         ("/api/v1/messages/{id}", "delete"),
+        ("/api/v1/uploads", "post"),
+        ("/files/{id}/{name}", "get"),
         ("/widget/v1/session", "post"),
         ("/widget/v1/conversation", "get"),
         ("/widget.js", "get"),

@@ -1,0 +1,261 @@
+//! Files on messages: uploaded by teammates, downloaded by anyone with the
+//! link (safely: nothing runs script on our origin), attached to an
+//! announcement that reaches a visitor's widget, to an inbox reply, and
+//! linked from the missed-message email.
+
+use std::time::Duration;
+
+use parley_tests::outside::Smtp;
+use parley_tests::{Backend, TestApp, on_both_backends};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    an_uploaded_file_downloads_as_it_was_and_html_or_svg_only_as_a_download,
+    bad_uploads_name_the_field_and_unknown_links_are_not_found,
+    an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_downloads_it,
+    a_foreign_or_unknown_upload_is_refused_at_its_index_and_nothing_is_sent,
+    a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_links_it,
+);
+
+/// A real 24×16 PNG (a solid colour), so a browser shows it as a picture.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x18\x00\x00\x00\x10\x08\x02\x00\x00\x00\x83\x46\x28\xc2\
+\x00\x00\x00\x1aIDAT\x78\x9c\x63\xf0\x77\x7b\x4a\x15\xc4\x30\x6a\xd0\xa8\x41\xa3\x06\x8d\x1a\x44\x19\x02\x00\xe7\x44\x37\x1f\
+\xa8\x29\xf3\x0a\x00\x00\x00\x00IEND\xae\x42\x60\x82";
+
+async fn upload(app: &TestApp, name: &str, content_type: &str, bytes: &[u8]) -> Value {
+    let r = app.upload(&app.token, name, content_type, bytes.to_vec()).await;
+    assert_eq!(r.status, 201, "uploading {name}: {}", r.body);
+    r.body
+}
+
+async fn an_uploaded_file_downloads_as_it_was_and_html_or_svg_only_as_a_download(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let png = upload(&app, "chart (final).png", "image/png", PNG).await;
+    assert_eq!(
+        (png["name"].as_str(), png["content_type"].as_str(), png["size"].as_i64()),
+        (Some("chart (final).png"), Some("image/png"), Some(PNG.len() as i64))
+    );
+    // The link is all a visitor has: its id must not be guessable.
+    let id = png["id"].as_str().unwrap();
+    assert!(id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(png["url"].as_str().unwrap(), format!("/files/{id}/chart%20%28final%29.png"));
+    let got = app.download(png["url"].as_str().unwrap()).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.bytes, PNG);
+    assert_eq!(got.header("content-type"), "image/png");
+    assert!(got.header("content-disposition").starts_with("inline"), "{}", got.header("content-disposition"));
+    assert_eq!(got.header("x-content-type-options"), "nosniff");
+
+    // A PDF and plain text keep their type.
+    let pdf = upload(&app, "terms.pdf", "application/pdf", b"%PDF-1.4 terms").await;
+    assert_eq!(app.download(pdf["url"].as_str().unwrap()).await.header("content-type"), "application/pdf");
+
+    // Markup would run script on our origin: it only ever comes as a download.
+    let page = b"<html><script>alert(document.cookie)</script></html>";
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    for (name, content_type, bytes) in [("page.html", "text/html", &page[..]), ("logo.svg", "image/svg+xml", &svg[..])] {
+        let u = upload(&app, name, content_type, bytes).await;
+        assert_eq!(u["content_type"].as_str(), Some(content_type), "the declared type is kept");
+        let got = app.download(u["url"].as_str().unwrap()).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.bytes, bytes, "{name}");
+        assert_eq!(got.header("content-type"), "application/octet-stream", "{name}");
+        assert!(got.header("content-disposition").starts_with("attachment;"), "{name}: {}", got.header("content-disposition"));
+        assert!(got.header("content-disposition").contains(name), "{name}");
+        assert_eq!(got.header("x-content-type-options"), "nosniff", "{name}");
+    }
+
+    // Uploading takes a teammate or an API key.
+    let anonymous = app.http.post(app.url("/api/v1/uploads?name=x.txt")).body("hello").send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let key = app.post("/api/v1/api-keys", &app.token, json!({"name": "site backend"})).await.ok().unwrap();
+    let by_key = app.upload(key["key"].as_str().unwrap(), "notes.txt", "text/plain", b"from the backend".to_vec()).await;
+    assert_eq!(by_key.status, 201, "{}", by_key.body);
+    let notes = app.download(by_key.body["url"].as_str().unwrap()).await;
+    assert_eq!((notes.header("content-type"), notes.bytes.as_slice()), ("text/plain; charset=utf-8", &b"from the backend"[..]));
+}
+
+async fn bad_uploads_name_the_field_and_unknown_links_are_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    const MIB: usize = 1024 * 1024;
+    // 10 MiB is taken; one byte more is a 413.
+    let full = upload(&app, "full.bin", "application/octet-stream", &vec![7u8; 10 * MIB]).await;
+    assert_eq!(full["size"].as_i64(), Some(10 * MIB as i64));
+    let answer = app.post_head_only("/api/v1/uploads?name=big.bin", "application/octet-stream", 10 * MIB + 1).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"too_large""#), "{answer}");
+
+    let long = "x".repeat(201);
+    for (name, bytes, field) in [
+        ("a/b.txt", &b"x"[..], "name"),
+        ("..\\b.txt", b"x", "name"),
+        (long.as_str(), b"x", "name"),
+        ("", b"x", "name"),
+        ("empty.txt", b"", "file"),
+    ] {
+        let r = app.upload(&app.token, name, "text/plain", bytes.to_vec()).await;
+        assert_eq!((r.status, r.field()), (422, field), "{name:?}: {}", r.body);
+    }
+    let unnamed = app.http.post(app.url("/api/v1/uploads")).bearer_auth(&app.token).body("x").send().await.unwrap();
+    assert_eq!(unnamed.status().as_u16(), 422);
+    let body: Value = unnamed.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "name", "{body}");
+    let r = app.upload(&app.token, "x.txt", "not a type", b"x".to_vec()).await;
+    assert_eq!((r.status, r.field()), (422, "content_type"), "{}", r.body);
+
+    let ok = upload(&app, "report.txt", "text/plain", b"quarterly").await;
+    let id = ok["id"].as_str().unwrap();
+    assert_eq!(app.download(&format!("/files/{id}/report.txt")).await.status, 200);
+    assert_eq!(app.download(&format!("/files/{id}/other.txt")).await.status, 404, "the wrong name");
+    let unknown = "0".repeat(48);
+    assert_eq!(app.download(&format!("/files/{unknown}/report.txt")).await.status, 404, "an unknown id");
+    assert_eq!(app.download("/files/nope/report.txt").await.status, 404, "not an id at all");
+}
+
+/// A visitor who has a chat and keeps the widget open: (person id,
+/// conversation id, their socket).
+async fn visitor_in_chat(app: &TestApp) -> (String, String, parley_tests::Ws) {
+    let (token, person_id) = app.visitor().await;
+    let mut ws = app.widget_ws(&token).await;
+    let conversation = ws.say("hello", "Hello, is anyone there?").await["conversation_id"].as_str().unwrap().to_owned();
+    (person_id, conversation, ws)
+}
+
+async fn an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_downloads_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (person_id, conversation, mut widget) = visitor_in_chat(&app).await;
+    let menu = upload(&app, "menu.pdf", "application/pdf", b"%PDF-1.4 the new menu").await;
+
+    let r = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "announcement", "body": "Our new menu is out", "channels": ["chat"],
+                   "audience": {"people": [person_id]}, "attachments": [menu["id"]]}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let outbound_id = r["id"].as_str().unwrap().to_owned();
+
+    let frame = widget.next_where("message.created", |f| f["message"]["kind"] == "announcement").await;
+    let m = &frame["message"];
+    assert_eq!(m["body"], "Our new menu is out");
+    assert_eq!(m["conversation_id"].as_str(), Some(conversation.as_str()), "into the chat they have");
+    let files = m["attachments"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{m}");
+    assert_eq!((files[0]["id"].as_str(), files[0]["name"].as_str()), (menu["id"].as_str(), Some("menu.pdf")));
+    assert_eq!(files[0]["size"].as_i64(), menu["size"].as_i64());
+    // The widget has no teammate session: the link alone downloads it.
+    let got = app.download(files[0]["url"].as_str().unwrap()).await;
+    assert_eq!((got.status, got.bytes.as_slice()), (200, &b"%PDF-1.4 the new menu"[..]));
+
+    // The thread lists it too, for teammates and in the widget's history.
+    let thread = app.thread(&conversation).await;
+    let last = thread.last().unwrap();
+    assert_eq!(last["attachments"][0]["url"], files[0]["url"], "{last}");
+    assert!(
+        thread.iter().filter(|m| m["kind"] != "announcement").all(|m| m.get("attachments").is_none()),
+        "only the announcement has files"
+    );
+    // The outbound shows what it carried.
+    let o = app.get(&format!("/api/v1/outbound/{outbound_id}"), &app.token).await.ok().unwrap();
+    assert_eq!(o["attachments"][0]["id"], menu["id"], "{o}");
+}
+
+async fn a_foreign_or_unknown_upload_is_refused_at_its_index_and_nothing_is_sent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (person_id, _, _widget) = visitor_in_chat(&app).await;
+    let mine = upload(&app, "ours.txt", "text/plain", b"ours").await;
+    let (other_token, _) = app.other_workspace().await;
+    let theirs = app.upload(&other_token, "theirs.txt", "text/plain", b"theirs".to_vec()).await.ok().unwrap();
+
+    let send = |kind: &str, attachments: Value| {
+        let app = &app;
+        let body =
+            json!({"kind": kind, "body": "News", "channels": ["chat"], "audience": {"people": [person_id]}, "attachments": attachments});
+        async move { app.post("/api/v1/outbound", &app.token, body).await }
+    };
+    let r = send("announcement", json!([theirs["id"]])).await;
+    assert_eq!((r.status, r.field()), (422, "attachments.0"), "{}", r.body);
+    let r = send("chat", json!([mine["id"], "f".repeat(48)])).await;
+    assert_eq!((r.status, r.field()), (422, "attachments.1"), "{}", r.body);
+    let r = send("announcement", json!([mine["id"], mine["id"]])).await;
+    assert_eq!((r.status, r.field()), (422, "attachments.1"), "listed twice: {}", r.body);
+    let eleven: Vec<Value> = (0..11).map(|_| mine["id"].clone()).collect();
+    assert_eq!(send("announcement", json!(eleven)).await.field(), "attachments");
+    let r = send("checkin", json!([mine["id"]])).await;
+    assert_eq!((r.status, r.field()), (422, "attachments"), "a check-in carries no files: {}", r.body);
+    let one_way = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "one_way", "body": "News", "channels": ["email"], "audience": {"people": [person_id]}, "attachments": [mine["id"]]}),
+        )
+        .await;
+    assert_eq!((one_way.status, one_way.field()), (422, "attachments"), "{}", one_way.body);
+
+    // No outbound, so no delivery, was stored by any of them.
+    let list = app.get("/api/v1/outbound", &app.token).await.ok().unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    let deliveries: i64 = match &app.engine.db {
+        parley_engine::Db::Sqlite { read, .. } => sqlx::query_scalar("SELECT COUNT(*) FROM delivery").fetch_one(read).await.unwrap(),
+        parley_engine::Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM delivery").fetch_one(pool).await.unwrap(),
+    };
+    assert_eq!(deliveries, 0);
+
+    // The same for a reply in the inbox.
+    let conversation = app.get("/api/v1/conversations", &app.token).await.ok().unwrap()["items"][0]["id"].as_str().unwrap().to_owned();
+    let before = app.thread(&conversation).await.len();
+    let r = app
+        .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "", "attachments": [theirs["id"]]}))
+        .await;
+    assert_eq!((r.status, r.field()), (422, "attachments.0"), "{}", r.body);
+    assert_eq!(app.thread(&conversation).await.len(), before);
+}
+
+async fn a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_links_it(backend: Backend) {
+    let app = TestApp::spawn_with_fallback_delay(backend, Duration::from_secs(2)).await;
+    let smtp = Smtp::shared();
+    let email = format!("ann-{}@customer.test", uuid::Uuid::now_v7().simple());
+    let (token, person_id) = app.visitor_with(json!({"name": "Ann", "email": email})).await;
+    let mut widget = app.widget_ws(&token).await;
+    let conversation = widget.say("hello", "Can you send me the invoice?").await["conversation_id"].as_str().unwrap().to_owned();
+    let mut agents = app.agent_ws(&app.token).await;
+
+    // A reply may be nothing but a file; without one it still needs words.
+    let empty = app.post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": " "})).await;
+    assert_eq!((empty.status, empty.field()), (422, "body"), "{}", empty.body);
+    let invoice = upload(&app, "invoice #42.pdf", "application/pdf", b"%PDF-1.4 invoice").await;
+    let sent = app
+        .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "", "attachments": [invoice["id"]]}))
+        .await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    assert_eq!(sent.body["attachments"][0]["name"], "invoice #42.pdf");
+    let url = sent.body["attachments"][0]["url"].as_str().unwrap().to_owned();
+
+    let to_agents = agents.next_where("message.created", |f| f["message"]["id"] == sent.body["id"]).await;
+    assert_eq!(to_agents["message"]["attachments"][0]["url"].as_str(), Some(url.as_str()));
+    let to_widget = widget.next_where("message.created", |f| f["message"]["id"] == sent.body["id"]).await;
+    assert_eq!(to_widget["message"]["attachments"][0]["url"].as_str(), Some(url.as_str()));
+
+    // Ann closes the tab without reading it: the email links the file.
+    widget.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.get(&format!("/api/v1/people/{person_id}"), &app.token).await.ok().unwrap()["online"] == true {
+        assert!(tokio::time::Instant::now() < deadline, "the visitor stayed online");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reminder =
+        app.post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "Here it is, see the file."})).await;
+    assert_eq!(reminder.status, 201);
+    let mail = smtp.wait_for(&email, 1, Duration::from_secs(15)).await.remove(0);
+    let absolute = app.url(&url);
+    let text = mail.text();
+    assert!(text.contains(&format!("invoice #42.pdf: {absolute}")), "{text}");
+    let html = mail.html();
+    assert!(html.contains(&format!("<a href=\"{absolute}\">invoice #42.pdf</a>")), "{html}");
+    // And the link in the email downloads the file.
+    let got = app.download(&url).await;
+    assert_eq!((got.status, got.bytes.as_slice()), (200, &b"%PDF-1.4 invoice"[..]));
+}
