@@ -5,9 +5,14 @@
 
 use std::time::Duration;
 
+use fantoccini::Locator;
+use parley_tests::browser::{Driver, screenshot, wait_for};
 use parley_tests::outside::Smtp;
 use parley_tests::{Backend, TestApp, on_both_backends};
 use serde_json::{Value, json};
+
+use super::browser::{in_widget, log_in, send_in_widget};
+use super::browser_app::{click, quick_add, type_in};
 
 on_both_backends!(
     an_uploaded_file_downloads_as_it_was_and_html_or_svg_only_as_a_download,
@@ -15,6 +20,7 @@ on_both_backends!(
     an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_downloads_it,
     a_foreign_or_unknown_upload_is_refused_at_its_index_and_nothing_is_sent,
     a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_links_it,
+    an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_real_browser,
 );
 
 /// A real 24×16 PNG (a solid colour), so a browser shows it as a picture.
@@ -258,4 +264,107 @@ async fn a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_link
     // And the link in the email downloads the file.
     let got = app.download(&url).await;
     assert_eq!((got.status, got.bytes.as_slice()), (200, &b"%PDF-1.4 invoice"[..]));
+}
+
+async fn an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_real_browser(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+    // The files the agent picks, as they would be on their disk.
+    let dir = app.data_dir.join("agent-desktop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (plan, notes) = (dir.join("floor plan.png"), dir.join("opening-notes.txt"));
+    std::fs::write(&plan, PNG).unwrap();
+    std::fs::write(&notes, "Doors open at nine.").unwrap();
+
+    let visitor = driver.browser(1280, 800).await;
+    visitor.goto(&app.url("/demo")).await.unwrap();
+    wait_for(&visitor, "the widget to connect", "window.Parley && Parley._state && Parley._state().connected").await;
+    visitor.execute("Parley('show')", vec![]).await.unwrap();
+    send_in_widget(&visitor, "Can I see the floor plan?").await;
+    wait_for(&visitor, "the ack", &in_widget("[data-testid=parley-message][data-message-id]")).await;
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    agent.wait().for_element(Locator::Css("[data-testid=conversation-row]")).await.unwrap().click().await.unwrap();
+    wait_for(&agent, "the visitor's message", "document.querySelector('[data-testid=thread-message][data-author-type=person]')").await;
+
+    // Both files at once: each uploads as soon as it is picked.
+    let input = agent.find(Locator::Css("[data-testid=composer-attach-input]")).await.unwrap();
+    input.send_keys(&format!("{}\n{}", plan.display(), notes.display())).await.unwrap();
+    let done = "document.querySelectorAll('[data-testid=composer-attach-item][data-state=done]').length === 2";
+    wait_for(&agent, "both uploads", done).await;
+    let label = agent.execute("return document.querySelector('label[for=composer-attach-input]').textContent", vec![]).await.unwrap();
+    assert_eq!(label, "Attach files");
+    agent.find(Locator::Css("[data-testid=composer-input]")).await.unwrap().send_keys("Here it is, with our notes.\u{E007}").await.unwrap();
+
+    // The thread shows the picture as a preview and the text file as a link.
+    let sent = "document.querySelector('[data-testid=thread-message][data-author-type=teammate]')";
+    wait_for(
+        &agent,
+        "the reply with its files",
+        &format!("{sent} && {sent}.querySelectorAll('[data-testid=message-attachment]').length === 2"),
+    )
+    .await;
+    wait_for(&agent, "the preview to load", &format!("{sent}.querySelector('img.msg-file-preview')?.naturalWidth === 24")).await;
+    let link = agent
+        .execute(&format!("const a = {sent}.querySelector('a[download]'); return [a.textContent, a.getAttribute('href')]"), vec![])
+        .await
+        .unwrap();
+    assert!(link[0].as_str().unwrap().starts_with("opening-notes.txt"), "{link}");
+    assert!(link[0].as_str().unwrap().ends_with("19 B"), "name and size: {link}");
+    let cleared = agent.execute("return document.querySelectorAll('[data-testid=composer-attach-item]').length", vec![]).await.unwrap();
+    assert_eq!(cleared, 0, "the composer is empty again");
+    // The link the page shows downloads the file.
+    let got = app.download(link[1].as_str().unwrap()).await;
+    assert_eq!(got.bytes, b"Doors open at nine.");
+
+    // The visitor's widget on the demo site shows them too, from our server.
+    let files = in_widget("[data-testid=parley-message][data-author-type=teammate]");
+    wait_for(
+        &visitor,
+        "the files in the widget",
+        &format!("{files} && {files}.querySelectorAll('[data-testid=parley-attachment]').length === 2"),
+    )
+    .await;
+    wait_for(&visitor, "the picture to load", &format!("{files}.querySelector('img')?.naturalWidth === 24")).await;
+    let href = visitor.execute(&format!("return {files}.querySelector('a[download]').href"), vec![]).await.unwrap();
+    assert_eq!(href.as_str(), Some(app.url(link[1].as_str().unwrap()).as_str()));
+    let text = visitor.execute(&format!("return {files}.textContent"), vec![]).await.unwrap();
+    assert!(
+        text.as_str().unwrap().contains("Here it is, with our notes.") && text.as_str().unwrap().contains("opening-notes.txt"),
+        "{text}"
+    );
+
+    screenshot(&agent, &format!("inbox-attachments-{tag}")).await;
+
+    // An announcement from the outbound composer carries a file too; a
+    // check-in offers none.
+    let person_id =
+        app.get("/api/v1/conversations", &app.token).await.ok().unwrap()["items"][0]["person"]["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("/api/v1/people/{person_id}"), &app.token, json!({"name": "Dana Demo"})).await.ok().unwrap();
+    agent.goto(&app.url("/#/outbound/new")).await.unwrap();
+    wait_for(
+        &agent,
+        "the composer's files",
+        "document.querySelector('[data-testid=compose-attach-input]')?.closest('.attach')?.hidden === false",
+    )
+    .await;
+    click(&agent, "[data-testid=compose-kind-checkin]").await;
+    wait_for(&agent, "no files for a check-in", "document.querySelector('[data-testid=compose-attach-input]').closest('.attach').hidden")
+        .await;
+    click(&agent, "[data-testid=compose-kind-announcement]").await;
+    quick_add(&agent, "Dana", &person_id).await;
+    type_in(&agent, "[data-testid=compose-body]", "We open at nine from Monday.").await;
+    agent.find(Locator::Css("[data-testid=compose-attach-input]")).await.unwrap().send_keys(&notes.display().to_string()).await.unwrap();
+    wait_for(&agent, "the upload", "document.querySelectorAll('[data-testid=compose-attach-item][data-state=done]').length === 1").await;
+    click(&agent, "[data-testid=compose-send]").await;
+    let announced = in_widget("[data-testid=parley-message].k-announcement");
+    wait_for(&visitor, "the announcement with its file", &format!("{announced}?.querySelector('[data-testid=parley-attachment]')")).await;
+    let text = visitor.execute(&format!("return {announced}.textContent"), vec![]).await.unwrap();
+    assert!(
+        text.as_str().unwrap().contains("We open at nine from Monday.") && text.as_str().unwrap().contains("opening-notes.txt"),
+        "{text}"
+    );
+    screenshot(&visitor, &format!("widget-attachments-{tag}")).await;
 }
