@@ -129,14 +129,17 @@ async fn visitor_in_chat(app: &TestApp) -> (String, String, parley_tests::Ws) {
 
 async fn an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_downloads_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (person_id, conversation, mut widget) = visitor_in_chat(&app).await;
+    let email = format!("ben-{}@customer.test", uuid::Uuid::now_v7().simple());
+    let (token, person_id) = app.visitor_with(json!({"name": "Ben", "email": email})).await;
+    let mut widget = app.widget_ws(&token).await;
+    let conversation = widget.say("hello", "Hello, is anyone there?").await["conversation_id"].as_str().unwrap().to_owned();
     let menu = upload(&app, "menu.pdf", "application/pdf", b"%PDF-1.4 the new menu").await;
 
     let r = app
         .post(
             "/api/v1/outbound",
             &app.token,
-            json!({"kind": "announcement", "body": "Our new menu is out", "channels": ["chat"],
+            json!({"kind": "announcement", "body": "Our new menu is out", "channels": ["chat", "email"],
                    "audience": {"people": [person_id]}, "attachments": [menu["id"]]}),
         )
         .await
@@ -167,6 +170,12 @@ async fn an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_do
     // The outbound shows what it carried.
     let o = app.get(&format!("/api/v1/outbound/{outbound_id}"), &app.token).await.ok().unwrap();
     assert_eq!(o["attachments"][0]["id"], menu["id"], "{o}");
+
+    // Its email copy links the file by name, absolute, in both parts.
+    let mail = Smtp::shared().wait_for(&email, 1, Duration::from_secs(15)).await.remove(0);
+    let absolute = app.url(files[0]["url"].as_str().unwrap());
+    assert!(mail.text().contains(&format!("menu.pdf: {absolute}")), "{}", mail.text());
+    assert!(mail.html().contains(&format!("<a href=\"{absolute}\">menu.pdf</a>")), "{}", mail.html());
 }
 
 async fn a_foreign_or_unknown_upload_is_refused_at_its_index_and_nothing_is_sent(backend: Backend) {
@@ -244,6 +253,15 @@ async fn a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_link
     assert_eq!(to_agents["message"]["attachments"][0]["url"].as_str(), Some(url.as_str()));
     let to_widget = widget.next_where("message.created", |f| f["message"]["id"] == sent.body["id"]).await;
     assert_eq!(to_widget["message"]["attachments"][0]["url"].as_str(), Some(url.as_str()));
+    // The teammates' socket takes files too, and its ack lists them.
+    agents
+        .send(json!({"type": "message.send", "echo_id": "with-file", "conversation_id": conversation, "body": "Also this copy.",
+                     "attachments": [invoice["id"]]}))
+        .await;
+    let ack = agents.next_of("ack").await;
+    assert_eq!(ack["message"]["attachments"][0]["url"].as_str(), Some(url.as_str()), "{ack}");
+    let to_widget = widget.next_where("message.created", |f| f["message"]["id"] == ack["message"]["id"]).await;
+    assert_eq!(to_widget["message"]["attachments"][0]["name"], "invoice #42.pdf");
 
     // Ann closes the tab without reading it: the email links the file.
     widget.close().await;
@@ -264,6 +282,15 @@ async fn a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_link
     // And the link in the email downloads the file.
     let got = app.download(&url).await;
     assert_eq!((got.status, got.bytes.as_slice()), (200, &b"%PDF-1.4 invoice"[..]));
+
+    // A deleted message shows its files no more; deleting the conversation
+    // takes their links with it, and the upload stays for other messages.
+    let deleted = app.delete(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap()), &app.token).await;
+    assert_eq!(deleted.status, 204);
+    let thread = app.thread(&conversation).await;
+    assert!(thread.iter().all(|m| m["id"] != sent.body["id"]), "the deleted message is gone");
+    assert_eq!(app.delete(&format!("/api/v1/conversations/{conversation}"), &app.token).await.status, 204);
+    assert_eq!(app.download(&url).await.status, 200);
 }
 
 async fn an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_real_browser(backend: Backend) {
