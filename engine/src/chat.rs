@@ -357,7 +357,9 @@ pub async fn conversation(db: &Db, workspace_id: &str, id: &str, reader: Option<
             .bind(id).bind(workspace_id).fetch_all(&mut *conn).await?;
         hydrate!(conn, rows, reader)
     });
-    found.into_iter().next().ok_or(Error::NotFound("conversation"))
+    let mut found = found.into_iter().next().ok_or(Error::NotFound("conversation"))?;
+    crate::uploads::attach(db, found.last_message.as_mut()).await?;
+    Ok(found)
 }
 
 /// Loads a conversation inside a transaction (to build frames that reflect it).
@@ -435,6 +437,7 @@ pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversa
             .fetch_all(&mut *conn).await?;
         hydrate!(conn, rows, Some(actor.teammate_id.as_str()))
     });
+    crate::uploads::attach(db, items.iter_mut().filter_map(|c| c.last_message.as_mut())).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|c| format!("{}_{}", parse_ms(&c.updated_at), c.id))

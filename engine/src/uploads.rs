@@ -284,9 +284,10 @@ pub async fn of_messages(db: &Db, message_ids: &[&str]) -> Result<HashMap<String
 }
 
 /// Fills in the attachments of loaded messages.
-pub async fn attach(db: &Db, messages: &mut [crate::chat::Message]) -> Result<()> {
-    let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    let mut found = of_messages(db, &ids).await?;
+pub async fn attach<'a>(db: &Db, messages: impl IntoIterator<Item = &'a mut crate::chat::Message>) -> Result<()> {
+    let messages: Vec<&mut crate::chat::Message> = messages.into_iter().collect();
+    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let mut found = of_messages(db, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     for m in messages {
         m.attachments = found.remove(&m.id).unwrap_or_default();
     }

@@ -167,6 +167,10 @@ async fn an_announcement_with_a_file_reaches_the_visitors_widget_and_its_link_do
         thread.iter().filter(|m| m["kind"] != "announcement").all(|m| m.get("attachments").is_none()),
         "only the announcement has files"
     );
+    let c = app.get(&format!("/api/v1/conversations/{conversation}"), &app.token).await.ok().unwrap();
+    assert_eq!(c["last_message"]["attachments"][0]["id"], menu["id"], "the inbox's summary too: {c}");
+    let list = app.get("/api/v1/conversations", &app.token).await.ok().unwrap();
+    assert_eq!(list["items"][0]["last_message"]["attachments"][0]["id"], menu["id"], "{list}");
     // The outbound shows what it carried.
     let o = app.get(&format!("/api/v1/outbound/{outbound_id}"), &app.token).await.ok().unwrap();
     assert_eq!(o["attachments"][0]["id"], menu["id"], "{o}");

@@ -64,8 +64,8 @@ function preview(conv, meId) {
   if (!m) return 'No messages yet';
   const mine = m.author?.type === 'teammate' && m.author.id === meId;
   const prefix = m.kind === 'note' ? 'Note: ' : mine ? 'You: ' : '';
-  // Only a file can make a message without words (a deleted one has none either).
-  const text = String(m.body ?? '').replace(/\s+/g, ' ').trim() || (m.deleted ? '' : 'Attachment');
+  // A message of files alone shows their names.
+  const text = String(m.body ?? '').replace(/\s+/g, ' ').trim() || (m.attachments ?? []).map((f) => f.name).join(', ');
   return prefix + text;
 }
 
