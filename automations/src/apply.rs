@@ -206,6 +206,7 @@ pub(crate) async fn say(
         cause: cause.clone(),
         to_person: if to.conversation_id.is_none() { to.person_id.clone() } else { None },
         email_fallback,
+        attachments: Vec::new(),
     };
     chat::send(&engine.db, &engine.hub, m).await.map(|s| s.message).map_err(|e| format!("sending a message: {e}"))
 }

@@ -64,6 +64,7 @@ impl Automations {
             text: text.clone(),
             reply_to: None,
             unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &w, person_id)),
+            links: Vec::new(),
         };
         match engine.mailer.send(&email).await {
             Ok(()) => {

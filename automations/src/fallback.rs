@@ -64,7 +64,8 @@ impl Automations {
             return Ok(());
         }
         let reply_to = Some(engine.mailer.reply_address(&state.reply_token));
-        let email = missed_email(&engine.public_url, &w, &person, to, &unseen, "Reply to this email to answer in the chat.", reply_to);
+        let mut email = missed_email(&engine.public_url, &w, &person, to, &unseen, "Reply to this email to answer in the chat.", reply_to);
+        email.links = attached(engine, &unseen).await?;
         if let Err(e) = engine.mailer.send(&email).await {
             // Given back, so the job's next try sends it.
             missed::release(db, conversation_id, message_id, state.sent_through).await?;
@@ -121,7 +122,8 @@ impl Automations {
                 None => "Reply to this email to answer in the chat.".to_owned(),
             };
             let reply_to = Some(engine.mailer.reply_address(&token));
-            let email = missed_email(&engine.public_url, &w, &person, to, &unseen, &ending, reply_to);
+            let mut email = missed_email(&engine.public_url, &w, &person, to, &unseen, &ending, reply_to);
+            email.links = attached(engine, &unseen).await?;
             if let Err(e) = engine.mailer.send(&email).await {
                 // Given back, so the job's next try sends it (members emailed
                 // already keep their marks and are not emailed again).
@@ -163,7 +165,16 @@ fn missed_email(
         text,
         reply_to,
         unsubscribe_url: Some(mail::unsubscribe_url(public_url, w, &person.id)),
+        links: Vec::new(),
     }
+}
+
+/// The files attached to the missed messages, in their order, as links.
+async fn attached(engine: &parley_engine::Engine, unseen: &[missed::Unseen]) -> Result<Vec<mail::Link>> {
+    let ids: Vec<&str> = unseen.iter().map(|m| m.id.as_str()).collect();
+    let mut by_message = parley_engine::uploads::of_messages(&engine.db, &ids).await?;
+    let files: Vec<_> = ids.iter().flat_map(|id| by_message.remove(*id).unwrap_or_default()).collect();
+    Ok(mail::links(&engine.public_url, &files))
 }
 
 /// Counts a missed-message email that went out and puts it on the person's timeline.

@@ -205,7 +205,8 @@ impl Automations {
             _ => MessageKind::Chat,
         };
         let fallback = s.o.options.email_fallback && s.w.email_fallback;
-        let from = bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback };
+        let from =
+            bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback, attachments: &s.o.attachments };
         if s.o.options.transparent {
             return self.send_shared(s, from, chats).await;
         }
@@ -302,6 +303,7 @@ impl Automations {
             text: self.with_link(s, person, body),
             reply_to: None,
             unsubscribe_url: Some(mail::unsubscribe_url(&engine.public_url, &s.w, &person.id)),
+            links: mail::links(&engine.public_url, &s.o.attachments),
         };
         engine.mailer.send(&email).await?;
         Ok(Outcome { status: "sent", route: Some(engine.mailer.kind().into()), tries: 1, ..Outcome::default() })

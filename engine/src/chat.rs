@@ -97,6 +97,9 @@ pub struct Message {
     pub echo_id: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Files attached (left out when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::uploads::Attachment>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -127,6 +130,7 @@ impl From<MessageRow> for Message {
             created_at: rfc3339(r.created_at),
             echo_id: r.echo_id,
             deleted: r.deleted_at.is_some(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -353,7 +357,9 @@ pub async fn conversation(db: &Db, workspace_id: &str, id: &str, reader: Option<
             .bind(id).bind(workspace_id).fetch_all(&mut *conn).await?;
         hydrate!(conn, rows, reader)
     });
-    found.into_iter().next().ok_or(Error::NotFound("conversation"))
+    let mut found = found.into_iter().next().ok_or(Error::NotFound("conversation"))?;
+    crate::uploads::attach(db, found.last_message.as_mut()).await?;
+    Ok(found)
 }
 
 /// Loads a conversation inside a transaction (to build frames that reflect it).
@@ -431,6 +437,7 @@ pub async fn list(db: &Db, actor: &Actor, f: ListFilter) -> Result<Page<Conversa
             .fetch_all(&mut *conn).await?;
         hydrate!(conn, rows, Some(actor.teammate_id.as_str()))
     });
+    crate::uploads::attach(db, items.iter_mut().filter_map(|c| c.last_message.as_mut())).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|c| format!("{}_{}", parse_ms(&c.updated_at), c.id))
@@ -466,7 +473,9 @@ pub async fn messages(
     rows.truncate(limit as usize);
     rows.reverse();
     let next_cursor = if more { rows.first().map(|m| m.id.clone()) } else { None };
-    Ok(Page { items: rows.into_iter().map(Message::from).collect(), next_cursor })
+    let mut items: Vec<Message> = rows.into_iter().map(Message::from).collect();
+    crate::uploads::attach(db, &mut items).await?;
+    Ok(Page { items, next_cursor })
 }
 
 /// Who writes a message.
@@ -513,6 +522,9 @@ pub struct NewMessage {
     /// A teammate's or the bot's chat message may be emailed to a person who
     /// misses it; false opts this message out.
     pub email_fallback: bool,
+    /// Uploads of the workspace, checked by `uploads::resolve`; with at
+    /// least one the body may be empty.
+    pub attachments: Vec<crate::uploads::Attachment>,
 }
 
 impl NewMessage {
@@ -531,6 +543,7 @@ impl NewMessage {
             cause: crate::bus::Cause::Someone,
             to_person: None,
             email_fallback: true,
+            attachments: Vec::new(),
         }
     }
 }
@@ -562,7 +575,9 @@ async fn by_echo(db: &Db, m: &NewMessage) -> Result<Option<Message>> {
     let row: Option<MessageRow> = with_db!(db, pool => sqlx::query_as(message_select!(
         "WHERE m.workspace_id = $1 AND m.author_type = $2 AND m.author_id = $3 AND m.echo_id = $4"))
         .bind(&m.workspace_id).bind(m.sender.kind()).bind(m.sender.id()).bind(echo).fetch_optional(pool).await?);
-    Ok(row.map(Message::from))
+    let mut found: Vec<Message> = row.map(Message::from).into_iter().collect();
+    crate::uploads::attach(db, &mut found).await?;
+    Ok(found.pop())
 }
 
 /// The outcome of [`send`]: the stored message, and whether this call stored it
@@ -603,7 +618,10 @@ pub async fn send(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
 }
 
 async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
-    check_body("body", &m.body)?;
+    // A file may go without words, but not with too many.
+    if m.attachments.is_empty() || m.body.len() > MAX_BODY {
+        check_body("body", &m.body)?;
+    }
     check_echo(&m.echo_id)?;
     if m.kind == Kind::Note && matches!(m.sender, Sender::Person(_)) {
         return Err(Error::invalid("kind", "people cannot write notes"));
@@ -721,6 +739,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             let message = by_echo(db, &m).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("echo conflict without a row")))?;
             return Ok(Sent { message, created: false, started: false, missed_at: None });
         }
+        crate::uploads::link_attachments!(tx, &id, m.attachments);
         // Who sees it: the person, or every member of the company or shared chat.
         let audience: Vec<String> = match (m.kind, company.is_some() || shared_chat) {
             (Kind::Note, _) => Vec::new(),
@@ -786,6 +805,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             created_at: rfc3339(now),
             echo_id: m.echo_id.clone(),
             deleted: false,
+            attachments: m.attachments.clone(),
         };
         // The conversation's last message is `message` itself: the summary in
         // the frame leaves it out rather than carry it twice.
@@ -1039,6 +1059,8 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
         }
         sqlx::query("UPDATE message SET body = '', deleted_at = $1, deleted_by = $2 WHERE id = $3")
             .bind(now_ms()).bind(&actor.teammate_id).bind(message_id).execute(&mut *tx).await?;
+        // A deleted message shows nothing, its files included.
+        sqlx::query("DELETE FROM message_attachment WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
         let frame = json!({"type": "message.deleted", "message_id": message_id, "conversation_id": conversation_id});
         let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
         if kind != "note" {
@@ -1157,6 +1179,7 @@ pub async fn choose(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str, mes
             cause: Default::default(),
             to_person: None,
             email_fallback: true,
+            attachments: Vec::new(),
         },
     )
     .await

@@ -28,6 +28,7 @@
 //!   and finding the conversation an emailed reply belongs to.
 //! - [`snippets`]: handlebars placeholders in texts sent for someone.
 //! - [`teams`]: teams of teammates that conversations are routed to.
+//! - [`uploads`]: files attached to messages, kept in the data dir.
 //! - [`util`]: ids, tokens, clocks.
 //! - [`webhooks`]: subscriptions of the site's backend and their delivery log.
 
@@ -53,6 +54,7 @@ pub mod segments;
 pub mod sms;
 pub mod snippets;
 pub mod teams;
+pub mod uploads;
 pub mod util;
 pub mod webhooks;
 pub mod workspace;
@@ -101,6 +103,8 @@ pub struct Engine {
     pub public_url: String,
     /// Email out.
     pub mailer: std::sync::Arc<mail::Mailer>,
+    /// Where uploaded files are kept (`<data dir>/uploads`).
+    pub uploads_dir: std::path::PathBuf,
     /// Cancelled when the server shuts down: live sockets close with 1012
     /// ("service restart") so clients reconnect, to this node or another.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -109,8 +113,15 @@ pub struct Engine {
 impl Engine {
     /// Connects the hub and presence to `db` and starts their background
     /// tasks. With `meili`, people are searched on Meilisearch (SQL answering
-    /// what it cannot) and a loop keeps its index in step.
-    pub async fn start(db: Db, public_url: String, meili: Option<search::meili::MeiliConfig>, mailer: mail::Mailer) -> Result<Engine> {
+    /// what it cannot) and a loop keeps its index in step. Uploads go to
+    /// `uploads_dir`.
+    pub async fn start(
+        db: Db,
+        public_url: String,
+        meili: Option<search::meili::MeiliConfig>,
+        mailer: mail::Mailer,
+        uploads_dir: std::path::PathBuf,
+    ) -> Result<Engine> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone()).await;
@@ -127,6 +138,6 @@ impl Engine {
                 index
             }
         };
-        Ok(Engine { db, hub, presence, people_index, public_url, mailer: std::sync::Arc::new(mailer), shutdown })
+        Ok(Engine { db, hub, presence, people_index, public_url, mailer: std::sync::Arc::new(mailer), uploads_dir, shutdown })
     }
 }

@@ -111,6 +111,22 @@ pub struct Outgoing {
     pub text: String,
     pub reply_to: Option<String>,
     pub unsubscribe_url: Option<String>,
+    /// Files the email links to (attachments of the messages it carries),
+    /// listed after the text: each one's name and absolute URL.
+    pub links: Vec<Link>,
+}
+
+/// A named link an email lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
+}
+
+/// The links of attached files, absolute (an email is read far from the
+/// server), as check-in links are made.
+pub fn links(public_url: &str, attachments: &[crate::uploads::Attachment]) -> Vec<Link> {
+    attachments.iter().map(|a| Link { name: a.name.clone(), url: format!("{public_url}{}", a.url) }).collect()
 }
 
 impl Outgoing {
@@ -123,6 +139,12 @@ impl Outgoing {
         );
         let from = Mailbox::new(Some(self.from_name.clone()), from.email.clone());
         let mut text = self.text.clone();
+        if !self.links.is_empty() {
+            text.push_str("\n\nAttachments:");
+            for l in &self.links {
+                text.push_str(&format!("\n- {}: {}", l.name, l.url));
+            }
+        }
         if let Some(u) = &self.unsubscribe_url {
             text.push_str(&format!("\n\n--\nUnsubscribe: {u}\n"));
         }
@@ -135,21 +157,28 @@ impl Outgoing {
                 .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{u}>")))
                 .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click".into()));
         }
-        let body = MultiPart::alternative()
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html(&self.text, self.unsubscribe_url.as_deref())));
+        let body = MultiPart::alternative().singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text)).singlepart(
+            SinglePart::builder().header(ContentType::TEXT_HTML).body(html(&self.text, &self.links, self.unsubscribe_url.as_deref())),
+        );
         builder.multipart(body).map_err(|e| Error::Internal(anyhow::anyhow!("building an email: {e}")))
     }
 }
 
 /// The HTML part: the text escaped, paragraphs on blank lines, line breaks
-/// kept, and the unsubscribe link at the foot.
-pub fn html(text: &str, unsubscribe_url: Option<&str>) -> String {
+/// kept, the links by name, and the unsubscribe link at the foot.
+pub fn html(text: &str, links: &[Link], unsubscribe_url: Option<&str>) -> String {
     let mut out = String::from("<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">");
     for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
         out.push_str("<p>");
         out.push_str(&escape(para.trim_matches('\n')).replace('\n', "<br>"));
         out.push_str("</p>");
+    }
+    if !links.is_empty() {
+        out.push_str("<p>Attachments:</p><ul>");
+        for l in links {
+            out.push_str(&format!("<li><a href=\"{}\">{}</a></li>", escape(&l.url), escape(&l.name)));
+        }
+        out.push_str("</ul>");
     }
     if let Some(u) = unsubscribe_url {
         out.push_str(&format!("<p style=\"color:#777;font-size:12px\"><a href=\"{}\">Unsubscribe</a></p>", escape(u)));
@@ -217,14 +246,26 @@ mod tests {
             text: "Hi <b>Ann</b> & co,\n\nline one\nline two".into(),
             reply_to: None,
             unsubscribe_url: Some("https://parley.test/u/w.p.sig".into()),
+            links: Vec::new(),
         }
     }
 
     #[test]
     fn the_html_part_escapes_the_text_and_keeps_its_shape() {
-        let h = html("Hi <b>Ann</b> & co,\n\nline one\nline two", Some("https://x.test/u/a\"b"));
+        let h = html("Hi <b>Ann</b> & co,\n\nline one\nline two", &[], Some("https://x.test/u/a\"b"));
         assert!(h.contains("<p>Hi &lt;b&gt;Ann&lt;/b&gt; &amp; co,</p><p>line one<br>line two</p>"), "{h}");
         assert!(h.contains("href=\"https://x.test/u/a&quot;b\""), "{h}");
+    }
+
+    #[test]
+    fn linked_files_are_listed_by_name_in_both_parts() {
+        let link = Link { name: "<plan>.pdf".into(), url: "https://x.test/files/ab/%3Cplan%3E.pdf".into() };
+        let h = html("Here it is", std::slice::from_ref(&link), None);
+        assert!(h.contains("<li><a href=\"https://x.test/files/ab/%3Cplan%3E.pdf\">&lt;plan&gt;.pdf</a></li>"), "{h}");
+        let from: Mailbox = DEFAULT_FROM.parse().unwrap();
+        let mail = Outgoing { links: vec![link], ..email() }.build(&from).unwrap();
+        let raw = String::from_utf8(mail.formatted()).unwrap();
+        assert!(raw.contains("- <plan>.pdf: https://x.test/files/ab/%3Cplan%3E.pdf"), "{raw}");
     }
 
     #[test]

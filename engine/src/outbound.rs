@@ -194,6 +194,10 @@ pub struct OutboundInput {
     /// Who it comes from (chat); the sender when unset.
     #[serde(default)]
     pub from_teammate_id: Option<String>,
+    /// Upload ids (`POST /uploads`) every recipient's message carries, at
+    /// most 10; kinds `chat` and `announcement` only.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// An outbound as stored, with its live counts.
@@ -209,6 +213,9 @@ pub struct Outbound {
     pub from_teammate_id: Option<String>,
     pub created_by: String,
     pub follow_up_of: Option<String>,
+    /// Files each recipient's message carries (left out when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::uploads::Attachment>,
     /// `sending` until every delivery has an outcome, then `sent`.
     pub status: String,
     /// People it went to (each may have several deliveries).
@@ -270,10 +277,11 @@ struct Row {
     archived: bool,
     created_at: i64,
     finished_at: Option<i64>,
+    attachments: String,
 }
 
 const SELECT: &str = "SELECT id, kind, title, body, channels, audience, options, from_teammate_id, created_by, follow_up_of, \
-     status, recipients, archived, created_at, finished_at FROM outbound ";
+     status, recipients, archived, created_at, finished_at, attachments FROM outbound ";
 
 impl Row {
     fn into_outbound(self) -> Result<Outbound> {
@@ -283,6 +291,7 @@ impl Row {
             channels: serde_json::from_str(&self.channels).map_err(bad)?,
             audience: serde_json::from_str(&self.audience).map_err(bad)?,
             options: serde_json::from_str(&self.options).map_err(bad)?,
+            attachments: Vec::new(),
             id: self.id,
             title: self.title,
             body: self.body,
@@ -335,6 +344,12 @@ fn check_body_parts(input: &OutboundInput) -> Result<()> {
         if input.channels[..i].contains(c) {
             return Err(Error::invalid(format!("channels.{i}"), format!("{} is listed twice", c.as_str())));
         }
+    }
+    if !input.attachments.is_empty() && !matches!(input.kind, Kind::Chat | Kind::Announcement) {
+        return Err(Error::invalid(
+            "attachments",
+            format!("only chats and announcements carry attachments, not a {}", input.kind.as_str().replace('_', "-")),
+        ));
     }
     let chat = input.channels.contains(&Channel::Chat);
     match input.kind {
@@ -407,7 +422,8 @@ struct AudienceSql {
     binds: Vec<filter::Bind>,
 }
 
-fn list_sql(pg: bool, placeholder: &str) -> String {
+/// A JSON list parameter as an SQL set, in either dialect.
+pub(crate) fn list_sql(pg: bool, placeholder: &str) -> String {
     if pg {
         format!("(SELECT jsonb_array_elements_text(CAST({placeholder} AS jsonb)))")
     } else {
@@ -530,6 +546,8 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     if let Some(t) = &input.from_teammate_id {
         crate::workspace::teammate(db, ws, t).await?;
     }
+    let attachments = crate::uploads::resolve(db, ws, &input.attachments).await?;
+    let attachments = json!(attachments.iter().map(|a| &a.id).collect::<Vec<_>>()).to_string();
     if input.channels.contains(&Channel::Sms) && crate::sms::settings(db, ws).await?.is_none_or(|s| s.routes.is_empty()) {
         return Err(Error::invalid("channels", "SMS is not set up for this workspace: add a route in the SMS settings first"));
     }
@@ -578,9 +596,9 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     let (audience_text, options_text) = (json!(input.audience).to_string(), json!(input.options).to_string());
     let recipients = with_tx!(db, tx => {
         sqlx::query("INSERT INTO outbound (id, workspace_id, kind, title, body, channels, audience, options, from_teammate_id, created_by, \
-                     follow_up_of, status, recipients, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'sending', 0, $12)")
+                     follow_up_of, status, recipients, created_at, attachments) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'sending', 0, $12, $13)")
             .bind(&id).bind(ws).bind(input.kind.as_str()).bind(&input.title).bind(&input.body).bind(&channels)
-            .bind(&audience_text).bind(&options_text).bind(&input.from_teammate_id).bind(created_by).bind(follow_up_of).bind(now)
+            .bind(&audience_text).bind(&options_text).bind(&input.from_teammate_id).bind(created_by).bind(follow_up_of).bind(now).bind(&attachments)
             .execute(&mut *tx).await?;
         let q = sqlx::query(sqlx::AssertSqlSafe(insert.as_str())).bind(ws).bind(&id).bind(now).bind(&channels);
         filter::Sql { sql: String::new(), binds: audience.binds.clone() }.bind_to(q).execute(&mut *tx).await?;
@@ -600,7 +618,12 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
 pub async fn load(db: &Db, ws: &str, id: &str) -> Result<Outbound> {
     let row: Option<Row> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1 AND workspace_id = $2")))
         .bind(id).bind(ws).fetch_optional(pool).await?);
-    row.ok_or(Error::NotFound("outbound"))?.into_outbound()
+    let row = row.ok_or(Error::NotFound("outbound"))?;
+    let ids: Vec<String> =
+        serde_json::from_str(&row.attachments).map_err(|e| Error::Internal(anyhow::anyhow!("stored outbound attachments: {e}")))?;
+    let mut o = row.into_outbound()?;
+    o.attachments = crate::uploads::resolve(db, ws, &ids).await?;
+    Ok(o)
 }
 
 /// The workspace an outbound belongs to (for the worker and signed links).
@@ -692,6 +715,7 @@ pub async fn follow_up(db: &Db, ws: &str, created_by: &str, id: &str, f: FollowU
         audience: Audience { follow_up: Some(FollowUpOf { outbound_id: id.to_owned(), only: f.only }), ..Audience::default() },
         options: first.options,
         from_teammate_id: first.from_teammate_id,
+        attachments: Vec::new(),
     };
     create(db, ws, created_by, input, Some(id)).await.map_err(|e| match e {
         Error::Unprocessable { field, .. } if field == "audience" => {
@@ -1133,6 +1157,7 @@ mod tests {
             audience: Audience::default(),
             options: Options::default(),
             from_teammate_id: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -1144,6 +1169,21 @@ mod tests {
         assert_eq!(check(&input(Kind::Checkin, vec![Channel::Sms])).unwrap_err().field(), Some("channels"));
         assert_eq!(check(&input(Kind::Chat, vec![])).unwrap_err().field(), Some("channels"));
         assert_eq!(check(&input(Kind::Chat, vec![Channel::Chat, Channel::Chat])).unwrap_err().field(), Some("channels.1"));
+    }
+
+    #[test]
+    fn only_chats_and_announcements_carry_attachments() {
+        for kind in [Kind::Chat, Kind::Announcement] {
+            let mut i = input(kind, vec![Channel::Chat]);
+            i.attachments = vec!["an-upload".into()];
+            assert!(check(&i).is_ok(), "{kind:?}");
+        }
+        let mut i = input(Kind::Checkin, vec![Channel::Chat]);
+        i.attachments = vec!["an-upload".into()];
+        assert_eq!(check(&i).unwrap_err().field(), Some("attachments"));
+        let mut i = input(Kind::OneWay, vec![Channel::Email]);
+        i.attachments = vec!["an-upload".into()];
+        assert_eq!(check(&i).unwrap_err().field(), Some("attachments"));
     }
 
     #[test]

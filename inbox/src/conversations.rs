@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_engine::chat::{self, Conversation, ConversationPatch, Kind, ListFilter, Message, NewMessage, Page, ParticipantInput, Sender};
 use parley_engine::http::Json;
-use parley_engine::{Engine, Result};
+use parley_engine::{Engine, Result, uploads};
 use serde::Deserialize;
 
 use crate::extract::Auth;
@@ -68,6 +68,8 @@ pub async fn messages(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
+    /// May be empty when there are attachments.
+    #[serde(default)]
     pub body: String,
     /// chat (default) or note (never reaches the person)
     pub kind: Option<Kind>,
@@ -75,11 +77,15 @@ pub struct ReplyBody {
     pub echo_id: Option<String>,
     /// Email the person if they do not see it (default on).
     pub email_fallback: Option<bool>,
+    /// Upload ids (`POST /uploads`) of this workspace, at most 10.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = ReplyBody,
     responses((status = 201, body = Message), (status = 403, description = "read_only or watcher participant"), (status = 404),
-        (status = 409, description = "conversation_archived"), (status = 413, description = "body over 64 KiB"), (status = 422, description = "empty body")))]
+        (status = 409, description = "conversation_archived"), (status = 413, description = "body over 64 KiB"),
+        (status = 422, description = "empty body without attachments, or an unknown upload (`attachments.N`)")))]
 pub async fn reply(
     State(engine): State<Engine>,
     Auth(actor): Auth,
@@ -90,6 +96,7 @@ pub async fn reply(
     if !matches!(kind, Kind::Chat | Kind::Note) {
         return Err(parley_engine::Error::invalid("kind", "kind must be chat or note"));
     }
+    let attachments = uploads::resolve(&engine.db, &actor.workspace_id, &b.attachments).await?;
     let sent = chat::send(
         &engine.db,
         &engine.hub,
@@ -105,6 +112,7 @@ pub async fn reply(
             cause: Default::default(),
             to_person: None,
             email_fallback: b.email_fallback.unwrap_or(true),
+            attachments,
         },
     )
     .await?;

@@ -12,6 +12,8 @@
 //! - [`inbound`]: `/inbound/email`, emailed replies back into their chat.
 //! - [`teams`]: `/teams`, the teams conversations are routed to.
 //! - [`transfer`]: people in and out as CSV.
+//! - [`uploads`]: `/uploads`, files to attach to messages, and their
+//!   download links `/files/{id}/{name}`.
 //! - [`webhooks`]: `/webhooks`, subscriptions and their delivery logs.
 //! - [`ws`]: `/api/v1/ws`, the teammates' realtime socket.
 
@@ -28,6 +30,7 @@ pub mod people;
 pub mod segments;
 pub mod teams;
 pub mod transfer;
+pub mod uploads;
 pub mod webhooks;
 pub mod workspace;
 pub mod ws;
@@ -78,13 +81,16 @@ pub fn router(engine: Engine) -> Router {
         // Replies carry quoted threads and attachments: the handler reads up
         // to its own, larger limit.
         .route("/inbound/email", post(inbound::email))
+        // Files up to 10 MiB: read to the handler's own limit too.
+        .route("/uploads", post(uploads::create))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/ws", get(ws::upgrade));
-    Router::new().nest("/api/v1", api).with_state(engine)
+    // Downloads are outside /api/v1: the link itself is the permission.
+    Router::new().nest("/api/v1", api).route("/files/{id}/{name}", get(uploads::download)).with_state(engine)
 }
 
 #[derive(utoipa::OpenApi)]
@@ -100,6 +106,7 @@ pub fn router(engine: Engine) -> Router {
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
         transfer::import, transfer::export,
         inbound::email,
+        uploads::create, uploads::download,
         outbound::create, outbound::list, outbound::get, outbound::deliveries, outbound::follow_up, outbound::archive,
         outbound::unarchive, outbound::preview, outbound::templates, outbound::create_template, outbound::template,
         outbound::update_template, outbound::delete_template, outbound::get_sms, outbound::put_sms, outbound::test_message, outbound::person_message,

@@ -243,6 +243,7 @@ pub async fn person_message(
                 cause: Cause::Someone,
                 to_person: Some(id),
                 email_fallback: true,
+                attachments: Vec::new(),
             },
         )
         .await?;
@@ -258,6 +259,7 @@ pub async fn person_message(
         audience: Audience { people: vec![id], ..Audience::default() },
         options: Default::default(),
         from_teammate_id: Some(from),
+        attachments: Vec::new(),
     };
     let c = outbound::create(&engine.db, ws, &actor.teammate_id, input, None).await?;
     announce(&engine, ws, &c);
@@ -324,6 +326,7 @@ pub async fn test_message(State(engine): State<Engine>, Auth(actor): Auth, Json(
                 text,
                 reply_to: None,
                 unsubscribe_url: None,
+                links: Vec::new(),
             };
             let sent = engine.mailer.send(&email).await;
             let attempt =

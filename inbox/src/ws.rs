@@ -9,7 +9,7 @@ use parley_engine::chat::{self, Kind, NewMessage, Sender};
 use parley_engine::http::from_value;
 use parley_engine::hub::{person_stream, workspace_stream};
 use parley_engine::realtime::{self, Handler};
-use parley_engine::{Engine, Error};
+use parley_engine::{Engine, Error, uploads};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -57,10 +57,15 @@ struct AgentSide {
 struct SendFrame {
     echo_id: Option<String>,
     conversation_id: String,
+    /// May be empty when there are attachments.
+    #[serde(default)]
     body: String,
     kind: Option<Kind>,
     /// Email the person if they miss it (default on).
     email_fallback: Option<bool>,
+    /// Upload ids of this workspace, as on the REST route.
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +106,7 @@ impl Handler for AgentSide {
                         cause: Default::default(),
                         to_person: None,
                         email_fallback: f.email_fallback.unwrap_or(true),
+                        attachments: uploads::resolve(&engine.db, &actor.workspace_id, &f.attachments).await?,
                     },
                 )
                 .await?;

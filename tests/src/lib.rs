@@ -141,6 +141,20 @@ impl Answer {
     }
 }
 
+/// A file as a browser downloads it.
+#[derive(Debug)]
+pub struct Download {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Download {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         let dir = std::env::temp_dir().join(format!("parley-test-{}", uuid::Uuid::now_v7().simple()));
@@ -278,6 +292,50 @@ impl TestApp {
     }
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
         self.request("DELETE", path, Some(token), None).await
+    }
+
+    /// `POST /api/v1/uploads?name=…`: `bytes` as the raw body, `content_type` as its type.
+    pub async fn upload(&self, token: &str, name: &str, content_type: &str, bytes: Vec<u8>) -> Answer {
+        let res = self
+            .http
+            .post(self.url("/api/v1/uploads"))
+            .query(&[("name", name)])
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    }
+
+    /// Sends only the head of a POST to `path` declaring a body of `length`
+    /// bytes (as the admin) and returns the raw answer: a refusal on the
+    /// declared length, without sending megabytes that would race the server
+    /// closing the connection.
+    pub async fn post_head_only(&self, path: &str, content_type: &str, length: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(self.addr).await.expect("connecting");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {length}\r\nConnection: close\r\n\r\n",
+            self.addr, self.token
+        );
+        tcp.write_all(head.as_bytes()).await.expect("sending the head");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Downloads `path` with no credentials, as a visitor's browser does.
+    pub async fn download(&self, path: &str) -> Download {
+        let res = self.http.get(self.url(path)).send().await.expect("the server answers");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        Download { status, headers, bytes }
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Answer {

@@ -16,6 +16,7 @@ const APP_FILES: &[(&str, &str, &str)] = &[
     ("notify.js", "text/javascript; charset=utf-8", include_str!("../assets/app/notify.js")),
     ("views.js", "text/javascript; charset=utf-8", include_str!("../assets/app/views.js")),
     ("ui.js", "text/javascript; charset=utf-8", include_str!("../assets/app/ui.js")),
+    ("attach.js", "text/javascript; charset=utf-8", include_str!("../assets/app/attach.js")),
     ("nav.js", "text/javascript; charset=utf-8", include_str!("../assets/app/nav.js")),
     ("filter.js", "text/javascript; charset=utf-8", include_str!("../assets/app/filter.js")),
     ("map.js", "text/javascript; charset=utf-8", include_str!("../assets/app/map.js")),

@@ -53,7 +53,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
             }
         }
     }
-    let engine = Engine::start(db, public_url, config.meili(), config.mailer()?).await?;
+    let engine = Engine::start(db, public_url, config.meili(), config.mailer()?, config.data_dir.join("uploads")).await?;
     parley_automations::start(&engine, config.email_fallback_delay).await?;
     let router = routes(engine.clone());
     Ok(App { engine, router })

@@ -39,6 +39,8 @@
     '.st{margin-top:2px;font-size:12px;color:#b91c1c;text-align:right}',
     '.st button{margin-left:6px;color:#4f46e5;font-size:12px;text-decoration:underline}',
     '.bs{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}',
+    '.fs{display:flex;flex-direction:column;gap:4px;margin-top:4px}.fl{display:flex;gap:8px;padding:6px 10px;border:1px solid #d1d5db;border-radius:10px;background:#fff;color:#4f46e5;text-decoration:none;overflow-wrap:anywhere}.fl span:first-child{text-decoration:underline}',
+    '.fl img{max-width:220px;max-height:160px;border-radius:6px}.fl:has(img){padding:2px;border:0;background:none}.sz{color:#6b7280;white-space:nowrap}',
     '.bs button{padding:5px 12px;border:1px solid #4f46e5;border-radius:14px;background:#fff;color:#4f46e5}',
     '.bs button:disabled{opacity:.5;cursor:default}.bs button.on{background:#4f46e5;color:#fff;opacity:1}',
     '.pl{position:absolute;left:50%;bottom:8px;transform:translateX(-50%);padding:4px 12px;border-radius:14px;background:#111827;color:#fff;font-size:12px}',
@@ -494,7 +496,8 @@
       if (/^https?:/i.test(a.avatar_url || '')) { var img = add(who, 'img'); img.src = a.avatar_url; img.alt = ''; }
       add(who, 'span', '', a.name || '');
     }
-    add(el, 'div', 'b', m.body); // textContent: bodies are text, never markup
+    if (m.body || !(m.attachments || []).length) add(el, 'div', 'b', m.body); // textContent: bodies are text, never markup
+    files(el, m.attachments);
     // A check-in without its own buttons gets the "I'm OK" answer.
     var bs = m.buttons && m.buttons.length ? m.buttons : !own && m.kind === 'checkin' && !pending ? [{label: "I'm OK", ok: 1}] : null;
     if (bs && bs[0].ok && r.chosen == null && answered(m)) r.chosen = bs[0].label;
@@ -527,6 +530,30 @@
     L.insertBefore(el, ref);
     runs();
     if (stick) toBottom(); else if (fresh) ui.pl.hidden = false;
+  }
+
+  // A message's files: pictures as small previews, anything else as a
+  // download link with its size. Links are our server's own paths.
+  function files(el, list) {
+    if (!list || !list.length) return;
+    var box = add(el, 'div', 'fs');
+    list.forEach(function (f) {
+      if (!/^\/files\//.test(f.url || '')) return;
+      var a = add(box, 'a', 'fl');
+      a.href = BASE + f.url; a.target = '_blank'; a.rel = 'noopener';
+      a.setAttribute('data-testid', 'parley-attachment');
+      if (/^image\/(png|jpeg|gif|webp)$/.test(f.content_type)) {
+        var img = add(a, 'img'); img.src = a.href; img.alt = f.name; img.loading = 'lazy';
+      } else {
+        add(a, 'span', '', f.name);
+        add(a, 'span', 'sz', size(f.size));
+        a.setAttribute('download', f.name);
+      }
+    });
+  }
+
+  function size(n) {
+    return n < 1024 ? n + ' B' : n < 1048576 ? Math.round(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB';
   }
 
   // The person already said they are OK (after this check-in came).

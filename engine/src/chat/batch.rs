@@ -93,7 +93,7 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
 
 /// Whether `m` can go through the batch writer: plain chat from a person.
 pub fn eligible(m: &NewMessage) -> bool {
-    matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none() && !m.shared
+    matches!(m.sender, Sender::Person(_)) && m.kind == Kind::Chat && m.buttons.is_none() && !m.shared && m.attachments.is_empty()
 }
 
 /// Per job: its result, or `None` when it goes back (a shared chat).
@@ -365,6 +365,7 @@ async fn write_batch(write: &sqlx::SqlitePool, hub: &Hub, jobs: &[Job]) -> Resul
             created_at: rfc3339(now),
             echo_id: j.message.echo_id.clone(),
             deleted: false,
+            attachments: Vec::new(),
         };
         // Its last message is `message` itself (see `chat::send`).
         let conversation = build_conversation(row.clone(), participants.clone(), None, None, None);
@@ -456,6 +457,7 @@ mod tests {
             cause: Default::default(),
             to_person: None,
             email_fallback: true,
+            attachments: Vec::new(),
         }
     }
 

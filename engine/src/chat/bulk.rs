@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Author, Kind, Message, NewMessage, Sender};
 use crate::hub::{Hub, person_stream};
@@ -62,12 +62,14 @@ pub struct From<'a> {
     pub kind: Kind,
     /// Plan missed-message emails for people with no widget open.
     pub email_fallback: bool,
+    /// Files every message carries.
+    pub attachments: &'a [crate::uploads::Attachment],
 }
 
 /// Stores every item's message; the results are in no particular order
 /// (match them by `key`). Items whose person has gone are errors.
 pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let From { workspace_id: ws, teammate_id, kind, email_fallback } = from;
+    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments } = from;
     match db {
         Db::Sqlite { write, .. } => sqlite(write, hub, from, items).await,
         Db::Postgres(_) => {
@@ -88,6 +90,7 @@ pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> 
                         cause: crate::bus::Cause::Someone,
                         to_person: Some(item.person_id),
                         email_fallback,
+                        attachments: attachments.to_vec(),
                     },
                 )
                 .await?;
@@ -137,6 +140,7 @@ pub async fn send_shared(db: &Db, hub: &Hub, from: From<'_>, outbound_id: &str, 
             cause: crate::bus::Cause::Someone,
             to_person: None,
             email_fallback: from.email_fallback,
+            attachments: from.attachments.to_vec(),
         },
     )
     .await?;
@@ -175,7 +179,7 @@ async fn start_shared(db: &Db, ws: &str, outbound_id: &str, title: Option<&str>)
 }
 
 async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let From { workspace_id: ws, teammate_id, kind, email_fallback } = from;
+    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments } = from;
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -299,6 +303,19 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
         .bind(email_fallback)
         .execute(&mut *tx)
         .await?;
+        if !attachments.is_empty() {
+            let links: Vec<Value> = fresh
+                .iter()
+                .flat_map(|f| attachments.iter().enumerate().map(|(i, a)| json!({"msg": f.2, "upload": a.id, "pos": i})))
+                .collect();
+            sqlx::query(
+                "INSERT INTO message_attachment (message_id, upload_id, position) \
+                 SELECT j.value->>'msg', j.value->>'upload', j.value->>'pos' FROM json_each($1) j",
+            )
+            .bind(json!(links).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     // The timeline.
     let mut timeline: Vec<(String, &'static str, String)> = Vec::with_capacity(fresh.len() * 2);
@@ -351,6 +368,7 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
             created_at: rfc3339(now),
             echo_id: Some(format!("outbound:{}", item.key)),
             deleted: false,
+            attachments: attachments.to_vec(),
         };
         frames.push((person_stream(&item.person_id), ws.to_owned(), json!({"type": "message.created", "message": message})));
     }

@@ -79,7 +79,7 @@ async fn outbound_in_url(c: &Client, previous: Option<&str>) -> String {
 }
 
 /// Adds a person to the composer's recipients through quick add.
-async fn quick_add(c: &Client, name: &str, id: &str) {
+pub(crate) async fn quick_add(c: &Client, name: &str, id: &str) {
     type_in(c, "[data-testid=compose-recipient-input]", name).await;
     click(c, &format!("[data-testid=compose-suggestion][data-id='{id}']")).await;
     wait_for(

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod attachments;
 mod automations;
 mod browser;
 mod browser_admin;

@@ -47,22 +47,6 @@ async fn inbound(app: &TestApp, token: &str, raw: &str) -> parley_tests::Answer 
     app.request("POST", "/api/v1/inbound/email", Some(token), Some(raw.to_owned())).await
 }
 
-/// Sends only the head of an inbound email of `length` bytes and returns
-/// the raw answer.
-async fn announce_only(app: &TestApp, length: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let head = format!(
-        "POST /api/v1/inbound/email HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: message/rfc822\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\n",
-        app.addr, app.token
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 async fn missed_replies_are_emailed_once_together_and_an_emailed_answer_lands_in_the_chat(backend: Backend) {
     let app = TestApp::spawn_with_fallback_delay(backend, DELAY).await;
     let smtp = Smtp::shared();
@@ -114,7 +98,7 @@ async fn missed_replies_are_emailed_once_together_and_an_emailed_answer_lands_in
     assert_eq!((a.status, a.body["body"].as_str()), (201, Some("Sending the signed form.")), "{}", a.body);
     // Refused on its declared length, before the body is read (sending all
     // 11 MiB would race the server closing the connection).
-    let answer = announce_only(&app, 11 * 1024 * 1024).await;
+    let answer = app.post_head_only("/api/v1/inbound/email", "message/rfc822", 11 * 1024 * 1024).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains(r#""code":"too_large""#), "{answer}");
 

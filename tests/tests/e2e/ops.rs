@@ -41,6 +41,8 @@ async fn the_openapi_document_lists_every_rest_endpoint() {
         ("/api/v1/conversations/{id}/archive", "post"),
         ("/api/v1/conversations/{id}/unarchive", "post"),
         ("/api/v1/messages/{id}", "delete"),
+        ("/api/v1/uploads", "post"),
+        ("/files/{id}/{name}", "get"),
         ("/widget/v1/session", "post"),
         ("/widget/v1/conversation", "get"),
         ("/widget.js", "get"),
@@ -54,7 +56,7 @@ async fn the_inbox_app_and_the_demo_site_are_served() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let index = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(index.contains("/app/app.js"));
-    for f in ["app.js", "api.js", "socket.js", "notify.js", "views.js", "app.css"] {
+    for f in ["app.js", "api.js", "socket.js", "notify.js", "views.js", "attach.js", "app.css"] {
         let res = app.http.get(app.url(&format!("/app/{f}"))).send().await.unwrap();
         assert_eq!(res.status(), 200, "{f}");
     }

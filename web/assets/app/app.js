@@ -7,6 +7,7 @@ import { connectSocket } from './socket.js';
 import { closeSection, renderNav, routeSections } from './nav.js';
 import { flashTitle, playTone, probe, stopFlash } from './notify.js';
 import { attachCanned } from './canned.js';
+import { attachControl } from './attach.js';
 import { showPerson } from './person.js';
 import { button, emitFrame, field, select } from './ui.js';
 import {
@@ -539,6 +540,8 @@ async function openConversation(id) {
   els.threadError.textContent = '';
   els.composerError.textContent = '';
   els.composerInput.value = drafts.get(id) ?? '';
+  // Files picked for one conversation never go to another.
+  files.clear();
   if (convs.has(id)) renderHeader(convs.get(id));
   else {
     els.threadName.textContent = 'Loading…';
@@ -753,6 +756,7 @@ async function patchConversation(changes) {
 /* ---------- composer ---------- */
 
 let canned = null;
+const files = attachControl({ testid: 'composer-attach' });
 
 function onComposerKeydown(e) {
   if (canned?.onKeydown(e)) return;
@@ -764,22 +768,30 @@ function onComposerKeydown(e) {
 function sendComposer() {
   const text = els.composerInput.value;
   const body = text.trim();
-  if (!current || !body) return;
+  if (!current || (!body && files.count() === 0)) return;
+  if (files.busy()) {
+    files.errorSlot.textContent = 'Wait until every file has uploaded, or remove it.';
+    return;
+  }
   const kind = els.composerNote.checked ? 'note' : 'chat';
   const id = current.id;
+  const attachments = files.ids();
   stopTyping();
   els.composerInput.value = '';
   els.composerError.textContent = '';
   sendQueue = sendQueue.then(async () => {
     try {
-      const msg = await api('POST', `/conversations/${enc(id)}/messages`, { body, kind });
+      const msg = await api('POST', `/conversations/${enc(id)}/messages`, { body, kind, attachments });
+      if (current?.id === id) files.clear();
       await onMessageCreated(msg, null);
     } catch (e) {
-      // Give the text back (ahead of anything typed since) so nothing is lost.
+      // Give the text back (ahead of anything typed since) so nothing is lost;
+      // the files stay picked.
       if (current?.id === id) {
         const typed = els.composerInput.value;
         els.composerInput.value = typed ? `${text}\n${typed}` : text;
-        els.composerError.textContent = e.message;
+        if (e.field?.startsWith('attachments')) files.errorSlot.textContent = e.message;
+        else els.composerError.textContent = e.message;
       } else {
         drafts.set(id, [text, drafts.get(id)].filter(Boolean).join('\n'));
       }
@@ -847,6 +859,7 @@ function wireUi() {
     sendComposer();
   });
   canned = attachCanned(els.composerInput, els.cannedList);
+  els.composer.querySelector('.composer-bar').before(files.el);
   els.composerInput.addEventListener('keydown', onComposerKeydown);
   els.composerInput.addEventListener('input', onComposerInput);
   els.composerNote.addEventListener('change', onNoteToggle);

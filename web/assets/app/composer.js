@@ -18,6 +18,7 @@ import {
   takeRecipients,
 } from './ui.js';
 import { h, personName } from './views.js';
+import { attachControl } from './attach.js';
 
 const KINDS = [
   ['chat', 'Chat', 'A new two-way conversation with each person; their replies come to the inbox.'],
@@ -285,6 +286,8 @@ export function open(container) {
     if (kind === 'one_way' && ![...channelBoxes.values()].some((b) => b.checked)) channelBoxes.get('email').checked = true;
     optionLabels.get('are_you_ok').hidden = kind !== 'chat';
     optionLabels.get('email_fallback').hidden = kind === 'one_way';
+    // Files go with chats and announcements only.
+    files.el.hidden = !(kind === 'chat' || kind === 'announcement');
     for (const r of kindBox.querySelectorAll('input')) r.checked = r.value === kind;
     loadTemplates();
   }
@@ -377,12 +380,17 @@ export function open(container) {
   /* ---------- send ---------- */
 
   const generalError = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'compose-error' });
+  const files = attachControl({ testid: 'compose-attach' });
   const sendBtn = button('Send', () => send(), { class: 'btn btn-primary', 'data-testid': 'compose-send' });
   const channels = () => [...channelBoxes].filter(([, b]) => b.checked).map(([c]) => c);
   const options = () => Object.fromEntries([...optionBoxes].map(([k, b]) => [k, b.checked && !optionLabels.get(k).hidden]));
 
   async function send() {
     clearErrors(container);
+    if (!files.el.hidden && files.busy()) {
+      files.errorSlot.textContent = 'Wait until every file has uploaded, or remove it.';
+      return;
+    }
     sendBtn.disabled = true;
     sendBtn.textContent = 'Sending…';
     try {
@@ -393,6 +401,7 @@ export function open(container) {
         channels: channels(),
         audience: audience(),
         options: options(),
+        attachments: files.el.hidden ? [] : files.ids(),
       });
       location.hash = `#/outbound/${enc(created.id)}`;
     } catch (e) {
@@ -427,6 +436,7 @@ export function open(container) {
         field('Title', title, { errorKey: 'title', testid: 'compose-title', hint: 'The email subject and the chat’s title; snippets allowed.' }),
         h('div', { class: 'body-head' }, field('Insert a snippet', snippet, { testid: 'compose-snippet', className: 'field-inline' })),
         field('Message', body, { errorKey: 'body', testid: 'compose-body' }),
+        files.el,
         channelsBox,
         h('p', { class: 'form-error', role: 'alert', 'data-error-for': 'channels', 'data-testid': 'compose-channels-error' }),
         optionsBox,

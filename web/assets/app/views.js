@@ -1,6 +1,8 @@
 // DOM builders and formatting. Server data only ever reaches the page as text
 // nodes or attribute values, never as markup.
 
+import { attachmentsView } from './attach.js';
+
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs ?? {})) {
@@ -62,7 +64,9 @@ function preview(conv, meId) {
   if (!m) return 'No messages yet';
   const mine = m.author?.type === 'teammate' && m.author.id === meId;
   const prefix = m.kind === 'note' ? 'Note: ' : mine ? 'You: ' : '';
-  return prefix + String(m.body ?? '').replace(/\s+/g, ' ').trim();
+  // A message of files alone shows their names.
+  const text = String(m.body ?? '').replace(/\s+/g, ' ').trim() || (m.attachments ?? []).map((f) => f.name).join(', ');
+  return prefix + text;
 }
 
 // Who a conversation is with: its person, or a shared chat's members.
@@ -140,7 +144,8 @@ export function messageView(msg, person, shared = false) {
       KIND_LABELS[kind] && h('span', { class: 'msg-label' }, KIND_LABELS[kind]),
       h('time', { datetime: msg.created_at, title: msg.created_at && fullDate(msg.created_at) }, clockTime(msg.created_at)),
     ),
-    h('div', { class: 'msg-body' }, String(msg.body ?? '')),
+    (msg.body || !msg.attachments?.length) && h('div', { class: 'msg-body' }, String(msg.body ?? '')),
+    attachmentsView(msg.attachments),
     buttons.length > 0 &&
       h('ul', { class: 'msg-buttons', 'aria-label': 'Reply buttons offered' }, buttons.map((b) => h('li', {}, b))),
   );
