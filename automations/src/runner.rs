@@ -639,21 +639,27 @@ async fn find_person(db: &Db, ws: &str, r: &parley_engine::events::PersonRef) ->
 /// `subject` learns which).
 pub async fn load(engine: &Engine, subject: &mut Subject) -> Result<(Option<Person>, Value)> {
     let ws = subject.workspace_id.as_str();
-    let person = match &subject.person_id {
-        // Scripts and snippets see who the person is, not their event counts.
-        Some(pid) => Some(profile::get_bare(&engine.db, ws, pid).await?),
-        None => None,
-    };
-    let conversation_id = match (&subject.conversation_id, &subject.person_id) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(pid)) => {
-            let row: Option<(String,)> = with_db!(&engine.db, pool => sqlx::query_as(
-                "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
-                .bind(pid).bind(ws).fetch_optional(pool).await?);
-            row.map(|r| r.0)
+    let person = async {
+        match &subject.person_id {
+            // Scripts and snippets see who the person is, not their event counts.
+            Some(pid) => profile::get_bare(&engine.db, ws, pid).await.map(Some),
+            None => Ok(None),
         }
-        (None, None) => None,
     };
+    let conversation_id = async {
+        match (&subject.conversation_id, &subject.person_id) {
+            (Some(c), _) => Ok::<_, Error>(Some(c.clone())),
+            (None, Some(pid)) => {
+                let row: Option<(String,)> = with_db!(&engine.db, pool => sqlx::query_as(
+                    "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
+                    .bind(pid).bind(ws).fetch_optional(pool).await?);
+                Ok(row.map(|r| r.0))
+            }
+            (None, None) => Ok(None),
+        }
+    };
+    // Two reads on two connections at once: a greeting waits for the slower, not both.
+    let (person, conversation_id) = tokio::try_join!(person, conversation_id)?;
     subject.conversation_id.clone_from(&conversation_id);
     let conversation = match conversation_id {
         Some(cid) => match chat::conversation(&engine.db, ws, &cid, None).await {

@@ -709,8 +709,12 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             }
         };
         if let Sender::Teammate { id: tid, .. } = &m.sender {
-            let role: Option<(String,)> = sqlx::query_as("SELECT role FROM participant WHERE conversation_id = $1 AND teammate_id = $2")
-                .bind(&conversation_id).bind(tid).fetch_optional(&mut *tx).await?;
+            // A conversation started just now has no participants to ask about.
+            let role: Option<(String,)> = match started {
+                true => None,
+                false => sqlx::query_as("SELECT role FROM participant WHERE conversation_id = $1 AND teammate_id = $2")
+                    .bind(&conversation_id).bind(tid).fetch_optional(&mut *tx).await?,
+            };
             match role.as_ref().map(|r| r.0.as_str()) {
                 Some("read_only") | Some("watcher") => return Err(Error::forbidden("your role in this conversation does not allow writing")),
                 Some(_) => {}
@@ -751,17 +755,24 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
         {
             let mut c = crate::db::Conn::from(&mut *tx);
             let data = json!({"conversation_id": conversation_id, "message_id": id}).to_string();
-            if started {
-                events::insert(&mut c, &m.workspace_id, &person_id, "conversation.started", &json!({"conversation_id": conversation_id}).to_string(), now).await?;
-            }
+            let ws = m.workspace_id.as_str();
+            let start = json!({"conversation_id": conversation_id}).to_string();
+            let start = started.then(|| (ws, person_id.as_str(), "conversation.started", start.as_str(), now));
             match (&m.sender, m.kind) {
-                (_, Kind::Note) => {}
-                (Sender::Person(me), _) => events::insert(&mut c, &m.workspace_id, me, "message.sent", &data, now).await?,
+                (_, Kind::Note) => {
+                    if let Some((ws, pid, name, data, at)) = start {
+                        events::insert(&mut c, ws, pid, name, data, at).await?;
+                    }
+                }
+                (Sender::Person(me), _) => {
+                    events::write_many(&mut c, start.into_iter().chain([(ws, me.as_str(), "message.sent", data.as_str(), now)])).await?
+                }
                 _ if shared_chat => {
-                    crate::events::write_many(&mut c, audience.iter().map(|p| (m.workspace_id.as_str(), p.as_str(), "message.received", data.as_str(), now)))
+                    events::write_many(&mut c, start.into_iter().chain(audience.iter().map(|p| (ws, p.as_str(), "message.received", data.as_str(), now))))
                         .await?
                 }
-                _ => events::insert(&mut c, &m.workspace_id, &person_id, "message.received", &data, now).await?,
+                // A proactive message's two events (started, received) in one set of statements.
+                _ => events::write_many(&mut c, start.into_iter().chain([(ws, person_id.as_str(), "message.received", data.as_str(), now)])).await?,
             }
         }
         let mut missed_at = None;
