@@ -757,7 +757,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             let data = json!({"conversation_id": conversation_id, "message_id": id}).to_string();
             let ws = m.workspace_id.as_str();
             let start = json!({"conversation_id": conversation_id}).to_string();
-            let start = started.then(|| (ws, person_id.as_str(), "conversation.started", start.as_str(), now));
+            let start = started.then_some((ws, person_id.as_str(), "conversation.started", start.as_str(), now));
             match (&m.sender, m.kind) {
                 (_, Kind::Note) => {
                     if let Some((ws, pid, name, data, at)) = start {
