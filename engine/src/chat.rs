@@ -758,22 +758,15 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
             let ws = m.workspace_id.as_str();
             let start = json!({"conversation_id": conversation_id}).to_string();
             let start = started.then_some((ws, person_id.as_str(), "conversation.started", start.as_str(), now));
-            match (&m.sender, m.kind) {
-                (_, Kind::Note) => {
-                    if let Some((ws, pid, name, data, at)) = start {
-                        events::insert(&mut c, ws, pid, name, data, at).await?;
-                    }
-                }
-                (Sender::Person(me), _) => {
-                    events::write_many(&mut c, start.into_iter().chain([(ws, me.as_str(), "message.sent", data.as_str(), now)])).await?
-                }
-                _ if shared_chat => {
-                    events::write_many(&mut c, start.into_iter().chain(audience.iter().map(|p| (ws, p.as_str(), "message.received", data.as_str(), now))))
-                        .await?
-                }
-                // A proactive message's two events (started, received) in one set of statements.
-                _ => events::write_many(&mut c, start.into_iter().chain([(ws, person_id.as_str(), "message.received", data.as_str(), now)])).await?,
-            }
+            // Who it lands on, and as what: nobody for a note.
+            let (name, people): (&str, Vec<&str>) = match (&m.sender, m.kind) {
+                (_, Kind::Note) => ("", Vec::new()),
+                (Sender::Person(me), _) => ("message.sent", vec![me.as_str()]),
+                _ if shared_chat => ("message.received", audience.iter().map(String::as_str).collect()),
+                _ => ("message.received", vec![person_id.as_str()]),
+            };
+            // A new conversation's events too: one set of statements for all.
+            events::write_many(&mut c, start.into_iter().chain(people.into_iter().map(|p| (ws, p, name, data.as_str(), now)))).await?;
         }
         let mut missed_at = None;
         if m.email_fallback && !matches!(m.sender, Sender::Person(_)) && m.kind != Kind::Note {

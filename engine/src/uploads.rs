@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
@@ -62,18 +63,12 @@ pub fn url(id: &str, name: &str) -> String {
     format!("/files/{id}/{}", percent_encode(name))
 }
 
-/// Every byte but RFC 3986's unreserved characters as `%XX`: safe in a path
-/// segment and in a `filename*=UTF-8''…` parameter alike.
+/// Every byte but RFC 3986's unreserved characters is escaped: safe in a
+/// path segment and in a `filename*=UTF-8''…` parameter alike.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, ESCAPED).to_string()
 }
 
 /// How a stored type is served: images browsers show as pictures, PDF and
