@@ -69,7 +69,11 @@ pub struct Smtp {
 impl Smtp {
     pub fn shared() -> &'static Smtp {
         static SMTP: OnceLock<Smtp> = OnceLock::new();
-        SMTP.get_or_init(|| Smtp::start(4))
+        // Every test server's pool keeps its connections open between
+        // sends, each holding one of this server's threads: room for several
+        // servers' pools at once, or one test's email waits behind another's
+        // idle connections.
+        SMTP.get_or_init(|| Smtp::start(4 * parley_engine::mail::SMTP_CONNECTIONS))
     }
 
     /// A server of its own that serves `threads` connections at once (one
