@@ -802,8 +802,8 @@ pub struct Work {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` queued deliveries of an outbound that are due.
-/// A claim lapses after two minutes, so a worker that died leaves nothing
+/// Claims up to `limit` queued deliveries of an outbound that are due, in
+/// the order of their people (see migration 0019). A claim lapses after two minutes, so a worker that died leaves nothing
 /// stuck; on PostgreSQL nodes skip each other's rows.
 pub async fn claim(db: &Db, outbound_id: &str, limit: i64) -> Result<Vec<Work>> {
     let now = now_ms();
@@ -811,12 +811,12 @@ pub async fn claim(db: &Db, outbound_id: &str, limit: i64) -> Result<Vec<Work>> 
     let lock = if db.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
     let text = format!(
         "UPDATE delivery SET claimed_at = $2 WHERE id IN (SELECT id FROM delivery WHERE outbound_id = $1 AND status = 'queued' \
-         AND next_at <= $2 AND (claimed_at IS NULL OR claimed_at < $3) ORDER BY id LIMIT $4{lock}) \
+         AND next_at <= $2 AND (claimed_at IS NULL OR claimed_at < $3) ORDER BY person_id LIMIT $4{lock}) \
          RETURNING id, person_id, channel, attempts"
     );
     let mut rows: Vec<Work> = with_tx!(db, tx => sqlx::query_as(sqlx::AssertSqlSafe(text))
         .bind(outbound_id).bind(now).bind(lapsed).bind(limit).fetch_all(&mut *tx).await?);
-    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.sort_by(|a, b| (&a.person_id, &a.id).cmp(&(&b.person_id, &b.id)));
     Ok(rows)
 }
 
