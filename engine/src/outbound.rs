@@ -571,7 +571,15 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     // $1 workspace, $2 outbound, $3 now, $4 channels; the audience from $5.
     let audience = audience_sql(db, ws, &input.audience, input.options.managers_only, 5).await?;
     let pg = db.is_postgres();
-    let new_row_id = if pg { "replace(CAST(gen_random_uuid() AS TEXT), '-', '')" } else { "lower(hex(randomblob(16)))" };
+    // A delivery's id is the outbound's and its place in person order, so
+    // the rows a chunk writes (the deliveries, and the messages whose echo
+    // ids are made from them) sit together in their indexes instead of at
+    // random places.
+    let new_row_id = if pg {
+        "CAST($2 AS TEXT) || lpad(to_hex(row_number() OVER (ORDER BY p.id, c.ch)), 8, '0')"
+    } else {
+        "$2 || printf('%08x', row_number() OVER (ORDER BY p.id, c.ch))"
+    };
     let insert = format!(
         "INSERT INTO delivery (id, workspace_id, outbound_id, person_id, channel, status, reason, created_at, updated_at) \
          SELECT {new_row_id}, $1, $2, p.id, c.ch, \
