@@ -724,10 +724,13 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                         .bind(&conversation_id).bind(tid).bind(&m.workspace_id).bind(now).execute(&mut *tx).await?;
                 }
             }
-            // A teammate has read what they answer.
-            sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4")
-                .bind(&conversation_id).bind(tid).bind(&m.workspace_id).bind(now).execute(&mut *tx).await?;
+            // A teammate has read what they answer. Unread counts the person's
+            // messages, of which a conversation started just now has none.
+            if !started {
+                sqlx::query("INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4")
+                    .bind(&conversation_id).bind(tid).bind(&m.workspace_id).bind(now).execute(&mut *tx).await?;
+            }
         }
         let buttons = m.buttons.as_ref().map(|b| b.to_string());
         let inserted = sqlx::query(

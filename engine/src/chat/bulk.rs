@@ -270,7 +270,7 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
     }
     if !messages.is_empty() {
         let convs = json!(fresh.iter().map(|f| &f.1).collect::<Vec<_>>()).to_string();
-        // Writing makes the teammate a participant, who has read what they wrote.
+        // Writing makes the teammate a participant.
         sqlx::query(
             "INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) \
              SELECT value, $2, $3, 'write', FALSE, $4 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
@@ -281,16 +281,21 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) \
-             SELECT value, $2, $3, $4 FROM json_each($1) WHERE true ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4",
-        )
-        .bind(&convs)
-        .bind(teammate_id)
-        .bind(ws)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        // Unread counts the person's messages, of which a conversation
+        // started just now has none: only joined ones are marked read.
+        if !touched.is_empty() {
+            let joined = json!(touched.iter().map(|t| &t["id"]).collect::<Vec<_>>()).to_string();
+            sqlx::query(
+                "INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) \
+                 SELECT value, $2, $3, $4 FROM json_each($1) WHERE true ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4",
+            )
+            .bind(&joined)
+            .bind(teammate_id)
+            .bind(ws)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, echo_id, created_at, email_fallback) \
              SELECT j.value->>'id', $2, j.value->>'conv', 'teammate', $3, j.value->>'body', $4, j.value->>'echo', $5, $6 FROM json_each($1) j",

@@ -88,7 +88,7 @@ async fn a_chat_to_a_segment_reaches_each_widget_personalised_and_the_log_shows_
         .await
         .ok()
         .unwrap();
-    let (sam, _) = app.teammate("Sam Rivera", "agent").await;
+    let (sam, sam_token) = app.teammate("Sam Rivera", "agent").await;
     let mut ann_ws = app.widget_ws(&ann_token).await;
     let mut agent = app.agent_ws(&app.token).await;
 
@@ -146,9 +146,16 @@ async fn a_chat_to_a_segment_reaches_each_widget_personalised_and_the_log_shows_
     let conversation = ann_chat["conversation_id"].as_str().unwrap();
     let c = app.get(&format!("/api/v1/conversations/{conversation}"), &app.token).await.ok().unwrap();
     assert_eq!(c["title"], "News for Ann");
+    // Sam wrote it: nothing in it is unread for Sam until Ann answers.
+    let unread_for_sam =
+        async || app.get(&format!("/api/v1/conversations/{conversation}"), &sam_token).await.ok().unwrap()["unread"].clone();
+    assert_eq!(unread_for_sam().await, 0);
     ann_ws.send(json!({"type": "seen", "conversation_id": conversation, "message_id": ann_chat["message_id"]})).await;
     let o = outbound_until(&app, &id, |o| o["by_channel"]["chat"]["delivered"] == 1).await;
     assert_eq!(o["by_channel"]["chat"]["sent"], 1, "Bob has not seen his yet: {o}");
+    ann_ws.send(json!({"type": "message.send", "echo_id": "ann-answers", "conversation_id": conversation, "body": "Tell me more"})).await;
+    ann_ws.next_of("ack").await;
+    assert_eq!(unread_for_sam().await, 1, "Ann's answer is unread for Sam");
     // It is on the person's timeline.
     let tl = app.get(&format!("/api/v1/people/{ann}/timeline?name=outbound.received"), &app.token).await.ok().unwrap();
     assert_eq!(tl["items"].as_array().unwrap().len(), 2, "chat and email: {tl}");
