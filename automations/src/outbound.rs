@@ -21,7 +21,7 @@ use parley_engine::outbound::{self, Channel, Kind, Outbound, Outcome, Work};
 use parley_engine::people::profile::{self, Person};
 use parley_engine::sms::{self, Route, Text};
 use parley_engine::workspace::{self, Teammate, Workspace};
-use parley_engine::{Result, snippets};
+use parley_engine::{Error, Result, snippets};
 
 use crate::deliver::pause_after;
 use crate::jobs::Job;
@@ -35,6 +35,21 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const SEND_PARALLEL: usize = parley_engine::mail::SMTP_CONNECTIONS as usize;
 /// Attempts of a high-quality SMS over all routes before it is failed.
 pub const SMS_MAX_ATTEMPTS: i32 = 50;
+
+/// A claimed chunk, read and rendered: what is done already, the chat
+/// messages to store, and the emails and texts to send.
+#[derive(Default)]
+struct Prepared {
+    done: Vec<(Work, Outcome)>,
+    chats: Vec<(Work, Person, String, Option<String>)>,
+    others: Vec<(Work, Person, String, Option<String>)>,
+}
+
+impl Prepared {
+    fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.chats.is_empty() && self.others.is_empty()
+    }
+}
 
 /// What one run of the job needs for every delivery.
 struct Sending {
@@ -89,19 +104,26 @@ impl Automations {
             texts.push(("title", t.as_str()));
         }
         let texts = snippets::Compiled::new(&texts)?;
-        let s = Sending { o, w, from, sms_from, routes, texts };
+        let s = std::sync::Arc::new(Sending { o, w, from, sms_from, routes, texts });
         let mut told = std::time::Instant::now();
-        loop {
-            let t0 = std::time::Instant::now();
-            let work = outbound::claim(db, outbound_id, CHUNK).await?;
-            if work.is_empty() {
-                break;
-            }
-            let t1 = t0.elapsed();
-            let done = self.deliver_chunk(&s, work).await?;
-            let t2 = t0.elapsed();
+        // A chunk's people are read and its messages rendered while the one
+        // before is being written: the writer is the one part that cannot
+        // run beside anything, so the rest is kept off its path.
+        let mut next = self.prepare(&s, outbound::claim(db, outbound_id, CHUNK).await?).await?;
+        while !next.is_empty() {
+            let current = next;
+            let claimed = outbound::claim(db, outbound_id, CHUNK).await?;
+            // On a task of its own, so rendering runs beside the writes
+            // rather than between their statements.
+            let preparing = {
+                let (me, s) = (self.clone(), s.clone());
+                tokio::spawn(async move { me.prepare(&s, claimed).await })
+            };
+            let done = self.finish(&s, current).await?;
             outbound::record(db, &ws, outbound_id, &done).await?;
-            tracing::debug!(n = done.len(), claim = ?t1, send = ?(t2 - t1), record = ?(t0.elapsed() - t2), "an outbound chunk");
+            let n = done.len();
+            next = preparing.await.map_err(|e| Error::Internal(anyhow::anyhow!("preparing a chunk: {e}")))??;
+            tracing::debug!(n, "an outbound chunk");
             // Counting is a query over every row: twice a second is live enough.
             if told.elapsed() >= PROGRESS_EVERY {
                 self.progress(&ws, outbound_id).await?;
@@ -141,27 +163,36 @@ impl Automations {
         }
     }
 
-    /// Sends one claimed chunk: its chat messages stored together, its emails
-    /// and texts several at a time.
-    async fn deliver_chunk(&self, s: &Sending, work: Vec<Work>) -> Result<Vec<(Work, Outcome)>> {
-        let engine = self.engine();
+    /// Reads a claimed chunk's people and renders their messages; what cannot
+    /// be sent (the person is gone, the snippet fails) is done already.
+    async fn prepare(&self, s: &Sending, work: Vec<Work>) -> Result<Prepared> {
+        let mut prepared = Prepared::default();
+        if work.is_empty() {
+            return Ok(prepared);
+        }
         let ids: Vec<String> = work.iter().map(|w| w.person_id.clone()).collect();
-        let people = profile::many(&engine.db, &s.w.id, &ids).await?;
+        let people = profile::many(&self.engine().db, &s.w.id, &ids).await?;
         let people: HashMap<&str, &Person> = people.iter().map(|p| (p.id.as_str(), p)).collect();
-        let mut done = Vec::with_capacity(work.len());
-        let mut chats = Vec::new();
-        let mut others = Vec::new();
         for item in work {
             let Some(person) = people.get(item.person_id.as_str()).copied() else {
-                done.push((item, Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() }));
+                prepared.done.push((item, Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() }));
                 continue;
             };
             match self.render(s, person) {
-                Err(e) => done.push((item, Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() })),
-                Ok((body, title)) if item.channel == "chat" => chats.push((item, person, body, title)),
-                Ok((body, title)) => others.push((item, person.clone(), body, title)),
+                Err(e) => {
+                    prepared.done.push((item, Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() }))
+                }
+                Ok((body, title)) if item.channel == "chat" => prepared.chats.push((item, person.clone(), body, title)),
+                Ok((body, title)) => prepared.others.push((item, person.clone(), body, title)),
             }
         }
+        Ok(prepared)
+    }
+
+    /// Sends a prepared chunk: its chat messages stored together, its emails
+    /// and texts several at a time.
+    async fn finish(&self, s: &Sending, prepared: Prepared) -> Result<Vec<(Work, Outcome)>> {
+        let Prepared { mut done, chats, others } = prepared;
         if !chats.is_empty() {
             done.extend(self.send_chats(s, chats).await?);
         }
@@ -197,7 +228,7 @@ impl Automations {
         outbound::publish_progress(&self.engine().db, &self.engine().hub, ws, outbound_id).await
     }
 
-    async fn send_chats(&self, s: &Sending, chats: Vec<(Work, &Person, String, Option<String>)>) -> Result<Vec<(Work, Outcome)>> {
+    async fn send_chats(&self, s: &Sending, chats: Vec<(Work, Person, String, Option<String>)>) -> Result<Vec<(Work, Outcome)>> {
         let engine = self.engine();
         let kind = match (s.o.kind, s.o.asks_ok()) {
             (Kind::Announcement, _) => MessageKind::Announcement,
@@ -254,7 +285,7 @@ impl Automations {
         &self,
         s: &Sending,
         from: bulk::From<'_>,
-        chats: Vec<(Work, &Person, String, Option<String>)>,
+        chats: Vec<(Work, Person, String, Option<String>)>,
     ) -> Result<Vec<(Work, Outcome)>> {
         let Some((_, _, body, title)) = chats.first() else { return Ok(Vec::new()) };
         let engine = self.engine();
