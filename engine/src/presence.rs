@@ -5,16 +5,23 @@
 //! `presence` table (one row per node and person), so every node can answer
 //! "online?" with a query. Nodes heartbeat; rows of a node that stopped
 //! heartbeating (a crash) are swept by the survivors.
+//!
+//! On SQLite the mirror is written in groups: when thousands of visitors
+//! connect at once (a campaign lands, a page goes viral), each connection's
+//! own transaction would queue on the one writer, in front of everything
+//! else, at a few thread hops per statement. The writer task takes every
+//! change waiting and writes them with three statements.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Hub, workspace_stream};
 use crate::util::now_ms;
-use crate::{Db, Result, with_db, with_tx};
+use crate::{Db, Error, Result, with_db, with_tx};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A node silent this long is taken for dead and its connections forgotten.
@@ -25,11 +32,32 @@ pub struct Presence {
     db: Db,
     hub: Hub,
     local: Arc<Mutex<HashMap<String, u32>>>,
+    /// SQLite's group writer for the mirror.
+    mirror: Option<mpsc::Sender<Change>>,
+}
+
+/// The most changes written in one transaction.
+const BATCH_MAX: usize = 512;
+
+/// A person's first connection on this node opened, or their last closed.
+struct Change {
+    workspace_id: String,
+    person_id: String,
+    connected: bool,
+    done: oneshot::Sender<std::result::Result<(), String>>,
 }
 
 impl Presence {
     pub async fn start(db: Db, hub: Hub, shutdown: tokio_util::sync::CancellationToken) -> Result<Presence> {
-        let p = Presence { db, hub, local: Arc::default() };
+        let mirror = match &db {
+            Db::Sqlite { write, .. } => {
+                let (tx, rx) = mpsc::channel(4096);
+                tokio::spawn(write_changes(write.clone(), hub.node_id().to_owned(), rx, shutdown.clone()));
+                Some(tx)
+            }
+            Db::Postgres(_) => None,
+        };
+        let p = Presence { db, hub, local: Arc::default(), mirror };
         if !p.db.is_postgres() {
             // A SQLite database has one node: whatever an earlier run counted
             // died with it.
@@ -78,14 +106,7 @@ impl Presence {
         };
         if first_here {
             let was_online = self.online(person_id).await?;
-            let now = now_ms();
-            with_tx!(&self.db, tx => {
-                sqlx::query("INSERT INTO presence (node_id, person_id, workspace_id, connections) VALUES ($1, $2, $3, 1) \
-                             ON CONFLICT (node_id, person_id) DO UPDATE SET connections = 1")
-                    .bind(self.hub.node_id()).bind(person_id).bind(workspace_id).execute(&mut *tx).await?;
-                // updated_at too: an external search index follows it, and sorts by last_seen_at.
-                sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
-            });
+            self.write(workspace_id, person_id, true).await?;
             if !was_online {
                 self.announce(workspace_id, person_id, true).await;
             }
@@ -110,17 +131,36 @@ impl Presence {
             }
         };
         if last_here {
-            let now = now_ms();
-            with_tx!(&self.db, tx => {
-                sqlx::query("DELETE FROM presence WHERE node_id = $1 AND person_id = $2")
-                    .bind(self.hub.node_id()).bind(person_id).execute(&mut *tx).await?;
-                // updated_at too: an external search index follows it, and sorts by last_seen_at.
-                sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
-            });
+            self.write(workspace_id, person_id, false).await?;
             if !self.online(person_id).await? {
                 self.announce(workspace_id, person_id, false).await;
             }
         }
+        Ok(())
+    }
+
+    /// Mirrors a person's first connection here (`connected`) or their
+    /// last one closing, and when they were last seen.
+    async fn write(&self, workspace_id: &str, person_id: &str, connected: bool) -> Result<()> {
+        if let Some(mirror) = &self.mirror {
+            let (done, answer) = oneshot::channel();
+            let change = Change { workspace_id: workspace_id.to_owned(), person_id: person_id.to_owned(), connected, done };
+            let stopped = || Error::Internal(anyhow::anyhow!("the presence writer has stopped"));
+            mirror.send(change).await.map_err(|_| stopped())?;
+            return answer.await.map_err(|_| stopped())?.map_err(|e| Error::Internal(anyhow::anyhow!(e)));
+        }
+        let now = now_ms();
+        with_tx!(&self.db, tx => {
+            match connected {
+                true => sqlx::query("INSERT INTO presence (node_id, person_id, workspace_id, connections) VALUES ($1, $2, $3, 1) \
+                                     ON CONFLICT (node_id, person_id) DO UPDATE SET connections = 1")
+                    .bind(self.hub.node_id()).bind(person_id).bind(workspace_id).execute(&mut *tx).await?,
+                false => sqlx::query("DELETE FROM presence WHERE node_id = $1 AND person_id = $2")
+                    .bind(self.hub.node_id()).bind(person_id).execute(&mut *tx).await?,
+            };
+            // updated_at too: an external search index follows it, and sorts by last_seen_at.
+            sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id = $2").bind(now).bind(person_id).execute(&mut *tx).await?;
+        });
         Ok(())
     }
 
@@ -135,5 +175,58 @@ impl Presence {
         self.hub
             .send_ephemeral(&workspace_stream(workspace_id), json!({"type": "presence.update", "person_id": person_id, "online": online}))
             .await;
+    }
+}
+
+/// SQLite's mirror writer: every change waiting, in one transaction. A
+/// person's changes within a group come down to the last of them.
+async fn write_changes(
+    write: sqlx::SqlitePool,
+    node: String,
+    mut rx: mpsc::Receiver<Change>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    while let Some(changes) = crate::util::next_group(&mut rx, BATCH_MAX, &shutdown).await {
+        let mut last: HashMap<&str, (&str, bool)> = HashMap::new();
+        for c in &changes {
+            last.insert(c.person_id.as_str(), (c.workspace_id.as_str(), c.connected));
+        }
+        let here: Vec<_> = last.iter().filter(|(_, (_, on))| *on).map(|(p, (w, _))| json!({"person": p, "workspace": w})).collect();
+        let gone: Vec<_> = last.iter().filter(|(_, (_, on))| !*on).map(|(p, _)| *p).collect();
+        let seen: Vec<_> = last.keys().collect();
+        let written: Result<()> = async {
+            let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+            if !here.is_empty() {
+                sqlx::query(
+                    "INSERT INTO presence (node_id, person_id, workspace_id, connections) \
+                     SELECT $1, j.value->>'person', j.value->>'workspace', 1 FROM json_each($2) j WHERE true \
+                     ON CONFLICT (node_id, person_id) DO UPDATE SET connections = 1",
+                )
+                .bind(&node)
+                .bind(json!(here).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !gone.is_empty() {
+                sqlx::query("DELETE FROM presence WHERE node_id = $1 AND person_id IN (SELECT value FROM json_each($2))")
+                    .bind(&node)
+                    .bind(json!(gone).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // updated_at too: an external search index follows it, and sorts by last_seen_at.
+            sqlx::query("UPDATE person SET last_seen_at = $1, updated_at = $1 WHERE id IN (SELECT value FROM json_each($2))")
+                .bind(now_ms())
+                .bind(json!(seen).to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        let answer = written.map_err(|e| e.to_string());
+        for c in changes {
+            let _ = c.done.send(answer.clone());
+        }
     }
 }

@@ -24,6 +24,28 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch, the storage unit for every timestamp.
+/// The next group for a group-commit writer: waits for one item, then takes
+/// every other one already waiting, up to `max`. `None` once shutting down
+/// or every sender is gone.
+pub async fn next_group<T>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<Vec<T>> {
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        item = rx.recv() => item?,
+    };
+    let mut group = vec![first];
+    while group.len() < max {
+        match rx.try_recv() {
+            Ok(item) => group.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

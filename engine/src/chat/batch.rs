@@ -52,18 +52,7 @@ pub fn start(db: &Db, hub: &Hub, shutdown: tokio_util::sync::CancellationToken) 
     }
     let (write, hub) = (write.clone(), hub.clone());
     tokio::spawn(async move {
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                job = rx.recv() => match job { Some(j) => j, None => return },
-            };
-            let mut jobs = vec![first];
-            while jobs.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
+        while let Some(jobs) = crate::util::next_group(&mut rx, BATCH_MAX, &shutdown).await {
             metrics::histogram!("parley_send_batch_size").record(jobs.len() as f64);
             let outcome = write_batch(&write, &hub, &jobs).await;
             match outcome {

@@ -14,6 +14,7 @@ on_both_backends!(
     notes_never_reach_the_person,
     threads_and_the_inbox_list_page_with_cursors,
     presence_follows_open_widget_connections,
+    a_crowd_connecting_at_once_is_online_together_and_offline_once_gone,
     assign_close_and_reopen_reach_the_inbox_live,
     a_burst_from_many_visitors_is_stored_once_each_in_order,
     a_client_away_longer_than_frames_are_kept_is_told_to_reload,
@@ -306,6 +307,41 @@ async fn presence_follows_open_widget_connections(backend: Backend) {
     assert_eq!(offline["online"], false);
     let c = app.get(&format!("/api/v1/conversations/{cid}"), &app.token).await.ok().unwrap();
     assert_eq!(c["person"]["online"], false);
+}
+
+/// Visitors connecting and leaving at the same moment: each one's presence
+/// is recorded (on SQLite, many in one write), none lost or left behind.
+async fn a_crowd_connecting_at_once_is_online_together_and_offline_once_gone(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let mut visitors = Vec::new();
+    for i in 0..40 {
+        visitors.push(app.visitor_with(json!({"email": format!("crowd-{i}-{tag}@crowd.test"), "name": format!("Crowd {i}")})).await);
+    }
+    let online = async || {
+        let filter = json!({"and": [{"field": "online", "op": "eq", "value": true}, {"field": "email", "op": "contains", "value": tag}]});
+        app.post("/api/v1/people/search", &app.token, json!({"filter": filter})).await.ok().unwrap()["total"].as_i64().unwrap()
+    };
+    assert_eq!(online().await, 0);
+    // A socket says hello once its presence is written.
+    let sockets = futures_util::future::join_all(visitors.iter().map(|(t, _)| app.widget_ws(t))).await;
+    assert_eq!(online().await, 40);
+    // One of them opens a second tab and closes the first at once: still online.
+    let mut sockets = sockets.into_iter();
+    let first = sockets.next().unwrap();
+    let again = app.widget_ws(&visitors[0].0).await;
+    first.close().await;
+    assert_eq!(online().await, 40);
+    futures_util::future::join_all(sockets.chain([again]).map(|s| s.close())).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while online().await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still online: {}", online().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (_, id) in &visitors {
+        let p = app.get(&format!("/api/v1/people/{id}"), &app.token).await.ok().unwrap();
+        assert!(p["last_seen_at"].is_string(), "{p}");
+    }
 }
 
 async fn assign_close_and_reopen_reach_the_inbox_live(backend: Backend) {
