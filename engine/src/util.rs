@@ -83,11 +83,14 @@ pub struct PerWorkspace<T> {
     keep_for: std::time::Duration,
     /// Workspaces kept at most before it starts afresh.
     max: usize,
+    /// Bumped by every `forget`: a read that began before one does not keep
+    /// what it read, which may be older than the change.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 impl<T> PerWorkspace<T> {
     pub fn new(keep_for: std::time::Duration, max: usize) -> Self {
-        PerWorkspace { kept: Default::default(), keep_for, max }
+        PerWorkspace { kept: Default::default(), keep_for, max, forgotten: Default::default() }
     }
 
     /// The kept value, or the one `load` reads (then kept).
@@ -100,8 +103,13 @@ impl<T> PerWorkspace<T> {
         if let Some(v) = kept {
             return Ok(v);
         }
+        let before = self.forgotten.load(std::sync::atomic::Ordering::Acquire);
         let v = std::sync::Arc::new(load().await?);
         let mut kept = self.lock();
+        // Checked under the lock `forget` takes, so none slips in between.
+        if self.forgotten.load(std::sync::atomic::Ordering::Acquire) != before {
+            return Ok(v);
+        }
         if kept.len() >= self.max {
             kept.clear();
         }
@@ -110,7 +118,9 @@ impl<T> PerWorkspace<T> {
     }
 
     pub fn forget(&self, workspace_id: &str) {
-        self.lock().remove(workspace_id);
+        let mut kept = self.lock();
+        self.forgotten.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        kept.remove(workspace_id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<T>)>> {
@@ -137,6 +147,35 @@ mod tests {
         assert_ne!(t, new_token("pst_"));
         assert_eq!(hash_token(&t), hash_token(&t));
         assert_ne!(hash_token(&t), t);
+    }
+
+    /// A change made while a value is being read must not be hidden by that
+    /// read finishing afterwards and keeping what it read (a rule saved while
+    /// another event's run was reading the rules went unseen for a second).
+    #[tokio::test]
+    async fn a_value_read_before_it_was_forgotten_is_not_kept() {
+        let kept: std::sync::Arc<PerWorkspace<u32>> = std::sync::Arc::new(PerWorkspace::new(std::time::Duration::from_secs(60), 10));
+        let (reading, read) = tokio::sync::oneshot::channel::<()>();
+        let (go_on, resume) = tokio::sync::oneshot::channel::<()>();
+        let slow = {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                kept.get_or_load("w", || async move {
+                    let _ = reading.send(());
+                    let _ = resume.await;
+                    Ok(1)
+                })
+                .await
+                .map(|v| *v)
+            })
+        };
+        // The slow read has begun with the old value; then it changes.
+        read.await.expect("the read started");
+        kept.forget("w");
+        go_on.send(()).expect("the read waits");
+        assert_eq!(slow.await.expect("the read ended").ok(), Some(1), "its caller still gets what it read");
+        let now = kept.get_or_load("w", || async { Ok(2) }).await.map(|v| *v).ok();
+        assert_eq!(now, Some(2), "the next caller reads again");
     }
 
     #[test]
