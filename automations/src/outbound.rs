@@ -36,13 +36,16 @@ const SEND_PARALLEL: usize = parley_engine::mail::SMTP_CONNECTIONS as usize;
 /// Attempts of a high-quality SMS over all routes before it is failed.
 pub const SMS_MAX_ATTEMPTS: i32 = 50;
 
+/// A delivery with its person and their rendered body and title.
+type Rendered = (Work, Person, String, Option<String>);
+
 /// A claimed chunk, read and rendered: what is done already, the chat
 /// messages to store, and the emails and texts to send.
 #[derive(Default)]
 struct Prepared {
     done: Vec<(Work, Outcome)>,
-    chats: Vec<(Work, Person, String, Option<String>)>,
-    others: Vec<(Work, Person, String, Option<String>)>,
+    chats: Vec<Rendered>,
+    others: Vec<Rendered>,
 }
 
 impl Prepared {
@@ -228,7 +231,7 @@ impl Automations {
         outbound::publish_progress(&self.engine().db, &self.engine().hub, ws, outbound_id).await
     }
 
-    async fn send_chats(&self, s: &Sending, chats: Vec<(Work, Person, String, Option<String>)>) -> Result<Vec<(Work, Outcome)>> {
+    async fn send_chats(&self, s: &Sending, chats: Vec<Rendered>) -> Result<Vec<(Work, Outcome)>> {
         let engine = self.engine();
         let kind = match (s.o.kind, s.o.asks_ok()) {
             (Kind::Announcement, _) => MessageKind::Announcement,
@@ -281,12 +284,7 @@ impl Automations {
     /// A shared chat: its one message (the same text for everyone, as
     /// `outbound::check` made sure) into the one conversation of all the
     /// recipients; each person's chat delivery is sent with it.
-    async fn send_shared(
-        &self,
-        s: &Sending,
-        from: bulk::From<'_>,
-        chats: Vec<(Work, Person, String, Option<String>)>,
-    ) -> Result<Vec<(Work, Outcome)>> {
+    async fn send_shared(&self, s: &Sending, from: bulk::From<'_>, chats: Vec<Rendered>) -> Result<Vec<(Work, Outcome)>> {
         let Some((_, _, body, title)) = chats.first() else { return Ok(Vec::new()) };
         let engine = self.engine();
         let st = bulk::send_shared(&engine.db, &engine.hub, from, &s.o.id, body.clone(), title.clone()).await?;

@@ -571,10 +571,11 @@ pub async fn create(db: &Db, ws: &str, created_by: &str, input: OutboundInput, f
     // $1 workspace, $2 outbound, $3 now, $4 channels; the audience from $5.
     let audience = audience_sql(db, ws, &input.audience, input.options.managers_only, 5).await?;
     let pg = db.is_postgres();
-    // A delivery's id is the outbound's and its place in person order, so
-    // the rows a chunk writes (the deliveries, and the messages whose echo
-    // ids are made from them) sit together in their indexes instead of at
-    // random places.
+    // A delivery's id is the outbound's and its place in person order. The
+    // sender claims in id order, so a chunk is a run of neighbouring people,
+    // and what it writes (deliveries, conversations, messages and their echo
+    // ids, timeline events and summaries) sits together in every index
+    // keyed by person or by these ids, instead of one page each at random.
     let new_row_id = if pg {
         "CAST($2 AS TEXT) || lpad(to_hex(row_number() OVER (ORDER BY p.id, c.ch)), 8, '0')"
     } else {
@@ -811,7 +812,8 @@ pub struct Work {
 }
 
 /// Claims up to `limit` queued deliveries of an outbound that are due, in
-/// the order of their people (see migration 0019). A claim lapses after two minutes, so a worker that died leaves nothing
+/// id order, which is the order of their people (see [`create`]). A claim
+/// lapses after two minutes, so a worker that died leaves nothing
 /// stuck; on PostgreSQL nodes skip each other's rows.
 pub async fn claim(db: &Db, outbound_id: &str, limit: i64) -> Result<Vec<Work>> {
     let now = now_ms();
@@ -819,12 +821,12 @@ pub async fn claim(db: &Db, outbound_id: &str, limit: i64) -> Result<Vec<Work>> 
     let lock = if db.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" };
     let text = format!(
         "UPDATE delivery SET claimed_at = $2 WHERE id IN (SELECT id FROM delivery WHERE outbound_id = $1 AND status = 'queued' \
-         AND next_at <= $2 AND (claimed_at IS NULL OR claimed_at < $3) ORDER BY person_id LIMIT $4{lock}) \
+         AND next_at <= $2 AND (claimed_at IS NULL OR claimed_at < $3) ORDER BY id LIMIT $4{lock}) \
          RETURNING id, person_id, channel, attempts"
     );
     let mut rows: Vec<Work> = with_tx!(db, tx => sqlx::query_as(sqlx::AssertSqlSafe(text))
         .bind(outbound_id).bind(now).bind(lapsed).bind(limit).fetch_all(&mut *tx).await?);
-    rows.sort_by(|a, b| (&a.person_id, &a.id).cmp(&(&b.person_id, &b.id)));
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(rows)
 }
 
