@@ -89,7 +89,21 @@ impl Sql {
 /// isolation and to reach its `(workspace_id, …)` index. The caller's own
 /// query should also test `p.workspace_id`. `now_ms` anchors `within_days`.
 pub fn to_sql(filter: &Filter, dialect: Dialect, first_param: usize, ws_param: usize, now_ms: i64) -> Sql {
-    let mut c = Compiler { dialect, next: first_param, ws: format!("${ws_param}"), now_ms, binds: Vec::new() };
+    compile(filter, dialect, first_param, ws_param, now_ms, false)
+}
+
+/// [`to_sql`] for testing people one at a time, as when walking them in a
+/// sort index's order until a page is full: a tag, attribute or event count
+/// is looked up among the person's own rows (`EXISTS … person_id = p.id`),
+/// where [`to_sql`] lists everyone who has it first (`p.id IN (…)`), which a
+/// walk would wait for before its first row (tens of milliseconds for a tag
+/// on 140,000 people at a million). Same meaning, same placeholders.
+pub fn to_sql_probing(filter: &Filter, dialect: Dialect, first_param: usize, ws_param: usize, now_ms: i64) -> Sql {
+    compile(filter, dialect, first_param, ws_param, now_ms, true)
+}
+
+fn compile(filter: &Filter, dialect: Dialect, first_param: usize, ws_param: usize, now_ms: i64, probe: bool) -> Sql {
+    let mut c = Compiler { dialect, next: first_param, ws: format!("${ws_param}"), now_ms, binds: Vec::new(), probe };
     let sql = match fold(&filter.root) {
         Folded::Const(b) => constant(b).to_owned(),
         Folded::Expr(e) => c.expr(&e),
@@ -118,9 +132,22 @@ struct Compiler {
     ws: String,
     now_ms: i64,
     binds: Vec<Bind>,
+    /// Sets are tested per person (see [`to_sql_probing`]).
+    probe: bool,
 }
 
 impl Compiler {
+    /// `p` has a row in `table` (keyed by person first) meeting `cond`.
+    fn member(&self, table: &str, cond: Option<&str>) -> String {
+        let ws = &self.ws;
+        let and = cond.map(|c| format!(" AND {c}")).unwrap_or_default();
+        if self.probe {
+            format!("EXISTS (SELECT 1 FROM {table} WHERE person_id = p.id AND workspace_id = {ws}{and})")
+        } else {
+            format!("p.id IN (SELECT person_id FROM {table} WHERE workspace_id = {ws}{and})")
+        }
+    }
+
     fn bind(&mut self, value: Bind) -> String {
         let placeholder = format!("${}", self.next);
         self.next += 1;
@@ -275,30 +302,27 @@ impl Compiler {
     }
 
     fn tags(&mut self, test: &TagTest) -> String {
-        let ws = self.ws.clone();
-        let base = format!("p.id IN (SELECT person_id FROM person_tag WHERE workspace_id = {ws}");
         match test {
-            TagTest::Exists => format!("({base}))"),
+            TagTest::Exists => format!("({})", self.member("person_tag", None)),
             TagTest::Eq(tag) | TagTest::Contains(tag) => {
                 let p = self.text(normal_tag(tag));
-                format!("({base} AND tag = {p}))")
+                format!("({})", self.member("person_tag", Some(&format!("tag = {p}"))))
             }
             TagTest::Neq(tag) => {
                 let p = self.text(normal_tag(tag));
-                format!("(NOT ({base} AND tag = {p})))")
+                format!("(NOT ({}))", self.member("person_tag", Some(&format!("tag = {p}"))))
             }
             TagTest::In(tags) => {
                 let list = self.text_list(tags.iter().map(|t| normal_tag(t)).collect());
-                format!("({base} AND tag IN (SELECT value FROM {list})))")
+                format!("({})", self.member("person_tag", Some(&format!("tag IN (SELECT value FROM {list})"))))
             }
         }
     }
 
-    /// `p.id IN` the people whose attribute (named by the bound `name`)
+    /// `p` is among the people whose attribute (named by the bound `name`)
     /// satisfies `pred` over `str_value` / `num_value`.
     fn attr(&self, name: &str, pred: &str) -> String {
-        let ws = &self.ws;
-        format!("p.id IN (SELECT person_id FROM person_attribute WHERE workspace_id = {ws} AND name = {name} AND {pred})")
+        self.member("person_attribute", Some(&format!("name = {name} AND {pred}")))
     }
 
     fn attr_text(&mut self, name: &str, test: &TextTest) -> String {
@@ -423,6 +447,9 @@ impl Compiler {
     /// person_id)` index covers that scan. "At most N" includes people who
     /// never did it, so it is written as "not more than N".
     fn event(&mut self, e: &EventPred) -> String {
+        if self.probe {
+            return self.event_probing(e);
+        }
         let ws = self.ws.clone();
         let name = self.text(e.name.clone());
         let (source, count) = match e.within_days {
@@ -447,6 +474,41 @@ impl Compiler {
         } else {
             // At least zero times: everyone (folded away before getting here).
             constant(true).to_owned()
+        }
+    }
+
+    /// [`Self::event`] for one person at a time: their summary row, or their
+    /// events in the window counted through `(person_id, at)`.
+    fn event_probing(&mut self, e: &EventPred) -> String {
+        let name = self.text(e.name.clone());
+        match e.within_days {
+            None => {
+                let (cond, negate) = if e.min >= 1 {
+                    let mut c = format!("name = {name} AND count >= {}", self.int(e.min));
+                    if let Some(max) = e.max {
+                        let _ = write!(c, " AND count <= {}", self.int(max));
+                    }
+                    (c, false)
+                } else if let Some(max) = e.max {
+                    (format!("name = {name} AND count > {}", self.int(max)), true)
+                } else {
+                    return constant(true).to_owned();
+                };
+                let member = self.member("event_summary", Some(&cond));
+                if negate { format!("(NOT ({member}))") } else { format!("({member})") }
+            }
+            Some(days) => {
+                let (ws, since) = (self.ws.clone(), self.int(self.since(days)));
+                let n = format!(
+                    "(SELECT COUNT(*) FROM event WHERE person_id = p.id AND workspace_id = {ws} AND name = {name} AND at >= {since})"
+                );
+                match (e.min, e.max) {
+                    (min, Some(max)) if min >= 1 => format!("({n} BETWEEN {} AND {})", self.int(min), self.int(max)),
+                    (min, None) if min >= 1 => format!("({n} >= {})", self.int(min)),
+                    (_, Some(max)) => format!("({n} <= {})", self.int(max)),
+                    _ => constant(true).to_owned(),
+                }
+            }
         }
     }
 }
@@ -904,11 +966,18 @@ mod tests {
         /// Ids of the w1 people `filter` matches.
         async fn matching(&mut self, filter: &Value) -> Result<Vec<String>, String> {
             let f = Filter::parse(filter, &schema(), "filter").map_err(|e| format!("refused: {e}"))?;
-            let compiled = to_sql(&f, self.dialect(), 2, 1, NOW);
-            let sql = format!("SELECT p.id FROM person p WHERE p.workspace_id = $1 AND {} ORDER BY p.id", compiled.sql);
-            let mut binds = vec![Bind::Text("w1".into())];
-            binds.extend(compiled.binds);
-            self.strings(sql, binds, 0).await
+            // Listing each set or probing it per person, the same people.
+            let mut found = Vec::new();
+            for compiled in [to_sql(&f, self.dialect(), 2, 1, NOW), to_sql_probing(&f, self.dialect(), 2, 1, NOW)] {
+                let sql = format!("SELECT p.id FROM person p WHERE p.workspace_id = $1 AND {} ORDER BY p.id", compiled.sql);
+                let mut binds = vec![Bind::Text("w1".into())];
+                binds.extend(compiled.binds);
+                found.push(self.strings(sql, binds, 0).await?);
+            }
+            if found[0] != found[1] {
+                return Err(format!("listing sets matched {:?}, probing them {:?}", found[0], found[1]));
+            }
+            Ok(found.swap_remove(0))
         }
     }
 
