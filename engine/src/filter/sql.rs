@@ -444,72 +444,37 @@ impl Compiler {
 
     /// Without a window, `event_summary` already holds each person's count.
     /// With one, the events are counted; the `(workspace_id, name, at,
-    /// person_id)` index covers that scan. "At most N" includes people who
+    /// person_id)` index covers that scan; probing, a person's own events
+    /// are counted through `(person_id, at)`. "At most N" includes people who
     /// never did it, so it is written as "not more than N".
     fn event(&mut self, e: &EventPred) -> String {
-        if self.probe {
-            return self.event_probing(e);
-        }
         let ws = self.ws.clone();
         let name = self.text(e.name.clone());
-        let (source, count) = match e.within_days {
-            None => (format!("SELECT person_id FROM event_summary WHERE workspace_id = {ws} AND name = {name} AND "), "count"),
-            Some(days) => {
-                let since = self.int(self.since(days));
-                let source = format!(
-                    "SELECT person_id FROM event WHERE workspace_id = {ws} AND name = {name} AND at >= {since} GROUP BY person_id HAVING "
-                );
-                (source, "COUNT(*)")
-            }
-        };
-        if e.min >= 1 {
-            let mut sql = format!("(p.id IN ({source}{count} >= {}", self.int(e.min));
-            if let Some(max) = e.max {
-                let _ = write!(sql, " AND {count} <= {}", self.int(max));
-            }
-            sql.push_str("))");
-            sql
+        let since = e.within_days.map(|days| self.int(self.since(days)));
+        // The count's bounds, and whether the people are those outside them.
+        let (bounds, outside) = if e.min >= 1 {
+            let mut b = vec![(">=", self.int(e.min))];
+            b.extend(e.max.map(|max| ("<=", self.int(max))));
+            (b, false)
         } else if let Some(max) = e.max {
-            format!("(p.id NOT IN ({source}{count} > {}))", self.int(max))
+            (vec![(">", self.int(max))], true)
         } else {
             // At least zero times: everyone (folded away before getting here).
-            constant(true).to_owned()
-        }
-    }
-
-    /// [`Self::event`] for one person at a time: their summary row, or their
-    /// events in the window counted through `(person_id, at)`.
-    fn event_probing(&mut self, e: &EventPred) -> String {
-        let name = self.text(e.name.clone());
-        match e.within_days {
-            None => {
-                let (cond, negate) = if e.min >= 1 {
-                    let mut c = format!("name = {name} AND count >= {}", self.int(e.min));
-                    if let Some(max) = e.max {
-                        let _ = write!(c, " AND count <= {}", self.int(max));
-                    }
-                    (c, false)
-                } else if let Some(max) = e.max {
-                    (format!("name = {name} AND count > {}", self.int(max)), true)
-                } else {
-                    return constant(true).to_owned();
-                };
-                let member = self.member("event_summary", Some(&cond));
-                if negate { format!("(NOT ({member}))") } else { format!("({member})") }
-            }
-            Some(days) => {
-                let (ws, since) = (self.ws.clone(), self.int(self.since(days)));
-                let n = format!(
-                    "(SELECT COUNT(*) FROM event WHERE person_id = p.id AND workspace_id = {ws} AND name = {name} AND at >= {since})"
-                );
-                match (e.min, e.max) {
-                    (min, Some(max)) if min >= 1 => format!("({n} BETWEEN {} AND {})", self.int(min), self.int(max)),
-                    (min, None) if min >= 1 => format!("({n} >= {})", self.int(min)),
-                    (_, Some(max)) => format!("({n} <= {})", self.int(max)),
-                    _ => constant(true).to_owned(),
-                }
-            }
-        }
+            return constant(true).to_owned();
+        };
+        let within = |count: &str| bounds.iter().map(|(op, n)| format!("{count} {op} {n}")).collect::<Vec<_>>().join(" AND ");
+        let people = match (since, self.probe) {
+            (None, _) => self.member("event_summary", Some(&format!("name = {name} AND {}", within("count")))),
+            (Some(since), false) => format!(
+                "p.id IN (SELECT person_id FROM event WHERE workspace_id = {ws} AND name = {name} AND at >= {since} \
+                 GROUP BY person_id HAVING {})",
+                within("COUNT(*)")
+            ),
+            (Some(since), true) => within(&format!(
+                "(SELECT COUNT(*) FROM event WHERE person_id = p.id AND workspace_id = {ws} AND name = {name} AND at >= {since})"
+            )),
+        };
+        if outside { format!("(NOT ({people}))") } else { format!("({people})") }
     }
 }
 
