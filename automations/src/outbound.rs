@@ -239,8 +239,14 @@ impl Automations {
             _ => MessageKind::Chat,
         };
         let fallback = s.o.options.email_fallback && s.w.email_fallback;
-        let from =
-            bulk::From { workspace_id: &s.w.id, teammate_id: &s.from.id, kind, email_fallback: fallback, attachments: &s.o.attachments };
+        let from = bulk::From {
+            workspace_id: &s.w.id,
+            teammate_id: &s.from.id,
+            kind,
+            email_fallback: fallback,
+            attachments: &s.o.attachments,
+            deliveries_of: Some(&s.o.id),
+        };
         if s.o.options.transparent {
             return self.send_shared(s, from, chats).await;
         }
@@ -259,6 +265,10 @@ impl Automations {
         let mut done = Vec::with_capacity(stored.len());
         for r in stored {
             match r {
+                // Marked sent with its message: nothing is left to record.
+                Ok(st) if st.recorded => {
+                    work.remove(&st.key);
+                }
                 Ok(st) => {
                     if let Some(item) = work.remove(&st.key) {
                         let outcome = Outcome {

@@ -16,8 +16,90 @@ use sqlx::{PgPool, SqlitePool};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite { read: SqlitePool, write: SqlitePool, checkpoints: Checkpoints },
     Postgres(PgPool),
+}
+
+/// WAL pages past which the writer checkpoints in its own commit. The
+/// checkpointer below normally has copied them already, so this bounds the
+/// WAL under writes that never pause rather than setting the pace.
+const WRITER_AUTOCHECKPOINT: &str = "4000";
+
+/// The shortest time between two background checkpoints: each one fsyncs
+/// the WAL and the database file, so under a stream of small commits they
+/// are taken in groups.
+const CHECKPOINT_GAP: Duration = Duration::from_millis(10);
+
+/// SQLite's WAL checkpoints, taken beside the writer on a connection of
+/// their own. A checkpoint copies the WAL's pages into the database file
+/// and fsyncs both; run by the writer (SQLite's automatic checkpoint) it
+/// happens inside whichever commit crosses the threshold, so that caller
+/// waits for the copy and two fsyncs: the largest part of the greeting and
+/// chat latency tails, and of each mass-send chunk's commit. Here every
+/// release of the write connection wakes a task that runs a passive
+/// checkpoint (which never blocks the writer or the readers); once it has
+/// caught up, the next write transaction starts the WAL over.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    shared: std::sync::Arc<CheckpointShared>,
+}
+
+#[derive(Debug, Default)]
+struct CheckpointShared {
+    wake: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Checkpoints {
+    fn new() -> Checkpoints {
+        Checkpoints { shared: std::sync::Arc::new(CheckpointShared::default()) }
+    }
+
+    /// Called when a write transaction has ended.
+    fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Starts the task on its own connection. It holds the shared state
+    /// only weakly between checkpoints, so it ends within a second of the
+    /// last handle going away even without [`Db::close`].
+    async fn start(&self, opts: SqliteConnectOptions) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await?;
+        let weak = std::sync::Arc::downgrade(&self.shared);
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { break };
+                if shared.closed.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                if tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await.is_err() {
+                    continue;
+                }
+                drop(shared);
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                    tracing::debug!(error = %e, "a background checkpoint failed");
+                }
+                tokio::time::sleep(CHECKPOINT_GAP).await;
+            }
+            let _ = conn.close().await;
+        });
+        if let Ok(mut slot) = self.shared.task.lock() {
+            *slot = Some(task);
+        }
+        Ok(())
+    }
+
+    /// Stops the task and closes its connection.
+    async fn stop(&self) {
+        self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.shared.wake.notify_one();
+        let task = self.shared.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the read pool of whichever backend is
@@ -129,15 +211,31 @@ impl Db {
                 // through a temporary file's write(2) calls, which a profile
                 // of batched event ingest showed taking a tenth of the time.
                 .pragma("temp_store", "memory");
-            // The writer also checkpoints: only the committer can finish a
-            // checkpoint while commits keep coming, and a finished one is what
-            // lets the WAL start over (a background checkpointer was tried and
-            // left the WAL growing without end under steady load). Every 250
-            // pages rather than SQLite's 1000 keeps each stall short.
-            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone().pragma("wal_autocheckpoint", "250")).await?;
+            // Checkpoints run beside the writer ([`Checkpoints`]); the writer
+            // still checkpoints itself past a larger WAL, because under commits
+            // that never pause only a checkpoint in the committer reaches the
+            // WAL's tail and lets it start over (a background checkpointer
+            // alone left the WAL growing without end under steady load).
+            // Rows come back from a connection's thread through a bounded
+            // channel: at SQLite's default of 50, a statement returning a
+            // chunk's 500 rows stalls the thread ten times waiting for the
+            // task to take them (a profile of a mass send showed the writer
+            // blocked a thousand times a second there).
+            let opts = opts.row_buffer_size(1024);
+            let checkpoints = Checkpoints::new();
+            let woken = checkpoints.clone();
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .after_release(move |_, _| {
+                    woken.wake();
+                    Box::pin(async { Ok(true) })
+                })
+                .connect_with(opts.clone().pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT))
+                .await?;
             // Opened after the write pool has created the file.
+            checkpoints.start(opts.clone()).await?;
             let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-            Db::Sqlite { read, write }
+            Db::Sqlite { read, write, checkpoints }
         };
         db.migrate().await?;
         db.optimize().await?;
@@ -186,7 +284,8 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, checkpoints } => {
+                checkpoints.stop().await;
                 read.close().await;
                 // The last connection to close checkpoints the whole WAL.
                 write.close().await;

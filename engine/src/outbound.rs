@@ -866,14 +866,37 @@ pub async fn record(db: &Db, ws: &str, outbound_id: &str, done: &[(Work, Outcome
     let timeline: Vec<(&str, String)> = done
         .iter()
         .filter(|(_, o)| o.status == "sent")
-        .map(|(w, o)| {
-            (
-                w.person_id.as_str(),
-                json!({"outbound_id": outbound_id, "channel": w.channel, "delivery_id": w.id, "route": o.route}).to_string(),
-            )
-        })
+        .map(|(w, o)| (w.person_id.as_str(), received(outbound_id, &w.channel, &w.id, o.route.as_deref())))
         .collect();
-    let update = if db.is_postgres() {
+    with_tx!(db, tx => {
+        let mut c = crate::db::Conn::from(&mut *tx);
+        update_deliveries(&mut c, &rows, now).await?;
+        if !timeline.is_empty() {
+            crate::events::write_many(&mut c, timeline.iter().map(|(p, d)| (ws, *p, "outbound.received", d.as_str(), now))).await?;
+        }
+    });
+    Ok(())
+}
+
+/// What a delivery that reached its person puts on their timeline.
+pub(crate) fn received(outbound_id: &str, channel: &str, delivery_id: &str, route: Option<&str>) -> String {
+    json!({"outbound_id": outbound_id, "channel": channel, "delivery_id": delivery_id, "route": route}).to_string()
+}
+
+/// Chat deliveries whose messages were just stored, marked sent as
+/// [`record`] would (the rows as it builds them).
+pub(crate) fn sent_rows<'a>(sent: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> String {
+    json!(
+        sent.map(|(id, conversation_id, message_id)| json!({"id": id, "status": "sent", "conversation_id": conversation_id,
+            "message_id": message_id, "tries": 1, "next_at": 0}))
+            .collect::<Vec<_>>()
+    )
+    .to_string()
+}
+
+/// Writes delivery outcomes (a JSON array of rows) with one statement.
+pub(crate) async fn update_deliveries(c: &mut crate::db::Conn<'_>, rows: &str, now: i64) -> Result<()> {
+    let update = if c.is_postgres() {
         "UPDATE delivery d SET status = j.status, reason = COALESCE(j.reason, d.reason), route = COALESCE(j.route, d.route), \
          error = j.error, provider_id = COALESCE(j.provider_id, d.provider_id), conversation_id = COALESCE(j.conversation_id, d.conversation_id), \
          message_id = COALESCE(j.message_id, d.message_id), attempts = d.attempts + j.tries, next_at = j.next_at, claimed_at = NULL, \
@@ -886,12 +909,8 @@ pub async fn record(db: &Db, ws: &str, outbound_id: &str, done: &[(Work, Outcome
          attempts = attempts + (j.value->>'tries'), next_at = j.value->>'next_at', claimed_at = NULL, updated_at = $2 \
          FROM json_each($1) j WHERE delivery.id = j.value->>'id'"
     };
-    with_tx!(db, tx => {
-        sqlx::query(update).bind(&rows).bind(now).execute(&mut *tx).await?;
-        if !timeline.is_empty() {
-            let mut c = crate::db::Conn::from(&mut *tx);
-            crate::events::write_many(&mut c, timeline.iter().map(|(p, d)| (ws, *p, "outbound.received", d.as_str(), now))).await?;
-        }
+    crate::on_conn!(c, c => {
+        sqlx::query(update).bind(rows).bind(now).execute(&mut **c).await?;
     });
     Ok(())
 }

@@ -52,6 +52,8 @@ pub struct Stored {
     pub conversation_id: String,
     pub message_id: String,
     pub missed_at: Option<i64>,
+    /// Its delivery was marked sent with it (see [`From::deliveries_of`]).
+    pub recorded: bool,
 }
 
 /// Who sends a chunk, and how.
@@ -64,12 +66,19 @@ pub struct From<'a> {
     pub email_fallback: bool,
     /// Files every message carries.
     pub attachments: &'a [crate::uploads::Attachment],
+    /// The outbound whose chat deliveries the items are (each item's key is
+    /// its delivery's id). On SQLite each delivery is then marked sent, and
+    /// `outbound.received` put on the person's timeline, in the transaction
+    /// that stores its message: one commit and one set of timeline
+    /// statements a chunk instead of two, and a crash cannot leave a message
+    /// stored with its delivery still queued.
+    pub deliveries_of: Option<&'a str>,
 }
 
 /// Stores every item's message; the results are in no particular order
 /// (match them by `key`). Items whose person has gone are errors.
 pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments } = from;
+    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, .. } = from;
     match db {
         Db::Sqlite { write, .. } => sqlite(write, hub, from, items).await,
         Db::Postgres(_) => {
@@ -104,6 +113,7 @@ pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> 
                     conversation_id: sent.message.conversation_id,
                     message_id: sent.message.id,
                     missed_at: sent.missed_at,
+                    recorded: false,
                 })
             }))
             .buffer_unordered(PG_PARALLEL);
@@ -149,6 +159,7 @@ pub async fn send_shared(db: &Db, hub: &Hub, from: From<'_>, outbound_id: &str, 
         conversation_id: sent.message.conversation_id,
         message_id: sent.message.id,
         missed_at: sent.missed_at,
+        recorded: false,
     })
 }
 
@@ -179,7 +190,7 @@ async fn start_shared(db: &Db, ws: &str, outbound_id: &str, title: Option<&str>)
 }
 
 async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments } = from;
+    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, deliveries_of } = from;
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -224,7 +235,7 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
     for item in items {
         let echo = format!("outbound:{}", item.key);
         if let Some((id, c)) = known.get(&echo) {
-            out.push(Ok(Stored { key: item.key, conversation_id: c.clone(), message_id: id.clone(), missed_at: None }));
+            out.push(Ok(Stored { key: item.key, conversation_id: c.clone(), message_id: id.clone(), missed_at: None, recorded: false }));
             continue;
         }
         if !alive.contains(&item.person_id) {
@@ -329,6 +340,13 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
             timeline.push((item.person_id.clone(), "conversation.started", json!({"conversation_id": c}).to_string()));
         }
         timeline.push((item.person_id.clone(), "message.received", json!({"conversation_id": c, "message_id": m}).to_string()));
+        if let Some(o) = deliveries_of {
+            timeline.push((item.person_id.clone(), "outbound.received", crate::outbound::received(o, "chat", &item.key, None)));
+        }
+    }
+    if deliveries_of.is_some() && !fresh.is_empty() {
+        let rows = crate::outbound::sent_rows(fresh.iter().map(|(i, c, m, _)| (i.key.as_str(), c.as_str(), m.as_str())));
+        crate::outbound::update_deliveries(&mut crate::db::Conn::from(&mut *tx), &rows, now).await?;
     }
     if !timeline.is_empty() {
         let mut c = crate::db::Conn::from(&mut *tx);
@@ -383,7 +401,7 @@ async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<
     metrics::counter!("parley_messages_total", "author" => "teammate").increment(fresh.len() as u64);
     for (item, c, m, _) in fresh {
         let missed_at = missed.contains(&m).then_some(now);
-        out.push(Ok(Stored { key: item.key, conversation_id: c, message_id: m, missed_at }));
+        out.push(Ok(Stored { key: item.key, conversation_id: c, message_id: m, missed_at, recorded: deliveries_of.is_some() }));
     }
     Ok(out)
 }
