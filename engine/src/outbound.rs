@@ -644,7 +644,7 @@ pub async fn workspace_of(db: &Db, id: &str) -> Result<Option<String>> {
 pub async fn get(db: &Db, ws: &str, id: &str) -> Result<Outbound> {
     let mut o = load(db, ws, id).await?;
     let rows: Vec<(String, String, i64)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT channel, status, COUNT(*) FROM delivery WHERE outbound_id = $1 GROUP BY channel, status")
+        "SELECT channel, status, n FROM delivery_count WHERE outbound_id = $1 AND n > 0")
         .bind(id).fetch_all(pool).await?);
     for (channel, status, n) in rows {
         o.counts.add(&status, n);
