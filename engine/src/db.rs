@@ -335,7 +335,42 @@ macro_rules! on_conn {
 
 #[cfg(test)]
 mod tests {
-    use super::worth_prewarming;
+    use super::{Db, worth_prewarming};
+
+    /// Writes that pause now and then (as a greeting's or an agent's do)
+    /// leave the WAL small: the background checkpoint catches up in each
+    /// pause and the next write starts the WAL over. With only the writer's
+    /// own checkpoint, past 4,000 pages, these 6,000 pages would grow it to
+    /// 16 MB first.
+    #[tokio::test]
+    async fn checkpoints_beside_the_writer_keep_the_wal_small() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("parley-test-wal-{}", crate::util::new_id()));
+        std::fs::create_dir_all(&dir)?;
+        let db = Db::connect(&Db::sqlite_url_in(&dir)).await?;
+        let wal = dir.join("parley.db-wal");
+        crate::with_tx!(&db, tx => {
+            sqlx::query("CREATE TABLE wal_test (b BLOB)").execute(&mut *tx).await?;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let before = std::fs::metadata(&wal)?.len();
+        for _ in 0..60 {
+            // About 100 pages a transaction: rows of 3,000 bytes.
+            crate::with_tx!(&db, tx => {
+                sqlx::query(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                     INSERT INTO wal_test SELECT randomblob(3000) FROM n",
+                )
+                .execute(&mut *tx)
+                .await?;
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        }
+        let after = std::fs::metadata(&wal)?.len();
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(after <= before.max(4 << 20), "the WAL grew from {before} to {after} bytes");
+        Ok(())
+    }
 
     const MEMINFO: &str = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n";
 
