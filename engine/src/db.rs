@@ -211,17 +211,17 @@ impl Db {
                 // through a temporary file's write(2) calls, which a profile
                 // of batched event ingest showed taking a tenth of the time.
                 .pragma("temp_store", "memory");
-            // Checkpoints run beside the writer ([`Checkpoints`]); the writer
-            // still checkpoints itself past a larger WAL, because under commits
-            // that never pause only a checkpoint in the committer reaches the
-            // WAL's tail and lets it start over (a background checkpointer
-            // alone left the WAL growing without end under steady load).
             // Rows come back from a connection's thread through a bounded
             // channel: at SQLite's default of 50, a statement returning a
             // chunk's 500 rows stalls the thread ten times waiting for the
             // task to take them (a profile of a mass send showed the writer
             // blocked a thousand times a second there).
             let opts = opts.row_buffer_size(1024);
+            // Checkpoints run beside the writer ([`Checkpoints`]); the writer
+            // still checkpoints itself past a larger WAL, because under commits
+            // that never pause only a checkpoint in the committer reaches the
+            // WAL's tail and lets it start over (a background checkpointer
+            // alone left the WAL growing without end under steady load).
             let checkpoints = Checkpoints::new();
             let woken = checkpoints.clone();
             let write = SqlitePoolOptions::new()

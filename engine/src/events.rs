@@ -49,11 +49,21 @@ pub(crate) async fn insert(c: &mut Conn<'_>, workspace_id: &str, person_id: &str
 /// are logged as changed (see `person_touched` in the migrations).
 const TOUCH: &str = "INSERT INTO person_touched (at, person_id, workspace_id) VALUES ($1, $2, $3) ON CONFLICT (at, person_id) DO NOTHING";
 
+/// How new summary rows are added to the ones people already have: every
+/// statement that writes summaries ends with this.
+macro_rules! summary_on_conflict {
+    () => {
+        " ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
+         first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
+         last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END"
+    };
+}
+
 /// Adds `count` events between `first` and `last` to a person's summary.
-const SUMMARY_UPSERT: &str = "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6) \
-     ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
-     first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
-     last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END";
+const SUMMARY_UPSERT: &str = concat!(
+    "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    summary_on_conflict!()
+);
 
 /// Records an event on a person's timeline (the widget's `track` and page views).
 pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<i64> {
@@ -266,43 +276,34 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
     // people as changed, in one run of appended rows.
     let people: std::collections::BTreeSet<(&str, &str)> = sums.iter().map(|((ws, pid, _), _)| (*pid, *ws)).collect();
     let now = now_ms();
-    if let Conn::Sqlite(c) = c {
-        return write_many_sqlite(c, &rows, &sums, &people, now).await;
-    }
-    // 6 binds per row; both backends allow far more than 200 × 6.
+    let c = match c {
+        Conn::Sqlite(c) => return write_many_sqlite(c, &rows, &sums, &people, now).await,
+        Conn::Postgres(c) => c,
+    };
+    // 6 binds per row; PostgreSQL allows far more than 200 × 6.
     for chunk in rows.chunks(200) {
-        on_conn!(c, c => {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO event (id, workspace_id, person_id, name, data, at) ");
-            q.push_values(chunk, |mut b, (ws, pid, name, data, at)| {
-                b.push_bind(new_id()).push_bind(*ws).push_bind(*pid).push_bind(*name).push_bind(*data).push_bind(*at);
-            });
-            q.build().execute(&mut **c).await?;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO event (id, workspace_id, person_id, name, data, at) ");
+        q.push_values(chunk, |mut b, (ws, pid, name, data, at)| {
+            b.push_bind(new_id()).push_bind(*ws).push_bind(*pid).push_bind(*name).push_bind(*data).push_bind(*at);
         });
+        q.build().execute(&mut **c).await?;
     }
     for chunk in sums.chunks(200) {
-        on_conn!(c, c => {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) ");
-            q.push_values(chunk, |mut b, ((ws, pid, name), (n, first, last))| {
-                b.push_bind(*pid).push_bind(*ws).push_bind(*name).push_bind(*n).push_bind(*first).push_bind(*last);
-            });
-            q.push(
-                " ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
-                 first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
-                 last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END",
-            );
-            q.build().execute(&mut **c).await?;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) ");
+        q.push_values(chunk, |mut b, ((ws, pid, name), (n, first, last))| {
+            b.push_bind(*pid).push_bind(*ws).push_bind(*name).push_bind(*n).push_bind(*first).push_bind(*last);
         });
+        q.push(summary_on_conflict!());
+        q.build().execute(&mut **c).await?;
     }
     let people: Vec<(&str, &str)> = people.into_iter().collect();
     for chunk in people.chunks(300) {
-        on_conn!(c, c => {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO person_touched (at, person_id, workspace_id) ");
-            q.push_values(chunk, |mut b, (pid, ws)| {
-                b.push_bind(now).push_bind(*pid).push_bind(*ws);
-            });
-            q.push(" ON CONFLICT (at, person_id) DO NOTHING");
-            q.build().execute(&mut **c).await?;
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO person_touched (at, person_id, workspace_id) ");
+        q.push_values(chunk, |mut b, (pid, ws)| {
+            b.push_bind(now).push_bind(*pid).push_bind(*ws);
         });
+        q.push(" ON CONFLICT (at, person_id) DO NOTHING");
+        q.build().execute(&mut **c).await?;
     }
     Ok(())
 }
@@ -331,13 +332,11 @@ async fn write_many_sqlite(
     .await?;
     let sums: Vec<Value> =
         sums.iter().map(|((ws, pid, name), (n, first, last))| serde_json::json!([pid, ws, name, n, first, last])).collect();
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) \
-         SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j WHERE true \
-         ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
-         first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
-         last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END",
-    )
+         SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j WHERE true",
+        summary_on_conflict!()
+    ))
     .bind(Value::Array(sums).to_string())
     .execute(&mut *c)
     .await?;

@@ -855,14 +855,7 @@ pub async fn record(db: &Db, ws: &str, outbound_id: &str, done: &[(Work, Outcome
         return Ok(());
     }
     let now = now_ms();
-    let rows = json!(
-        done.iter()
-            .map(|(w, o)| json!({"id": w.id, "status": o.status, "reason": o.reason, "route": o.route, "error": o.error,
-            "provider_id": o.provider_id, "conversation_id": o.conversation_id, "message_id": o.message_id,
-            "tries": o.tries, "next_at": o.next_at}))
-            .collect::<Vec<_>>()
-    )
-    .to_string();
+    let rows = outcome_rows(done.iter().map(|(w, o)| (w.id.as_str(), o)));
     let timeline: Vec<(&str, String)> = done
         .iter()
         .filter(|(_, o)| o.status == "sent")
@@ -883,18 +876,36 @@ pub(crate) fn received(outbound_id: &str, channel: &str, delivery_id: &str, rout
     json!({"outbound_id": outbound_id, "channel": channel, "delivery_id": delivery_id, "route": route}).to_string()
 }
 
-/// Chat deliveries whose messages were just stored, marked sent as
-/// [`record`] would (the rows as it builds them).
-pub(crate) fn sent_rows<'a>(sent: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> String {
+/// Delivery outcomes as the JSON rows [`update_deliveries`] reads.
+fn outcome_rows<'a>(done: impl Iterator<Item = (&'a str, &'a Outcome)>) -> String {
     json!(
-        sent.map(|(id, conversation_id, message_id)| json!({"id": id, "status": "sent", "conversation_id": conversation_id,
-            "message_id": message_id, "tries": 1, "next_at": 0}))
+        done.map(|(id, o)| json!({"id": id, "status": o.status, "reason": o.reason, "route": o.route, "error": o.error,
+            "provider_id": o.provider_id, "conversation_id": o.conversation_id, "message_id": o.message_id,
+            "tries": o.tries, "next_at": o.next_at}))
             .collect::<Vec<_>>()
     )
     .to_string()
 }
 
-/// Writes delivery outcomes (a JSON array of rows) with one statement.
+/// Chat deliveries whose messages were just stored, marked sent as
+/// [`record`] would mark them.
+pub(crate) fn sent_rows<'a>(sent: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> String {
+    let sent: Vec<(&str, Outcome)> = sent
+        .map(|(id, conversation_id, message_id)| {
+            let outcome = Outcome {
+                status: "sent",
+                conversation_id: Some(conversation_id.to_owned()),
+                message_id: Some(message_id.to_owned()),
+                tries: 1,
+                ..Outcome::default()
+            };
+            (id, outcome)
+        })
+        .collect();
+    outcome_rows(sent.iter().map(|(id, o)| (*id, o)))
+}
+
+/// Writes delivery outcomes (JSON rows from [`outcome_rows`]) with one statement.
 pub(crate) async fn update_deliveries(c: &mut crate::db::Conn<'_>, rows: &str, now: i64) -> Result<()> {
     let update = if c.is_postgres() {
         "UPDATE delivery d SET status = j.status, reason = COALESCE(j.reason, d.reason), route = COALESCE(j.route, d.route), \
