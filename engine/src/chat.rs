@@ -1016,16 +1016,17 @@ pub async fn set_archived(db: &Db, hub: &Hub, actor: &Actor, id: &str, archived:
 
 /// Deletes a conversation and its messages for good (admins only; logged).
 #[tracing::instrument(skip_all, fields(conversation = %id))]
-pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) -> Result<()> {
+pub async fn delete_conversation(db: &Db, hub: &Hub, uploads_dir: &std::path::Path, actor: &Actor, id: &str) -> Result<()> {
     actor.require_admin()?;
     let ws = actor.workspace_id.as_str();
-    let events = with_tx!(db, tx => {
+    let (events, files) = with_tx!(db, tx => {
         let found: Option<(String,)> = sqlx::query_as("SELECT person_id FROM conversation WHERE id = $1 AND workspace_id = $2")
             .bind(id).bind(ws).fetch_optional(&mut *tx).await?;
         if found.is_none() {
             return Err(Error::NotFound("conversation"));
         }
         let audience: Vec<String> = sqlx::query_scalar(AUDIENCE).bind(id).bind(ws).fetch_all(&mut *tx).await?;
+        let files = crate::uploads::linked_to_messages!(tx, "SELECT id FROM message WHERE conversation_id = $1", id);
         for sql in [
             // The company's next message starts a new shared conversation.
             "UPDATE company SET conversation_id = NULL WHERE conversation_id = $1",
@@ -1042,19 +1043,20 @@ pub async fn delete_conversation(db: &Db, hub: &Hub, actor: &Actor, id: &str) ->
         for p in audience {
             events.push(hub.append(&mut *tx, &person_stream(&p), ws, frame.clone()).await?);
         }
-        events
+        (events, files)
     });
     tracing::info!(conversation = id, teammate = %actor.teammate_id, "conversation deleted");
     hub.deliver(&events);
+    crate::uploads::release(db, uploads_dir, &files).await;
     Ok(())
 }
 
 /// Deletes a message: its text is erased, a tombstone stays so threads and
 /// replays keep their order. Admins may delete any message, agents their own.
 #[tracing::instrument(skip_all, fields(message = %message_id))]
-pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str) -> Result<()> {
+pub async fn delete_message(db: &Db, hub: &Hub, uploads_dir: &std::path::Path, actor: &Actor, message_id: &str) -> Result<()> {
     let ws = actor.workspace_id.as_str();
-    let events = with_tx!(db, tx => {
+    let (events, files) = with_tx!(db, tx => {
         let found: Option<(String, String, Option<String>, String)> = sqlx::query_as(
             "SELECT m.conversation_id, m.author_type, m.author_id, m.kind FROM message m \
              WHERE m.id = $1 AND m.workspace_id = $2 AND m.deleted_at IS NULL")
@@ -1067,6 +1069,8 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
         sqlx::query("UPDATE message SET body = '', deleted_at = $1, deleted_by = $2 WHERE id = $3")
             .bind(now_ms()).bind(&actor.teammate_id).bind(message_id).execute(&mut *tx).await?;
         // A deleted message shows nothing, its files included.
+        let files: Vec<String> = sqlx::query_scalar("SELECT upload_id FROM message_attachment WHERE message_id = $1")
+            .bind(message_id).fetch_all(&mut *tx).await?;
         sqlx::query("DELETE FROM message_attachment WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
         let frame = json!({"type": "message.deleted", "message_id": message_id, "conversation_id": conversation_id});
         let mut events = vec![hub.append(&mut *tx, &workspace_stream(ws), ws, frame.clone()).await?];
@@ -1076,10 +1080,11 @@ pub async fn delete_message(db: &Db, hub: &Hub, actor: &Actor, message_id: &str)
                 events.push(hub.append(&mut *tx, &person_stream(&p), ws, frame.clone()).await?);
             }
         }
-        events
+        (events, files)
     });
     tracing::info!(message = message_id, teammate = %actor.teammate_id, "message deleted");
     hub.deliver(&events);
+    crate::uploads::release(db, uploads_dir, &files).await;
     Ok(())
 }
 

@@ -65,10 +65,10 @@ pub use error::{Error, Result};
 /// How long realtime frames are kept for `resume`.
 const FRAME_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Hourly upkeep: prunes old realtime frames and the log of touched people
-/// (every node may; the deletes are idempotent) and refreshes SQLite's
-/// planner statistics.
-fn spawn_pruning(db: Db, hub: hub::Hub, shutdown: tokio_util::sync::CancellationToken) {
+/// Hourly upkeep: prunes old realtime frames, the log of touched people and
+/// uploads nothing took up (every node may; the deletes are idempotent)
+/// and refreshes SQLite's planner statistics.
+fn spawn_pruning(db: Db, hub: hub::Hub, uploads_dir: std::path::PathBuf, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -86,6 +86,9 @@ fn spawn_pruning(db: Db, hub: hub::Hub, shutdown: tokio_util::sync::Cancellation
             }
             if let Err(e) = search::meili::prune_touched(&db).await {
                 tracing::warn!(error = %e, "pruning the log of touched people failed");
+            }
+            if let Err(e) = uploads::sweep(&db, &uploads_dir, util::now_ms() - uploads::UNUSED_GRACE_MS).await {
+                tracing::warn!(error = %e, "sweeping unused uploads failed");
             }
         }
     });
@@ -126,7 +129,7 @@ impl Engine {
         let hub = hub::Hub::new(db.clone(), util::new_id());
         hub.spawn_relay(shutdown.clone()).await;
         chat::batch::start(&db, &hub, shutdown.clone());
-        spawn_pruning(db.clone(), hub.clone(), shutdown.clone());
+        spawn_pruning(db.clone(), hub.clone(), uploads_dir.clone(), shutdown.clone());
         let presence = presence::Presence::start(db.clone(), hub.clone(), shutdown.clone()).await?;
         let sql = search::SqlIndex::shared(db.clone());
         let people_index: std::sync::Arc<dyn search::PeopleIndex> = match meili {

@@ -14,7 +14,7 @@
 //! Check-ins are outbound chats with an "I'm OK" button; each recipient's
 //! signed link ([`link_token`]) opens their chat without the widget.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -707,6 +707,10 @@ pub struct FollowUpInput {
     /// Defaults to the first send's channels.
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
+    /// Upload ids the follow-up's messages carry; defaults to the first
+    /// send's files (`[]` for none).
+    #[serde(default)]
+    pub attachments: Option<Vec<String>>,
 }
 
 /// A new outbound like `id`, to those of its recipients who have not
@@ -724,7 +728,7 @@ pub async fn follow_up(db: &Db, ws: &str, created_by: &str, id: &str, f: FollowU
         audience: Audience { follow_up: Some(FollowUpOf { outbound_id: id.to_owned(), only: f.only }), ..Audience::default() },
         options: first.options,
         from_teammate_id: first.from_teammate_id,
-        attachments: Vec::new(),
+        attachments: f.attachments.unwrap_or_else(|| first.attachments.into_iter().map(|a| a.id).collect()),
     };
     create(db, ws, created_by, input, Some(id)).await.map_err(|e| match e {
         Error::Unprocessable { field, .. } if field == "audience" => {
@@ -1068,6 +1072,9 @@ pub struct Template {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<Audience>,
     pub options: Options,
+    /// Files a chat sent from it carries (left out when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::uploads::Attachment>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -1085,6 +1092,9 @@ pub struct TemplateInput {
     pub audience: Option<Audience>,
     #[serde(default)]
     pub options: Options,
+    /// Upload ids (`POST /uploads`), at most 10; chat templates only.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -1096,14 +1106,26 @@ struct TemplateRow {
     channels: String,
     audience: Option<String>,
     options: String,
+    attachments: String,
     created_at: i64,
     updated_at: i64,
 }
 
+fn bad_template(e: serde_json::Error) -> Error {
+    Error::Internal(anyhow::anyhow!("stored template: {e}"))
+}
+
 impl TemplateRow {
-    fn into_template(self) -> Result<Template> {
-        let bad = |e: serde_json::Error| Error::Internal(anyhow::anyhow!("stored template: {e}"));
+    fn attachment_ids(&self) -> Result<Vec<String>> {
+        serde_json::from_str(&self.attachments).map_err(bad_template)
+    }
+
+    /// The template, its files taken from `files` (uploads by id).
+    fn into_template(self, files: &HashMap<String, crate::uploads::Attachment>) -> Result<Template> {
+        let bad = bad_template;
+        let attachments = self.attachment_ids()?.iter().filter_map(|id| files.get(id).cloned()).collect();
         Ok(Template {
+            attachments,
             channels: serde_json::from_str(&self.channels).map_err(bad)?,
             audience: self.audience.map(|a| serde_json::from_str(&a)).transpose().map_err(bad)?,
             options: serde_json::from_str(&self.options).map_err(bad)?,
@@ -1126,10 +1148,25 @@ fn check_template(t: &TemplateInput) -> Result<()> {
     }
     snippets::check("title", &t.title)?;
     crate::chat::check_body("body", &t.body)?;
-    snippets::check("body", &t.body)
+    snippets::check("body", &t.body)?;
+    if !t.attachments.is_empty() && t.kind != "chat" {
+        return Err(Error::invalid("attachments", "only chat templates carry attachments: email and SMS go without files"));
+    }
+    Ok(())
 }
 
-const TEMPLATE_SELECT: &str = "SELECT id, kind, title, body, channels, audience, options, created_at, updated_at FROM template ";
+const TEMPLATE_SELECT: &str =
+    "SELECT id, kind, title, body, channels, audience, options, attachments, created_at, updated_at FROM template ";
+
+/// Templates with their files, looked up together.
+async fn into_templates(db: &Db, ws: &str, rows: Vec<TemplateRow>) -> Result<Vec<Template>> {
+    let mut ids = Vec::new();
+    for r in &rows {
+        ids.extend(r.attachment_ids()?);
+    }
+    let files = crate::uploads::found(db, ws, &ids).await?;
+    rows.into_iter().map(|r| r.into_template(&files)).collect()
+}
 
 pub async fn templates(db: &Db, ws: &str, kind: Option<&str>, q: Option<&str>) -> Result<Vec<Template>> {
     let like = q.map(|q| format!("%{}%", crate::util::like_escape(&q.to_lowercase())));
@@ -1137,18 +1174,37 @@ pub async fn templates(db: &Db, ws: &str, kind: Option<&str>, q: Option<&str>) -
         "{TEMPLATE_SELECT} WHERE workspace_id = $1 AND ($2 IS NULL OR kind = $2) \
          AND ($3 IS NULL OR lower(title) LIKE $3 ESCAPE '\\' OR lower(body) LIKE $3 ESCAPE '\\') ORDER BY lower(title), id LIMIT 200")))
         .bind(ws).bind(kind).bind(&like).fetch_all(pool).await?);
-    rows.into_iter().map(TemplateRow::into_template).collect()
+    into_templates(db, ws, rows).await
 }
 
 pub async fn template(db: &Db, ws: &str, id: &str) -> Result<Template> {
     let row: Option<TemplateRow> = with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TEMPLATE_SELECT} WHERE id = $1 AND workspace_id = $2"))).bind(id).bind(ws).fetch_optional(pool).await?);
-    row.ok_or(Error::NotFound("template"))?.into_template()
+    let row = row.ok_or(Error::NotFound("template"))?;
+    into_templates(db, ws, vec![row]).await?.pop().ok_or(Error::NotFound("template"))
 }
 
-/// Creates (`id` None) or replaces a template.
-pub async fn save_template(db: &Db, ws: &str, id: Option<&str>, t: TemplateInput) -> Result<Template> {
+/// A template's upload ids as stored, inside a transaction changing it.
+macro_rules! template_files {
+    ($tx:expr, $ws:expr, $id:expr) => {{
+        let stored: Option<String> = sqlx::query_scalar("SELECT attachments FROM template WHERE id = $1 AND workspace_id = $2")
+            .bind($id)
+            .bind($ws)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match stored {
+            None => return Err(Error::NotFound("template")),
+            Some(s) => serde_json::from_str::<Vec<String>>(&s).map_err(bad_template)?,
+        }
+    }};
+}
+
+/// Creates (`id` None) or replaces a template. Files a replaced template
+/// no longer lists are released.
+pub async fn save_template(db: &Db, uploads_dir: &std::path::Path, ws: &str, id: Option<&str>, t: TemplateInput) -> Result<Template> {
     check_template(&t)?;
+    let files = crate::uploads::resolve(db, ws, &t.attachments).await?;
+    let files = json!(files.iter().map(|a| &a.id).collect::<Vec<_>>()).to_string();
     let now = now_ms();
     let channels = json!(t.channels).to_string();
     let audience = t.audience.as_ref().map(|a| json!(a).to_string());
@@ -1157,31 +1213,39 @@ pub async fn save_template(db: &Db, ws: &str, id: Option<&str>, t: TemplateInput
         None => {
             let id = new_id();
             with_tx!(db, tx => {
-                sqlx::query("INSERT INTO template (id, workspace_id, kind, title, body, channels, audience, options, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
+                sqlx::query("INSERT INTO template (id, workspace_id, kind, title, body, channels, audience, options, created_at, updated_at, \
+                             attachments) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)")
                     .bind(&id).bind(ws).bind(&t.kind).bind(&t.title).bind(&t.body).bind(&channels).bind(&audience).bind(&options).bind(now)
-                    .execute(&mut *tx).await?;
+                    .bind(&files).execute(&mut *tx).await?;
             });
             id
         }
         Some(id) => {
-            let n = with_tx!(db, tx => sqlx::query("UPDATE template SET kind = $1, title = $2, body = $3, channels = $4, audience = $5, \
-                                                    options = $6, updated_at = $7 WHERE id = $8 AND workspace_id = $9")
-                .bind(&t.kind).bind(&t.title).bind(&t.body).bind(&channels).bind(&audience).bind(&options).bind(now).bind(id).bind(ws)
-                .execute(&mut *tx).await?.rows_affected());
-            if n == 0 {
-                return Err(Error::NotFound("template"));
-            }
+            let before = with_tx!(db, tx => {
+                let before = template_files!(tx, ws, id);
+                sqlx::query("UPDATE template SET kind = $1, title = $2, body = $3, channels = $4, audience = $5, \
+                             options = $6, updated_at = $7, attachments = $8 WHERE id = $9 AND workspace_id = $10")
+                    .bind(&t.kind).bind(&t.title).bind(&t.body).bind(&channels).bind(&audience).bind(&options).bind(now).bind(&files)
+                    .bind(id).bind(ws).execute(&mut *tx).await?;
+                before
+            });
+            let dropped: Vec<String> = before.into_iter().filter(|f| !t.attachments.contains(f)).collect();
+            crate::uploads::release(db, uploads_dir, &dropped).await;
             id.to_owned()
         }
     };
     template(db, ws, &id).await
 }
 
-pub async fn delete_template(db: &Db, ws: &str, id: &str) -> Result<()> {
-    let n = with_tx!(db, tx => sqlx::query("DELETE FROM template WHERE id = $1 AND workspace_id = $2").bind(id).bind(ws)
-        .execute(&mut *tx).await?.rows_affected());
-    if n == 0 { Err(Error::NotFound("template")) } else { Ok(()) }
+/// Deletes a template; its files go too unless something else uses them.
+pub async fn delete_template(db: &Db, uploads_dir: &std::path::Path, ws: &str, id: &str) -> Result<()> {
+    let files = with_tx!(db, tx => {
+        let files = template_files!(tx, ws, id);
+        sqlx::query("DELETE FROM template WHERE id = $1 AND workspace_id = $2").bind(id).bind(ws).execute(&mut *tx).await?;
+        files
+    });
+    crate::uploads::release(db, uploads_dir, &files).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,14 @@
 //! Messages point at uploads through `message_attachment`; [`resolve`]
 //! checks the ids a request gives against the workspace, [`link`] stores
 //! them with a message and [`attach`] loads them for a page of messages.
+//! Outbounds and chat templates list theirs as JSON.
+//!
+//! An upload lives while something uses it. Deleting a message, a
+//! conversation, a person or a template [`release`]s the files that were
+//! theirs alone at once (a deleted message's file stops downloading); a
+//! teammate takes back a file not sent yet with [`delete`]; and the hourly
+//! [`sweep`] removes files nothing took up within [`UNUSED_GRACE_MS`], and
+//! files left without a row by a crash.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +26,7 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::{Actor, Role};
 use crate::outbound::list_sql;
 use crate::util::now_ms;
 use crate::{Db, Error, Result, with_db, with_tx};
@@ -236,6 +245,185 @@ pub async fn resolve(db: &Db, workspace_id: &str, ids: &[String]) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// How long an upload that nothing uses is kept: time to finish the message
+/// or template it was picked for.
+pub const UNUSED_GRACE_MS: i64 = 24 * 3600 * 1000;
+
+/// True of upload `u` when nothing uses it: no message links it, and no
+/// outbound or template of its workspace lists it (their JSON lists hold
+/// quoted hex ids, so the pattern matches only that id).
+const UNUSED: &str = "NOT EXISTS (SELECT 1 FROM message_attachment ma WHERE ma.upload_id = u.id) \
+     AND NOT EXISTS (SELECT 1 FROM outbound o WHERE o.workspace_id = u.workspace_id AND o.attachments <> '[]' \
+                     AND o.attachments LIKE '%\"' || u.id || '\"%') \
+     AND NOT EXISTS (SELECT 1 FROM template t WHERE t.workspace_id = u.workspace_id AND t.attachments <> '[]' \
+                     AND t.attachments LIKE '%\"' || u.id || '\"%')";
+
+/// The most rows one sweep statement deletes, so the writer is not held long.
+const SWEEP_BATCH: usize = 500;
+
+/// `DELETE /uploads/{id}`: a file taken back before anything used it (a
+/// teammate removed it from the composer). Its uploader or an admin may;
+/// a file in use is a 409: deleting what uses it releases it.
+#[tracing::instrument(skip_all, fields(upload = %id))]
+pub async fn delete(db: &Db, dir: &Path, actor: &Actor, id: &str) -> Result<()> {
+    let by: Option<String> = with_db!(db, pool => sqlx::query_scalar("SELECT created_by FROM upload WHERE id = $1 AND workspace_id = $2")
+        .bind(id).bind(&actor.workspace_id).fetch_optional(pool).await?);
+    let by = by.ok_or(Error::NotFound("upload"))?;
+    if by != actor.teammate_id && actor.role != Role::Admin {
+        return Err(Error::forbidden("only the teammate who uploaded a file, or an admin, may delete it"));
+    }
+    if remove_unused(db, dir, &[id.to_owned()]).await?.is_empty() {
+        return Err(Error::Conflict {
+            code: "upload_in_use",
+            message: "this file is attached to a message, an outbound or a template: delete that, and the file goes with it".into(),
+        });
+    }
+    tracing::info!(upload = id, teammate = %actor.teammate_id, "upload deleted");
+    Ok(())
+}
+
+/// After a message, conversation, person or template was deleted: removes
+/// those of its uploads that nothing else uses. A failure is logged, not
+/// passed on (what was asked for is done); the sweep retries it.
+pub async fn release(db: &Db, dir: &Path, ids: &[String]) {
+    match remove_unused(db, dir, ids).await {
+        Ok(gone) if !gone.is_empty() => tracing::info!(uploads = gone.len(), "released uploads nothing uses"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "releasing uploads failed; the hourly sweep will remove them"),
+    }
+}
+
+/// Deletes the rows of those of `ids` nothing uses (the check and the
+/// delete are one statement), then their files. Returns the ids deleted.
+async fn remove_unused(db: &Db, dir: &Path, ids: &[String]) -> Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = json!(ids).to_string();
+    let text = format!(
+        "DELETE FROM upload WHERE id IN (SELECT u.id FROM upload u WHERE u.id IN {} AND {UNUSED}) RETURNING id",
+        list_sql(db.is_postgres(), "$1")
+    );
+    let gone: Vec<String> =
+        with_tx!(db, tx => sqlx::query_scalar(sqlx::AssertSqlSafe(text.as_str())).bind(&list).fetch_all(&mut *tx).await?);
+    remove_files(dir, gone.iter().map(|id| dir.join(id))).await;
+    Ok(gone)
+}
+
+async fn remove_files(dir: &Path, paths: impl Iterator<Item = PathBuf>) {
+    for path in paths {
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, dir = %dir.display(), file = %path.display(), "removing an upload's file failed"),
+        }
+    }
+}
+
+/// What a [`sweep`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Uploads (row and file) nothing used.
+    pub unused: usize,
+    /// Files in the folder with no row: written just before a crash, or
+    /// left half-written (`.<id>.part`).
+    pub stray: usize,
+}
+
+/// Removes uploads created before `before_ms` that nothing uses, and files
+/// of the uploads folder older than that which no row names.
+#[tracing::instrument(skip_all)]
+pub async fn sweep(db: &Db, dir: &Path, before_ms: i64) -> Result<Swept> {
+    let mut swept = Swept::default();
+    let text = format!(
+        "DELETE FROM upload WHERE id IN (SELECT u.id FROM upload u WHERE u.created_at < $1 AND {UNUSED} LIMIT {SWEEP_BATCH}) RETURNING id"
+    );
+    loop {
+        let gone: Vec<String> =
+            with_tx!(db, tx => sqlx::query_scalar(sqlx::AssertSqlSafe(text.as_str())).bind(before_ms).fetch_all(&mut *tx).await?);
+        remove_files(dir, gone.iter().map(|id| dir.join(id))).await;
+        swept.unused += gone.len();
+        if gone.len() < SWEEP_BATCH {
+            break;
+        }
+    }
+    let mut old = stray_candidates(dir, before_ms).await?;
+    while !old.is_empty() {
+        let batch: Vec<(String, PathBuf, bool)> = old.drain(..old.len().min(SWEEP_BATCH)).collect();
+        let ids: Vec<&str> = batch.iter().filter(|(_, _, part)| !part).map(|(id, _, _)| id.as_str()).collect();
+        let list = json!(ids).to_string();
+        let text = format!("SELECT id FROM upload WHERE id IN {}", list_sql(db.is_postgres(), "$1"));
+        let known: Vec<String> =
+            with_db!(db, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(text.as_str())).bind(&list).fetch_all(pool).await?);
+        let stray: Vec<PathBuf> = batch.into_iter().filter(|(id, _, part)| *part || !known.contains(id)).map(|(_, p, _)| p).collect();
+        swept.stray += stray.len();
+        remove_files(dir, stray.into_iter()).await;
+    }
+    if swept != Swept::default() {
+        tracing::info!(unused = swept.unused, stray = swept.stray, "swept uploads");
+    }
+    Ok(swept)
+}
+
+/// Files of the uploads folder last written before `before_ms` that are
+/// named like an upload (`<id>`) or its partial write (`.<id>.part`):
+/// (id, path, partial). Anything else there is left alone.
+async fn stray_candidates(dir: &Path, before_ms: i64) -> Result<Vec<(String, PathBuf, bool)>> {
+    let io = |e: std::io::Error| Error::Internal(anyhow::anyhow!("listing {}: {e}", dir.display()));
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let before = std::time::UNIX_EPOCH + std::time::Duration::from_millis(before_ms.max(0) as u64);
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io)? {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let (id, part) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) {
+            Some(id) => (id.to_owned(), true),
+            None => (name, false),
+        };
+        if !well_formed(&id) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata().await else { continue };
+        if meta.is_file() && meta.modified().is_ok_and(|m| m < before) {
+            out.push((id, entry.path(), part));
+        }
+    }
+    Ok(out)
+}
+
+/// The uploads linked to the messages `message_sql` selects (one `$1`),
+/// read inside the transaction that is about to delete those messages.
+macro_rules! linked_to_messages {
+    ($tx:expr, $message_sql:expr, $bind:expr) => {{
+        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT upload_id FROM message_attachment WHERE message_id IN ({})",
+            $message_sql
+        )))
+        .bind($bind)
+        .fetch_all(&mut *$tx)
+        .await?;
+        ids
+    }};
+}
+pub(crate) use linked_to_messages;
+
+/// The uploads of this workspace among `ids`, by id; missing ones are left
+/// out (for showing what was stored, where [`resolve`] checks a request).
+pub async fn found(db: &Db, workspace_id: &str, ids: &[String]) -> Result<HashMap<String, Attachment>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list = json!(ids).to_string();
+    let text =
+        format!("SELECT id, name, content_type, size FROM upload WHERE workspace_id = $1 AND id IN {}", list_sql(db.is_postgres(), "$2"));
+    let rows: Vec<Row> =
+        with_db!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(text.as_str())).bind(workspace_id).bind(&list).fetch_all(pool).await?);
+    Ok(rows.into_iter().map(|r| (r.id.clone(), r.into())).collect())
 }
 
 /// Stores a message's attachments, inside the transaction that stores it.

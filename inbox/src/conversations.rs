@@ -42,7 +42,7 @@ async fn with_unread(engine: &Engine, actor: &parley_engine::auth::Actor, c: Con
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "conversations",
     responses((status = 204, description = "Deleted with its messages"), (status = 403, description = "admins only"), (status = 404)))]
 pub async fn delete(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>) -> Result<StatusCode> {
-    chat::delete_conversation(&engine.db, &engine.hub, &actor, &id).await?;
+    chat::delete_conversation(&engine.db, &engine.hub, &engine.uploads_dir, &actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,6 +159,6 @@ pub async fn unarchive(State(engine): State<Engine>, Auth(actor): Auth, Path(id)
 #[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "conversations",
     responses((status = 204, description = "Text erased; a tombstone keeps the thread's order"), (status = 403, description = "agents may delete only their own"), (status = 404)))]
 pub async fn delete_message(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>) -> Result<StatusCode> {
-    chat::delete_message(&engine.db, &engine.hub, &actor, &id).await?;
+    chat::delete_message(&engine.db, &engine.hub, &engine.uploads_dir, &actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -83,6 +83,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/inbound/email", post(inbound::email))
         // Files up to 10 MiB: read to the handler's own limit too.
         .route("/uploads", post(uploads::create))
+        .route("/uploads/{id}", delete(uploads::delete))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::get).patch(teams::update).delete(teams::delete))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
@@ -106,7 +107,7 @@ pub fn router(engine: Engine) -> Router {
         segments::list, segments::create, segments::get, segments::update, segments::delete, segments::people,
         transfer::import, transfer::export,
         inbound::email,
-        uploads::create, uploads::download,
+        uploads::create, uploads::delete, uploads::download,
         outbound::create, outbound::list, outbound::get, outbound::deliveries, outbound::follow_up, outbound::archive,
         outbound::unarchive, outbound::preview, outbound::templates, outbound::create_template, outbound::template,
         outbound::update_template, outbound::delete_template, outbound::get_sms, outbound::put_sms, outbound::test_message, outbound::person_message,

@@ -133,13 +133,13 @@ pub async fn templates(State(engine): State<Engine>, Auth(actor): Auth, Query(q)
 }
 
 #[utoipa::path(post, path = "/api/v1/templates", tag = "outbound", request_body = TemplateInput,
-    responses((status = 201, body = Template), (status = 422, description = "bad kind, title or snippet")))]
+    responses((status = 201, body = Template), (status = 422, description = "bad kind, title, snippet or attachment")))]
 pub async fn create_template(
     State(engine): State<Engine>,
     Auth(actor): Auth,
     Json(t): Json<TemplateInput>,
 ) -> Result<(StatusCode, JsonOut<Template>)> {
-    Ok((StatusCode::CREATED, JsonOut(outbound::save_template(&engine.db, &actor.workspace_id, None, t).await?)))
+    Ok((StatusCode::CREATED, JsonOut(outbound::save_template(&engine.db, &engine.uploads_dir, &actor.workspace_id, None, t).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "outbound", responses((status = 200, body = Template), (status = 404)))]
@@ -155,12 +155,13 @@ pub async fn update_template(
     Path(id): Path<String>,
     Json(t): Json<TemplateInput>,
 ) -> Result<JsonOut<Template>> {
-    Ok(JsonOut(outbound::save_template(&engine.db, &actor.workspace_id, Some(&id), t).await?))
+    Ok(JsonOut(outbound::save_template(&engine.db, &engine.uploads_dir, &actor.workspace_id, Some(&id), t).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "outbound", responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "outbound",
+    responses((status = 204, description = "deleted, with the files nothing else uses"), (status = 404)))]
 pub async fn delete_template(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>) -> Result<StatusCode> {
-    outbound::delete_template(&engine.db, &actor.workspace_id, &id).await?;
+    outbound::delete_template(&engine.db, &engine.uploads_dir, &actor.workspace_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -58,7 +58,7 @@ pub async fn patch(
     responses((status = 204, description = "Deleted with their conversations and timeline"), (status = 403, description = "admins only"), (status = 404)))]
 pub async fn delete(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>) -> Result<StatusCode> {
     actor.require_admin()?;
-    profile::delete(&engine.db, &actor.workspace_id, &id).await?;
+    profile::delete(&engine.db, &engine.uploads_dir, &actor.workspace_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

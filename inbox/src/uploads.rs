@@ -1,5 +1,6 @@
 //! `POST /api/v1/uploads` (a teammate or API key stores a file to attach to
-//! messages) and `GET /files/{id}/{name}` (anyone holding the link
+//! messages), `DELETE /api/v1/uploads/{id}` (a file taken back before it
+//! was sent) and `GET /files/{id}/{name}` (anyone holding the link
 //! downloads it: visitors' widgets have no teammate session).
 //!
 //! Downloads are served from our own origin, so what a file may do there is
@@ -56,6 +57,16 @@ pub async fn create(
     )
     .await?;
     Ok((StatusCode::CREATED, JsonOut(stored)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads", params(("id" = String, Path, description = "the upload's id")),
+    responses((status = 204, description = "the file and its link are gone"),
+        (status = 403, description = "an agent deleting another teammate's file"),
+        (status = 404, description = "no such upload in this workspace"),
+        (status = 409, description = "`upload_in_use`: a message, outbound or template carries it")))]
+pub async fn delete(State(engine): State<Engine>, Auth(actor): Auth, Path(id): Path<String>) -> Result<StatusCode> {
+    uploads::delete(&engine.db, &engine.uploads_dir, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/files/{id}/{name}", tag = "uploads", security(()),

@@ -244,8 +244,8 @@ const FORGET: &str = "INSERT INTO person_deleted (id, workspace_id, deleted_at) 
 /// Deletes a person and everything that is theirs: conversations, messages,
 /// timeline, sessions.
 #[tracing::instrument(skip_all, fields(person = %id))]
-pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
-    with_tx!(db, tx => {
+pub async fn delete(db: &Db, uploads_dir: &std::path::Path, workspace_id: &str, id: &str) -> Result<()> {
+    let files = with_tx!(db, tx => {
         let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM person WHERE id = $1 AND workspace_id = $2")
             .bind(id).bind(workspace_id).fetch_optional(&mut *tx).await?;
         if exists.is_none() {
@@ -262,6 +262,16 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
             // outbounds no longer list them.
             "DELETE FROM checkin_reply WHERE person_id = $1",
             "DELETE FROM delivery WHERE person_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        // Their files go with their messages (once nothing else uses them).
+        let files = crate::uploads::linked_to_messages!(
+            tx,
+            "SELECT m.id FROM message m JOIN conversation c ON c.id = m.conversation_id WHERE c.person_id = $1",
+            id
+        );
+        for sql in [
             "DELETE FROM message WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",
             "DELETE FROM participant WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",
             "DELETE FROM teammate_read WHERE conversation_id IN (SELECT id FROM conversation WHERE person_id = $1)",
@@ -275,8 +285,10 @@ pub async fn delete(db: &Db, workspace_id: &str, id: &str) -> Result<()> {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         sqlx::query(FORGET).bind(id).bind(workspace_id).bind(now_ms()).execute(&mut *tx).await?;
+        files
     });
     tracing::info!(person = %id, workspace = %workspace_id, "person deleted");
+    crate::uploads::release(db, uploads_dir, &files).await;
     Ok(())
 }
 

@@ -1521,7 +1521,7 @@ mod tests {
             assert_eq!(ups[0]["name"], "Bob B");
 
             // Deleting records the person for removal, once.
-            profile::delete(&db, &ws, &bob).await.expect("deleted");
+            profile::delete(&db, std::path::Path::new("no-uploads"), &ws, &bob).await.expect("deleted");
             let mut gone = Sent::new();
             follow(&db, &rec, Stream::Deleted, &mut gone).await.expect("synced");
             follow(&db, &rec, Stream::Deleted, &mut gone).await.expect("synced");
@@ -1646,7 +1646,7 @@ mod tests {
             assert_eq!(ids(&index, &ws, &[], Some("_geoRadius(52.5, 13.4, 100000)")).await, (1, vec![ann.clone()]));
 
             // Deleting shows on the next pass.
-            profile::delete(&db, &ws, &bob).await.expect("deleted");
+            profile::delete(&db, std::path::Path::new("no-uploads"), &ws, &bob).await.expect("deleted");
             syncer.tick(&db, &index).await.expect("second sync");
             assert_eq!(ids(&index, &ws, &["bob"], None).await.0, 0);
 
