@@ -4,7 +4,7 @@
 // message's files show in a thread (pictures as small previews, other files
 // as links with name and size).
 
-import { getToken } from './api.js';
+import { api, getToken } from './api.js';
 import { h } from './views.js';
 
 const PREVIEWED = /^image\/(png|jpeg|gif|webp)$/;
@@ -73,12 +73,24 @@ function upload(file, onProgress) {
 }
 
 /**
+ * Takes back a file uploaded here and removed before anything used it, so
+ * it does not linger on the server. One that a message, outbound or
+ * template took up meanwhile is refused (409) and rightly stays.
+ */
+function takeBack(upload) {
+  api('DELETE', `/uploads/${encodeURIComponent(upload.id)}`).catch(() => {});
+}
+
+/**
  * The "Attach files" control. `ids()` are the uploaded files' ids in order,
- * `busy()` says whether one is still uploading, `clear()` empties it, and
+ * `busy()` says whether one is still uploading, `set(files)` shows files
+ * that are already stored (a template's), `clear()` empties it, and
  * `errorSlot` shows the server's errors about `attachments` (data-error-for).
  */
 export function attachControl({ testid = 'attach' } = {}) {
-  const items = []; // {file, state: 'uploading'|'done'|'failed', upload, error, el}
+  // {file, state: 'uploading'|'done'|'failed', upload, error, el, mine, removed}:
+  // `mine` when uploaded by this control (a template's files are not).
+  const items = [];
   const input = h('input', { type: 'file', multiple: true, id: `${testid}-input`, 'data-testid': `${testid}-input`, class: 'attach-input visually-hidden' });
   const label = h('label', { for: input.id, class: 'btn attach-label' }, 'Attach files');
   const list = h('ul', { class: 'attach-list', 'data-testid': `${testid}-list`, 'aria-live': 'polite' });
@@ -97,6 +109,8 @@ export function attachControl({ testid = 'attach' } = {}) {
     remove.addEventListener('click', () => {
       items.splice(items.indexOf(item), 1);
       item.el.remove();
+      item.removed = true;
+      if (item.mine && item.state === 'done') takeBack(item.upload);
     });
     const row = h(
       'li',
@@ -113,14 +127,18 @@ export function attachControl({ testid = 'attach' } = {}) {
   input.addEventListener('change', () => {
     errorSlot.textContent = '';
     for (const file of input.files) {
-      const item = { file, state: 'uploading', progress: 0 };
+      const item = { file, state: 'uploading', progress: 0, mine: true };
       items.push(item);
       list.append(render(item));
       upload(file, (p) => {
         item.progress = p;
         if (item.el?.isConnected) render(item);
       }).then(
-        (u) => Object.assign(item, { state: 'done', upload: u }),
+        (u) => {
+          Object.assign(item, { state: 'done', upload: u });
+          // Removed while it was still on its way up.
+          if (item.removed) takeBack(u);
+        },
         (e) => Object.assign(item, { state: 'failed', error: e.message }),
       ).then(() => item.el?.isConnected && render(item));
     }
@@ -138,6 +156,17 @@ export function attachControl({ testid = 'attach' } = {}) {
       items.length = 0;
       list.textContent = '';
       errorSlot.textContent = '';
+    },
+    /** Shows stored files (`{id, name, size, …}`) in place of the current ones. */
+    set(stored) {
+      // Files picked here that the new set drops would otherwise linger.
+      for (const i of items) if (i.mine && i.state === 'done' && !(stored ?? []).some((u) => u.id === i.upload.id)) takeBack(i.upload);
+      this.clear();
+      for (const upload of stored ?? []) {
+        const item = { file: { name: upload.name }, state: 'done', upload, mine: false };
+        items.push(item);
+        list.append(render(item));
+      }
     },
   };
 }

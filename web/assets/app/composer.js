@@ -344,6 +344,7 @@ export function open(container) {
     body.value = t.body;
     for (const [c, box] of channelBoxes) if (!box.disabled) box.checked = t.channels.includes(c);
     for (const [k, box] of optionBoxes) box.checked = !!t.options?.[k];
+    files.set(t.attachments);
     let note = '';
     if (t.audience) {
       const { chips: restored, missing } = await audienceChips(t.audience);
@@ -369,6 +370,7 @@ export function open(container) {
         channels: channels(),
         audience: Object.keys(a).length ? a : undefined,
         options: options(),
+        attachments: files.el.hidden ? [] : files.ids(),
       });
       templateStatus.textContent = `Saved “${t.title}”`;
       await loadTemplates();
@@ -459,7 +461,7 @@ export function open(container) {
           { class: 'panel', 'aria-label': 'Templates' },
           h('h2', { class: 'panel-title' }, 'Templates'),
           field('Search templates', templateSearch, { testid: 'compose-template-search' }),
-          field('Load a template', templateSel, { className: 'field-inline', hint: 'Fills in the title, message, recipients, channels and options.' }),
+          field('Load a template', templateSel, { className: 'field-inline', hint: 'Fills in the title, message, files, recipients, channels and options.' }),
           h('div', { class: 'toolbar' }, button('Save as template', saveTemplate, { 'data-testid': 'compose-template-save' }), templateStatus),
         ),
       ),

@@ -3,6 +3,7 @@
 // answers and the follow-up to those not OK, archiving, and the message log.
 
 import { api, enc } from './api.js';
+import { attachControl, attachmentsView } from './attach.js';
 import { button, clearErrors, dateTime, field, onFrame, pageHead, pager, select, showError } from './ui.js';
 import { h, personName, relativeTime } from './views.js';
 
@@ -162,6 +163,9 @@ export const detail = {
     const followBody = h('textarea', { rows: '3' });
     const followOnly = select([['not_ok', 'Those not OK'], ['not_delivered', 'Those not reached']]);
     const followPanel = h('section', { class: 'panel', 'aria-label': 'Follow up' });
+    // Starts with the first send's files (for chats and announcements).
+    const followFiles = attachControl({ testid: 'follow-attach' });
+    let followFilesSet = false;
     const followBtn = button('Follow up with those not OK', () => followUp(), { class: 'btn btn-primary', 'data-testid': 'outbound-follow-up' });
     followOnly.addEventListener('change', () => {
       followBtn.textContent = followOnly.value === 'not_ok' ? 'Follow up with those not OK' : 'Follow up with those not reached';
@@ -169,9 +173,17 @@ export const detail = {
 
     async function followUp() {
       clearErrors(followPanel);
+      if (!followFiles.el.hidden && followFiles.busy()) {
+        followFiles.errorSlot.textContent = 'Wait until every file has uploaded, or remove it.';
+        return;
+      }
       followBtn.disabled = true;
       try {
-        const c = await api('POST', `/outbound/${enc(id)}/follow-up`, { body: followBody.value, only: followOnly.value });
+        const c = await api('POST', `/outbound/${enc(id)}/follow-up`, {
+          body: followBody.value,
+          only: followOnly.value,
+          attachments: followFiles.el.hidden ? [] : followFiles.ids(),
+        });
         location.hash = `#/outbound/${enc(c.id)}`;
       } catch (e) {
         showError(e, followPanel, followPanel.querySelector('.panel-error'));
@@ -253,8 +265,14 @@ export const detail = {
       message.replaceChildren(
         h('p', { class: 'preview-title' }, o.title ?? ''),
         h('div', { class: 'preview-body' }, o.body),
+        attachmentsView(o.attachments) ?? '',
         h('p', { class: 'muted' }, `Created ${dateTime(o.created_at)} · channels: ${o.channels.join(', ')}`),
       );
+      followFiles.el.hidden = !(o.kind === 'chat' || o.kind === 'announcement');
+      if (!followFilesSet) {
+        followFilesSet = true;
+        followFiles.set(o.attachments);
+      }
       if (o.follow_up_of) message.append(h('p', {}, h('a', { href: `#/outbound/${enc(o.follow_up_of)}`, 'data-testid': 'outbound-follow-up-of' }, 'Follow-up of an earlier send')));
       const asksOk = o.ok != null;
       setOptionsFor(asksOk);
@@ -316,6 +334,7 @@ export const detail = {
       h('h2', { class: 'panel-title' }, 'Follow up'),
       field('Who', followOnly, { errorKey: 'only', testid: 'outbound-follow-only' }),
       field('Message', followBody, { errorKey: 'body', testid: 'outbound-follow-body', hint: 'A new send to exactly those people, on the same channels.' }),
+      followFiles.el,
       h('p', { class: 'form-error panel-error', role: 'alert' }),
       h('div', { class: 'toolbar' }, followBtn),
     );
