@@ -12,7 +12,7 @@ use parley_tests::{Backend, TestApp, on_both_backends};
 use serde_json::{Value, json};
 
 use super::browser::{in_widget, log_in, send_in_widget};
-use super::browser_app::{click, quick_add, type_in};
+use super::browser_app::{choose, click, quick_add, type_in};
 
 on_both_backends!(
     an_uploaded_file_downloads_as_it_was_and_html_or_svg_only_as_a_download,
@@ -21,6 +21,11 @@ on_both_backends!(
     a_foreign_or_unknown_upload_is_refused_at_its_index_and_nothing_is_sent,
     a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_links_it,
     an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_real_browser,
+    a_file_taken_back_before_sending_is_deleted_and_one_in_use_is_a_conflict,
+    deleting_a_person_takes_their_files_and_keeps_what_others_use,
+    a_chat_template_keeps_its_files_and_a_follow_up_carries_the_first_sends,
+    the_sweep_removes_files_nothing_took_up_and_strays_a_crash_left,
+    in_a_real_browser_a_removed_file_is_deleted_and_a_template_and_follow_up_bring_their_files,
 );
 
 /// A real 24×16 PNG (a solid colour), so a browser shows it as a picture.
@@ -287,14 +292,304 @@ async fn a_reply_with_only_a_file_reaches_both_sockets_and_its_missed_email_link
     let got = app.download(&url).await;
     assert_eq!((got.status, got.bytes.as_slice()), (200, &b"%PDF-1.4 invoice"[..]));
 
-    // A deleted message shows its files no more; deleting the conversation
-    // takes their links with it, and the upload stays for other messages.
+    // A deleted message shows its files no more; the file stays while the
+    // other message carries it, and goes with the conversation.
     let deleted = app.delete(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap()), &app.token).await;
     assert_eq!(deleted.status, 204);
     let thread = app.thread(&conversation).await;
     assert!(thread.iter().all(|m| m["id"] != sent.body["id"]), "the deleted message is gone");
+    assert_eq!(app.download(&url).await.status, 200, "\"Also this copy\" still carries it");
     assert_eq!(app.delete(&format!("/api/v1/conversations/{conversation}"), &app.token).await.status, 204);
-    assert_eq!(app.download(&url).await.status, 200);
+    assert_eq!(app.download(&url).await.status, 404, "nothing uses it any more");
+    assert!(!stored(&app, &invoice).exists(), "its bytes are gone from the data dir");
+}
+
+/// Where an upload's bytes are kept.
+fn stored(app: &TestApp, upload: &Value) -> std::path::PathBuf {
+    app.engine.uploads_dir.join(upload["id"].as_str().unwrap())
+}
+
+/// Whether the upload's link still downloads it, and its bytes are on disk.
+async fn kept(app: &TestApp, upload: &Value) -> bool {
+    let status = app.download(upload["url"].as_str().unwrap()).await.status;
+    assert!(status == 200 || status == 404, "{status}");
+    assert_eq!(stored(app, upload).exists(), status == 200, "the row and the file go together: {upload}");
+    status == 200
+}
+
+async fn a_file_taken_back_before_sending_is_deleted_and_one_in_use_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (person_id, conversation, _widget) = visitor_in_chat(&app).await;
+    let (_, agent) = app.teammate("Agnes Agent", "agent").await;
+
+    // Picked by mistake and removed from the composer: gone at once.
+    let typo = upload(&app, "wrong-file.txt", "text/plain", b"not this one").await;
+    assert!(kept(&app, &typo).await);
+    let path = format!("/api/v1/uploads/{}", typo["id"].as_str().unwrap());
+    assert_eq!(app.delete(&path, &app.token).await.status, 204);
+    assert!(!kept(&app, &typo).await);
+    assert_eq!(app.delete(&path, &app.token).await.status, 404, "already gone");
+    let r = app
+        .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "x", "attachments": [typo["id"]]}))
+        .await;
+    assert_eq!((r.status, r.field()), (422, "attachments.0"), "a deleted upload cannot be attached: {}", r.body);
+
+    // An agent takes back their own files, not an admin's; another
+    // workspace does not see it at all.
+    let admins = upload(&app, "admins.txt", "text/plain", b"the admin's").await;
+    let admins_path = format!("/api/v1/uploads/{}", admins["id"].as_str().unwrap());
+    assert_eq!(app.delete(&admins_path, &agent).await.status, 403);
+    let (other, _) = app.other_workspace().await;
+    assert_eq!(app.delete(&admins_path, &other).await.status, 404);
+    assert!(kept(&app, &admins).await);
+    let own = app.upload(&agent, "agents.txt", "text/plain", b"the agent's".to_vec()).await.ok().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/uploads/{}", own["id"].as_str().unwrap()), &agent).await.status, 204);
+    assert!(!kept(&app, &own).await);
+
+    // Sent, it belongs to the message: deleting it is a conflict, and
+    // deleting the message is what removes it.
+    let sent = app
+        .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "Here", "attachments": [admins["id"]]}))
+        .await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    let r = app.delete(&admins_path, &app.token).await;
+    assert_eq!((r.status, r.code()), (409, "upload_in_use"), "{}", r.body);
+    assert!(kept(&app, &admins).await);
+    assert_eq!(app.delete(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap()), &app.token).await.status, 204);
+    assert!(!kept(&app, &admins).await, "the message was all that used it");
+
+    // Listed by an outbound, it stays while the outbound does, whoever's
+    // copy of the message is deleted.
+    let flyer = upload(&app, "flyer.pdf", "application/pdf", b"%PDF-1.4 flyer").await;
+    let o = app
+        .post(
+            "/api/v1/outbound",
+            &app.token,
+            json!({"kind": "announcement", "body": "Our flyer", "channels": ["chat"], "audience": {"people": [person_id]},
+                   "attachments": [flyer["id"]]}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let announced = wait_delivered(&app, o["id"].as_str().unwrap()).await;
+    let r = app.delete(&format!("/api/v1/uploads/{}", flyer["id"].as_str().unwrap()), &app.token).await;
+    assert_eq!((r.status, r.code()), (409, "upload_in_use"), "{}", r.body);
+    assert_eq!(app.delete(&format!("/api/v1/messages/{announced}"), &app.token).await.status, 204);
+    assert!(kept(&app, &flyer).await, "the outbound still lists it");
+}
+
+/// Waits until an outbound's one chat delivery is sent; returns its message id.
+async fn wait_delivered(app: &TestApp, outbound_id: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let d = app.get(&format!("/api/v1/outbound/{outbound_id}/deliveries?channel=chat"), &app.token).await.ok().unwrap();
+        if let Some(m) = d["items"][0]["message_id"].as_str() {
+            return m.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the chat was not delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn deleting_a_person_takes_their_files_and_keeps_what_others_use(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (person_id, conversation, widget) = visitor_in_chat(&app).await;
+    widget.close().await;
+    let (ours, shared) = (
+        upload(&app, "their-contract.pdf", "application/pdf", b"%PDF-1.4 c").await,
+        upload(&app, "price-list.txt", "text/plain", b"prices").await,
+    );
+    for files in [json!([ours["id"], shared["id"]]), json!([shared["id"]])] {
+        let r = app
+            .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "For you", "attachments": files}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // The price list also went to someone else.
+    let (_, other_conversation, _other) = visitor_in_chat(&app).await;
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{other_conversation}/messages"),
+            &app.token,
+            json!({"body": "Prices", "attachments": [shared["id"]]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    assert_eq!(app.delete(&format!("/api/v1/people/{person_id}"), &app.token).await.status, 204);
+    assert!(!kept(&app, &ours).await, "their contract went with them");
+    assert!(kept(&app, &shared).await, "the other chat still carries the price list");
+}
+
+async fn a_chat_template_keeps_its_files_and_a_follow_up_carries_the_first_sends(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (person_id, _, mut widget) = visitor_in_chat(&app).await;
+    let guide = upload(&app, "guide.pdf", "application/pdf", b"%PDF-1.4 guide").await;
+    let old_logo = upload(&app, "logo-old.png", "image/png", PNG).await;
+
+    let t = app
+        .post(
+            "/api/v1/templates",
+            &app.token,
+            json!({"kind": "chat", "title": "Welcome pack", "body": "Hi {{person.first_name}}",
+                                                     "channels": ["chat"], "attachments": [guide["id"], old_logo["id"]]}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.body);
+    let tid = t.body["id"].as_str().unwrap().to_owned();
+    let names =
+        |t: &Value| t["attachments"].as_array().map(|a| a.iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
+    assert_eq!(names(&t.body), Some(vec!["guide.pdf".to_owned(), "logo-old.png".to_owned()]));
+    let listed = app.get("/api/v1/templates?kind=chat&q=welcome", &app.token).await.ok().unwrap();
+    assert_eq!(names(&listed[0]), names(&t.body), "the list shows them too: {listed}");
+    // A template's file is in use.
+    let r = app.delete(&format!("/api/v1/uploads/{}", guide["id"].as_str().unwrap()), &app.token).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    // Bad files are refused at their index; email templates carry none.
+    let (other, _) = app.other_workspace().await;
+    let theirs = app.upload(&other, "theirs.txt", "text/plain", b"theirs".to_vec()).await.ok().unwrap();
+    for (body, field) in [
+        (json!({"kind": "chat", "title": "T", "body": "B", "attachments": [guide["id"], theirs["id"]]}), "attachments.1"),
+        (json!({"kind": "one_way", "title": "T", "body": "B", "channels": ["email"], "attachments": [guide["id"]]}), "attachments"),
+    ] {
+        let r = app.post("/api/v1/templates", &app.token, body).await;
+        assert_eq!((r.status, r.field()), (422, field), "{}", r.body);
+    }
+    let r = app
+        .request(
+            "PUT",
+            &format!("/api/v1/templates/{tid}"),
+            Some(&app.token),
+            Some(json!({"kind": "chat", "title": "Welcome pack", "body": "B", "attachments": ["0".repeat(48)]}).to_string()),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (422, "attachments.0"), "{}", r.body);
+    assert_eq!(names(&app.get(&format!("/api/v1/templates/{tid}"), &app.token).await.ok().unwrap()).map(|n| n.len()), Some(2), "unchanged");
+
+    // The new logo replaces the old: the old one, used by nothing else, goes.
+    let new_logo = upload(&app, "logo.png", "image/png", PNG).await;
+    let r = app
+        .request(
+            "PUT",
+            &format!("/api/v1/templates/{tid}"),
+            Some(&app.token),
+            Some(
+                json!({"kind": "chat", "title": "Welcome pack", "body": "Hi {{person.first_name}}", "channels": ["chat"],
+                    "attachments": [guide["id"], new_logo["id"]]})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r.body), Some(vec!["guide.pdf".to_owned(), "logo.png".to_owned()]));
+    assert!(!kept(&app, &old_logo).await, "the replaced file is gone");
+
+    // Sent from the template (as the app does: its fields into an outbound)
+    // and asking "are you OK", then followed up: the follow-up carries the
+    // first send's files unless it says otherwise.
+    let template = r.body;
+    let ids: Vec<Value> = template["attachments"].as_array().unwrap().iter().map(|f| f["id"].clone()).collect();
+    let first = app
+        .post("/api/v1/outbound", &app.token, json!({"kind": "chat", "body": "Your welcome pack", "channels": template["channels"],
+                                                    "audience": {"people": [person_id]}, "options": {"are_you_ok": true}, "attachments": ids}))
+        .await
+        .ok()
+        .unwrap();
+    let first_id = first["id"].as_str().unwrap();
+    let m = widget.next_where("message.created", |f| f["message"]["body"] == "Your welcome pack").await;
+    assert_eq!(m["message"]["attachments"].as_array().map(Vec::len), Some(2), "{m}");
+
+    let again = app
+        .post(&format!("/api/v1/outbound/{first_id}/follow-up"), &app.token, json!({"body": "Did you get the pack?", "only": "not_ok"}))
+        .await
+        .ok()
+        .unwrap();
+    let m = widget.next_where("message.created", |f| f["message"]["body"] == "Did you get the pack?").await;
+    let files: Vec<&str> = m["message"]["attachments"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(files, ["guide.pdf", "logo.png"], "{m}");
+    let o = app.get(&format!("/api/v1/outbound/{}", again["id"].as_str().unwrap()), &app.token).await.ok().unwrap();
+    assert_eq!(o["attachments"].as_array().map(Vec::len), Some(2), "{o}");
+
+    let bare = app
+        .post(
+            &format!("/api/v1/outbound/{first_id}/follow-up"),
+            &app.token,
+            json!({"body": "Still there?", "only": "not_ok", "attachments": []}),
+        )
+        .await
+        .ok()
+        .unwrap();
+    let m = widget.next_where("message.created", |f| f["message"]["body"] == "Still there?").await;
+    assert!(m["message"].get("attachments").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)), "{m}");
+    let o = app.get(&format!("/api/v1/outbound/{}", bare["id"].as_str().unwrap()), &app.token).await.ok().unwrap();
+    assert!(o.get("attachments").is_none(), "{o}");
+    let r = app
+        .post(
+            &format!("/api/v1/outbound/{first_id}/follow-up"),
+            &app.token,
+            json!({"body": "x", "only": "not_ok", "attachments": [theirs["id"]]}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (422, "attachments.0"), "{}", r.body);
+
+    // Deleting the template keeps the files the outbounds still list.
+    assert_eq!(app.delete(&format!("/api/v1/templates/{tid}"), &app.token).await.status, 204);
+    assert!(kept(&app, &guide).await && kept(&app, &new_logo).await);
+    // A template nobody sent takes its files with it.
+    let draft_file = upload(&app, "draft.txt", "text/plain", b"draft").await;
+    let draft = app
+        .post("/api/v1/templates", &app.token, json!({"kind": "chat", "title": "Draft", "body": "B", "attachments": [draft_file["id"]]}))
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/templates/{}", draft["id"].as_str().unwrap()), &app.token).await.status, 204);
+    assert!(!kept(&app, &draft_file).await);
+}
+
+async fn the_sweep_removes_files_nothing_took_up_and_strays_a_crash_left(backend: Backend) {
+    use parley_engine::uploads::{Swept, sweep};
+    let app = TestApp::spawn(backend).await;
+    let (_, conversation, _widget) = visitor_in_chat(&app).await;
+    let dir = &app.engine.uploads_dir;
+    let sent = upload(&app, "sent.txt", "text/plain", b"sent").await;
+    let r = app
+        .post(&format!("/api/v1/conversations/{conversation}/messages"), &app.token, json!({"body": "x", "attachments": [sent["id"]]}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let templated = upload(&app, "templated.txt", "text/plain", b"templated").await;
+    app.post("/api/v1/templates", &app.token, json!({"kind": "chat", "title": "T", "body": "B", "attachments": [templated["id"]]}))
+        .await
+        .ok()
+        .unwrap();
+    let forgotten = upload(&app, "forgotten.txt", "text/plain", b"picked, never sent").await;
+    // What a crash leaves: a file whose row was never written, and a
+    // half-written one; and a file that is not an upload at all.
+    let (orphan, part, other) = (dir.join("ab".repeat(24)), dir.join(format!(".{}.part", "cd".repeat(24))), dir.join("README"));
+    for p in [&orphan, &part, &other] {
+        std::fs::write(p, "left over").unwrap();
+    }
+    let now = parley_engine::util::now_ms();
+
+    // Within the grace period nothing is touched.
+    let hour_ago = now - 3_600_000;
+    let backdate = |p: &std::path::Path| {
+        let old = std::time::UNIX_EPOCH + Duration::from_millis(hour_ago as u64 - 1000);
+        std::fs::File::options().write(true).open(p).unwrap().set_modified(old).unwrap();
+    };
+    assert_eq!(sweep(&app.engine.db, dir, hour_ago).await.unwrap(), Swept::default());
+    assert!(kept(&app, &forgotten).await && orphan.exists() && part.exists());
+
+    // Past it, what nothing uses goes; what is used, or not ours, stays.
+    for p in [&orphan, &part, &other] {
+        backdate(p);
+    }
+    assert_eq!(sweep(&app.engine.db, dir, now + 1).await.unwrap(), Swept { unused: 1, stray: 2 });
+    assert!(!kept(&app, &forgotten).await);
+    assert!(!orphan.exists() && !part.exists());
+    assert!(other.exists(), "a file not named like an upload is left alone");
+    assert!(kept(&app, &sent).await && kept(&app, &templated).await);
+    assert_eq!(sweep(&app.engine.db, dir, now + 1).await.unwrap(), Swept::default(), "nothing left to do");
 }
 
 async fn an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_real_browser(backend: Backend) {
@@ -398,4 +693,102 @@ async fn an_agent_attaches_files_in_the_inbox_and_the_visitor_sees_them_in_a_rea
         "{text}"
     );
     screenshot(&visitor, &format!("widget-attachments-{tag}")).await;
+}
+
+/// How many uploads of this name the database holds.
+async fn uploads_named(app: &TestApp, name: &str) -> i64 {
+    let q = "SELECT COUNT(*) FROM upload WHERE name = $1";
+    match &app.engine.db {
+        parley_engine::Db::Sqlite { read, .. } => sqlx::query_scalar(q).bind(name).fetch_one(read).await.unwrap(),
+        parley_engine::Db::Postgres(pool) => sqlx::query_scalar(q).bind(name).fetch_one(pool).await.unwrap(),
+    }
+}
+
+async fn in_a_real_browser_a_removed_file_is_deleted_and_a_template_and_follow_up_bring_their_files(backend: Backend) {
+    let Some(driver) = Driver::start().await else { return };
+    let tag = if backend.is_postgres() { "postgres" } else { "sqlite" };
+    let app = TestApp::spawn(backend).await;
+    let person = app.post("/api/v1/people", &app.token, json!({"name": "Rosa Reader", "email": "rosa@customer.test"})).await.ok().unwrap();
+    let person_id = person["id"].as_str().unwrap();
+    let dir = app.data_dir.join("marketer-desktop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (wrong, guide) = (dir.join("wrong-file.txt"), dir.join("welcome-guide.txt"));
+    std::fs::write(&wrong, "not this one").unwrap();
+    std::fs::write(&guide, "Everything about your first week.").unwrap();
+
+    let agent = driver.browser(1280, 800).await;
+    log_in(&agent, &app).await;
+    agent.goto(&app.url("/#/outbound/new")).await.unwrap();
+    let input = "[data-testid=compose-attach-input]";
+    wait_for(&agent, "the composer", &format!("document.querySelector('{input}')")).await;
+    agent.find(Locator::Css(input)).await.unwrap().send_keys(&format!("{}\n{}", wrong.display(), guide.display())).await.unwrap();
+    let done = |n: usize| format!("document.querySelectorAll('[data-testid=compose-attach-item][data-state=done]').length === {n}");
+    wait_for(&agent, "both uploads", &done(2)).await;
+    assert_eq!(uploads_named(&app, "wrong-file.txt").await, 1);
+
+    // The wrong one is removed: it is deleted on the server, not left there.
+    click(&agent, "[aria-label='Remove wrong-file.txt']").await;
+    wait_for(&agent, "one file left", &done(1)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while uploads_named(&app, "wrong-file.txt").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the removed file was not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Saved as a template, the file goes with it, and comes back with it.
+    type_in(&agent, "[data-testid=compose-body]", "Welcome aboard, {{person.first_name}}!").await;
+    type_in(&agent, "[data-testid=compose-title]", "Welcome pack").await;
+    click(&agent, "[data-testid=compose-template-save]").await;
+    wait_for(&agent, "saved", "document.querySelector('[data-testid=compose-template-status]').textContent === 'Saved “Welcome pack”'")
+        .await;
+    let templates = app.get("/api/v1/templates?kind=chat", &app.token).await.ok().unwrap();
+    assert_eq!(templates[0]["attachments"][0]["name"], "welcome-guide.txt", "{templates}");
+    let template_id = templates[0]["id"].as_str().unwrap().to_owned();
+
+    agent.goto(&app.url("/#/outbound")).await.unwrap();
+    agent.goto(&app.url("/#/outbound/new")).await.unwrap();
+    wait_for(&agent, "the templates", &format!("document.querySelector('[data-testid=compose-template] option[value=\"{template_id}\"]')"))
+        .await;
+    wait_for(&agent, "an empty composer", &done(0)).await;
+    choose(&agent, "[data-testid=compose-template]", &template_id).await;
+    wait_for(&agent, "loaded", "document.querySelector('[data-testid=compose-template-status]').textContent === 'Loaded “Welcome pack”'")
+        .await;
+    wait_for(
+        &agent,
+        "the template's file",
+        "Array.from(document.querySelectorAll('[data-testid=compose-attach-item][data-state=done]')).map(e => e.querySelector('.attach-name').textContent).join() === 'welcome-guide.txt'",
+    )
+    .await;
+    click(&agent, "[data-testid=compose-option-are_you_ok]").await;
+    quick_add(&agent, "Rosa", person_id).await;
+    click(&agent, "[data-testid=compose-send]").await;
+
+    // The send's page shows the file, and its follow-up starts with it.
+    wait_for(&agent, "the send's page", "/^#\\/outbound\\/[^/]+$/.test(location.hash) && !location.hash.endsWith('/new')").await;
+    let first = agent.execute("return location.hash.split('/')[2]", vec![]).await.unwrap().as_str().unwrap().to_owned();
+    wait_for(
+        &agent,
+        "the sent file",
+        "document.querySelector('.sent-message [data-testid=message-attachment]')?.textContent.includes('welcome-guide.txt')",
+    )
+    .await;
+    wait_for(
+        &agent,
+        "the follow-up's file",
+        "document.querySelector('[data-testid=follow-attach-item][data-state=done] .attach-name')?.textContent === 'welcome-guide.txt'",
+    )
+    .await;
+    screenshot(&agent, &format!("outbound-follow-up-files-{tag}")).await;
+    choose(&agent, "[data-testid=outbound-follow-only]", "not_ok").await;
+    click(&agent, "[data-testid=outbound-follow-up]").await;
+    wait_for(&agent, "the follow-up's page", &format!("location.hash.startsWith('#/outbound/') && !location.hash.includes('{first}')"))
+        .await;
+    let second = agent.execute("return location.hash.split('/')[2]", vec![]).await.unwrap().as_str().unwrap().to_owned();
+    let o = app.get(&format!("/api/v1/outbound/{second}"), &app.token).await.ok().unwrap();
+    assert_eq!(
+        (o["follow_up_of"].as_str(), o["attachments"][0]["name"].as_str()),
+        (Some(first.as_str()), Some("welcome-guide.txt")),
+        "{o}"
+    );
+    assert_eq!(uploads_named(&app, "welcome-guide.txt").await, 1, "one file, used by the template and both sends");
 }
