@@ -48,6 +48,8 @@ pub struct Checkpoints {
 struct CheckpointShared {
     wake: tokio::sync::Notify,
     closed: std::sync::atomic::AtomicBool,
+    /// Checkpoints run so far, so a test can wait for the one after a write.
+    runs: std::sync::atomic::AtomicU64,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -77,10 +79,11 @@ impl Checkpoints {
                 if tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await.is_err() {
                     continue;
                 }
-                drop(shared);
                 if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
                     tracing::debug!(error = %e, "a background checkpoint failed");
                 }
+                shared.runs.fetch_add(1, std::sync::atomic::Ordering::Release);
+                drop(shared);
                 tokio::time::sleep(CHECKPOINT_GAP).await;
             }
             let _ = conn.close().await;
@@ -341,7 +344,8 @@ mod tests {
     /// leave the WAL small: the background checkpoint catches up in each
     /// pause and the next write starts the WAL over. With only the writer's
     /// own checkpoint, past 4,000 pages, these 6,000 pages would grow it to
-    /// 16 MB first.
+    /// 16 MB first. Each pause lasts until the checkpoint after the write
+    /// has run, not a fixed time, so a loaded machine cannot fail it.
     #[tokio::test]
     async fn checkpoints_beside_the_writer_keep_the_wal_small() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("parley-test-wal-{}", crate::util::new_id()));
@@ -353,7 +357,10 @@ mod tests {
         });
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let before = std::fs::metadata(&wal)?.len();
-        for _ in 0..60 {
+        let Db::Sqlite { checkpoints, .. } = &db else { anyhow::bail!("not SQLite") };
+        let runs = || checkpoints.shared.runs.load(std::sync::atomic::Ordering::Acquire);
+        for i in 0..60 {
+            let ran = runs();
             // About 100 pages a transaction: rows of 3,000 bytes.
             crate::with_tx!(&db, tx => {
                 sqlx::query(
@@ -363,7 +370,13 @@ mod tests {
                 .execute(&mut *tx)
                 .await?;
             });
-            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                while runs() == ran {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            anyhow::ensure!(waited.is_ok(), "no background checkpoint ran after write {i}");
         }
         let after = std::fs::metadata(&wal)?.len();
         db.close().await;
