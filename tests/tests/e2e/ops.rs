@@ -54,8 +54,20 @@ async fn the_openapi_document_lists_every_rest_endpoint() {
 #[tokio::test]
 async fn the_inbox_app_and_the_demo_site_are_served() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let index = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
-    assert!(index.contains("/app/app.js"));
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    let etag = page.headers()["etag"].clone();
+    let index = page.text().await.unwrap();
+    // The page names this build's files under their version, kept by the browser for good.
+    let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    assert!(script.starts_with("/app/") && script.ends_with("/app.js") && script.len() > "/app/app.js".len(), "{script}");
+    assert!(index.contains(&script.replace("app.js", "people.js")), "a module imported two levels down is preloaded");
+    let res = app.http.get(app.url(&script)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert_eq!(app.http.get(app.url("/app/0123456789abcdef/app.js")).send().await.unwrap().status(), 404, "another build's version");
+    // A reload of the page the browser holds costs a 304.
+    let again = app.http.get(app.url("/")).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
     for f in ["app.js", "api.js", "socket.js", "notify.js", "views.js", "attach.js", "app.css"] {
         let res = app.http.get(app.url(&format!("/app/{f}"))).send().await.unwrap();
         assert_eq!(res.status(), 200, "{f}");

@@ -175,13 +175,15 @@ function setConnState(up, text) {
 }
 
 async function loadTeammates() {
+  // Both asked at once: neither waits for the other.
+  const [mates, teamList] = [api('GET', '/teammates'), api('GET', '/teams')];
   try {
-    teammates = (await api('GET', '/teammates')).items ?? [];
+    teammates = (await mates).items ?? [];
   } catch {
     teammates = []; // the select still offers "Unassigned" and the current assignee
   }
   try {
-    const teams = await api('GET', '/teams');
+    const teams = await teamList;
     const keep = [...els.teamFilter.options].slice(0, 2);
     els.teamFilter.replaceChildren(...keep, ...teams.map((t) => h('option', { value: t.id }, t.name)));
     els.teamFilter.value = filter.team;
