@@ -12,6 +12,12 @@
 //! 4. event ingest: `POST /api/v1/events` with 1000 events a request from 4
 //!    clients for `--ingest-seconds`: events/s.
 //!
+//! With `--pages` it measures the web app instead, in headless Chromium: each
+//! section opened from another (the first time, then again), and a full load
+//! of the app, each timed until the last API response the page asked for has
+//! arrived (see `page_loads`). With `PAGES_DETAIL` set in the environment it
+//! also lists each full load's resources with their start and end.
+//!
 //! With `--url` and `--token` it measures a running server instead.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +68,9 @@ struct Args {
     /// Measure event ingest alone.
     #[arg(long)]
     ingest_only: bool,
+    /// Measure the web app's pages in headless Chromium instead.
+    #[arg(long)]
+    pages: bool,
     #[arg(long, default_value_t = 18_490)]
     port: u16,
 }
@@ -374,14 +383,156 @@ async fn main() -> anyhow::Result<()> {
             (Some(server), base, token)
         }
     };
-    if !args.ingest_only {
+    if args.pages {
+        page_loads(&http, &base, &token).await?;
+    } else if !args.ingest_only {
         first_searches(&http, &base, &token).await?;
         search_mix(&http, &base, &token, &args).await?;
         segment_counts(&http, &base, &token).await?;
     }
-    if args.ingest_seconds > 0 {
+    if args.ingest_seconds > 0 && !args.pages {
         ingest(&http, &base, &token, &args).await?;
     }
     println!("\ncommand: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    Ok(())
+}
+
+/// Installed once in the page: counts the app's requests in flight and the
+/// time of the last start or finish, so that a measurement knows when the
+/// page has stopped asking. The app calls the global `fetch` each time.
+const TRACK_REQUESTS: &str = r#"
+if (!window.__pageBench) {
+  const b = (window.__pageBench = { inflight: 0, last: performance.now() });
+  performance.setResourceTimingBufferSize(100000);
+  const real = window.fetch.bind(window);
+  window.fetch = (...args) => {
+    b.inflight += 1;
+    b.last = performance.now();
+    return real(...args).finally(() => {
+      b.inflight -= 1;
+      b.last = performance.now();
+    });
+  };
+}
+"#;
+
+/// Opens `arguments[0]` (a hash route) from the page on screen and answers,
+/// once nothing has been in flight for 300 ms, the time from the click to the
+/// end of the last API response the new page received, and how many it asked.
+const OPEN_AND_TIME: &str = r#"
+const [hash, done] = arguments;
+const b = window.__pageBench;
+const t0 = performance.now();
+location.hash = hash;
+const tick = () => {
+  const now = performance.now();
+  if (b.inflight === 0 && now - Math.max(b.last, t0) > 300) {
+    const api = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && e.name.includes('/api/v1/'));
+    const end = Math.max(t0, ...api.map((e) => e.responseEnd));
+    done({ ms: end - t0, requests: api.length, slowest: api.sort((x, y) => y.duration - x.duration).map((e) => e.name.replace(location.origin, ''))[0] || '' });
+  } else setTimeout(tick, 10);
+};
+setTimeout(tick, 10);
+"#;
+
+/// After a full navigation: waits until no new resource has arrived for a
+/// second, then answers the end of the last one from the start of navigation
+/// (the page, its modules, styles and API requests).
+const FULL_LOAD_TIME: &str = r#"
+const done = arguments[0];
+let seen = -1, quietSince = performance.now();
+const tick = () => {
+  const all = performance.getEntriesByType('resource');
+  if (all.length !== seen) { seen = all.length; quietSince = performance.now(); }
+  if (performance.now() - quietSince > 1000) {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const spans = all.map((e) => [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.responseEnd)]);
+    done({ ms: Math.max(nav ? nav.responseEnd : 0, ...all.map((e) => e.responseEnd)), requests: all.length, page: nav ? nav.responseEnd : 0, spans });
+  } else setTimeout(tick, 20);
+};
+tick();
+"#;
+
+/// Each page of the web app as a user reaches it: opened from the page
+/// before (in this order, twice: the first time, then again), and the app
+/// loaded anew: on the inbox with an empty cache and again, then on People.
+async fn page_loads(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    // Not the People page's own search: the page must be the first to ask it.
+    let found: Value = http
+        .post(format!("{base}/api/v1/people/search"))
+        .bearer_auth(token)
+        .json(&json!({"filter": {"field": "email", "op": "exists"}, "limit": 1}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let person = found["items"][0]["id"].as_str().context("a person to open (the database has no people)")?.to_owned();
+    let profile = format!("/people/{person}");
+    // The inbox is not among them: it keeps its list live from the socket and
+    // asks nothing when shown again; the full loads below measure it.
+    let mut pages: Vec<(&str, &str)> = vec![
+        ("People", "/people"),
+        ("Profile", &profile),
+        ("Outbound", "/outbound"),
+        ("New message", "/outbound/new"),
+        ("Automations", "/automations"),
+        ("New automation", "/automations/new"),
+    ];
+    let tabs = ["general", "team", "hours", "channels", "security", "webhooks", "install"];
+    let settings: Vec<String> = tabs.iter().map(|t| format!("/settings/{t}")).collect();
+    pages.extend(tabs.iter().zip(&settings).map(|(t, path)| (*t, path.as_str())));
+
+    let driver = parley_tests::browser::Driver::start().await.context("--pages needs Chromium and chromedriver")?;
+    let c = driver.browser(1280, 800).await;
+    // A page of the same origin that is not the app, so that the app's files
+    // are not in the browser's cache before the first load.
+    c.goto(&format!("{base}/readyz")).await?;
+    c.execute("localStorage.setItem('parley_agent_token', arguments[0])", vec![json!(token)]).await?;
+
+    let full_load = |hash: &str, n: u32| {
+        let c = c.clone();
+        let url = format!("{base}/?load={n}#{hash}");
+        async move {
+            c.goto(&url).await?;
+            let v = c.execute_async(FULL_LOAD_TIME, vec![]).await?;
+            c.execute(TRACK_REQUESTS, vec![]).await?;
+            anyhow::Ok(v)
+        }
+    };
+    // The browser's cache is empty for the first load; the later ones
+    // revalidate what it holds. The sections are opened between them, so
+    // that their first opening is the first time the server is asked.
+    let mut loads = vec![("Inbox, first visit", full_load("/", 0).await?)];
+    let mut rounds: Vec<Vec<Value>> = Vec::new();
+    for _ in 0..2 {
+        let mut round = Vec::new();
+        for (_, hash) in &pages {
+            round.push(c.execute_async(OPEN_AND_TIME, vec![json!(format!("#{hash}"))]).await?);
+        }
+        rounds.push(round);
+    }
+    for (n, (name, hash)) in [("Inbox, again", "/"), ("People", "/people"), ("Profile", profile.as_str())].into_iter().enumerate() {
+        loads.push((name, full_load(hash, n as u32 + 1).await?));
+    }
+    let _ = c.close().await;
+
+    println!("\nweb app pages in headless Chromium (1280x800): until the last API response a page asked for");
+    println!("{:<16} {:>9} {:>9} {:>9}  slowest request", "page", "requests", "first ms", "again ms");
+    for (i, (name, _)) in pages.iter().enumerate() {
+        let (first, again) = (&rounds[0][i], &rounds[1][i]);
+        println!(
+            "{name:<16} {:>9} {:>9.1} {:>9.1}  {}",
+            first["requests"],
+            first["ms"].as_f64().unwrap_or(f64::NAN),
+            again["ms"].as_f64().unwrap_or(f64::NAN),
+            first["slowest"].as_str().unwrap_or_default()
+        );
+    }
+    for (name, v) in loads {
+        println!("full load of the app, {name}: {:.1} ms, {} resources", v["ms"].as_f64().unwrap_or(f64::NAN), v["requests"]);
+        if std::env::var_os("PAGES_DETAIL").is_some() {
+            println!("  page {:.1} ms; resources (start, end ms): {}", v["page"].as_f64().unwrap_or(0.0), v["spans"]);
+        }
+    }
     Ok(())
 }
