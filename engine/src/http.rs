@@ -1,6 +1,7 @@
 //! Extractors shared by the HTTP edges (`widget`, `inbox`, `automations`): JSON
 //! bodies whose failures answer in the API's error shape, naming the offending
-//! field, and the authenticated teammate of a team API request.
+//! field, and the authenticated teammate of a team API request; and
+//! [`Asset`], an embedded file served with an ETag.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -100,6 +101,44 @@ fn field_path(path: &str, message: &str) -> String {
     out
 }
 
+/// A file embedded in the binary, served with its ETag: a browser that
+/// asks again with the version it holds gets a 304 and keeps its copy (and
+/// the code it compiled from it) instead of the whole file.
+pub struct Asset {
+    mime: &'static str,
+    body: Bytes,
+    etag: axum::http::HeaderValue,
+}
+
+impl Asset {
+    pub fn new(mime: &'static str, body: String) -> Asset {
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(body.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+        // Hex digits in quotes are always a valid header value.
+        let etag =
+            axum::http::HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\""));
+        Asset { mime, body: Bytes::from(body), etag }
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The file with `cache` as its Cache-Control, or 304 when the request
+    /// names the version the browser already holds.
+    pub fn answer(&self, request: &HeaderMap, cache: &'static str) -> axum::response::Response {
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+        let headers = [(header::CACHE_CONTROL, HeaderValue::from_static(cache)), (header::ETAG, self.etag.clone())];
+        let held = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let etag = self.etag.to_str().unwrap_or_default();
+        if held.split(',').any(|t| t.trim().trim_start_matches("W/") == etag) {
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+        (headers, [(header::CONTENT_TYPE, self.mime)], self.body.clone()).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +170,24 @@ mod tests {
         let e = parse_json::<Body>(br#"{"items":[]}"#).unwrap_err();
         assert_eq!(e.status(), 422);
         assert_eq!(e.field(), Some("name"));
+    }
+
+    #[test]
+    fn an_asset_the_browser_holds_answers_not_modified() {
+        use axum::http::{HeaderValue, StatusCode, header};
+        let asset = Asset::new("text/plain", "hello".into());
+        let mut request = HeaderMap::new();
+        assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::OK);
+        request.insert(header::IF_NONE_MATCH, asset.etag.clone());
+        let held = asset.answer(&request, "no-cache");
+        assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(held.headers()[header::ETAG], asset.etag);
+        // Weak and listed forms name it too; another version does not.
+        let weak = format!("\"x\", W/{}", asset.etag.to_str().unwrap_or_default());
+        request.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&weak).unwrap_or_else(|_| HeaderValue::from_static("")));
+        assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::NOT_MODIFIED);
+        request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"an-older-version\""));
+        assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::OK);
+        assert_ne!(Asset::new("text/plain", "hello!".into()).etag, asset.etag, "another content, another tag");
     }
 }

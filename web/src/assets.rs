@@ -13,11 +13,11 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use parley_engine::http::Asset;
 use parley_engine::{Engine, Result, workspace};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -51,38 +51,6 @@ const DEMO: &str = include_str!("../assets/demo.html");
 /// Where in the page the module preloads go.
 const PRELOAD_MARK: &str = "<!-- module preloads -->";
 
-/// A file as it is served: its content type, content and ETag.
-struct Served {
-    mime: &'static str,
-    body: Bytes,
-    etag: HeaderValue,
-}
-
-impl Served {
-    fn new(mime: &'static str, body: String) -> Served {
-        let digest = Sha256::digest(body.as_bytes());
-        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        // Hex digits in quotes are always a valid header value.
-        let etag = HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        Served { mime, body: Bytes::from(body), etag }
-    }
-
-    /// The file, or 304 when the browser already holds this version.
-    fn answer(&self, request: &HeaderMap) -> Response {
-        self.answer_with(request, "no-cache")
-    }
-
-    fn answer_with(&self, request: &HeaderMap, cache: &'static str) -> Response {
-        let headers = [(header::CACHE_CONTROL, HeaderValue::from_static(cache)), (header::ETAG, self.etag.clone())];
-        let held = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let etag = self.etag.to_str().unwrap_or_default();
-        if held.split(',').any(|t| t.trim().trim_start_matches("W/") == etag) {
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
-        }
-        (headers, [(header::CONTENT_TYPE, self.mime)], self.body.clone()).into_response()
-    }
-}
-
 /// A digest of every file of the app: what the page's file paths carry.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
     let mut all = Sha256::new();
@@ -94,7 +62,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     all.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 });
 
-static PAGE: LazyLock<Served> = LazyLock::new(|| {
+static PAGE: LazyLock<Asset> = LazyLock::new(|| {
     let dir = format!("/app/{}/", *VERSION);
     let preloads: Vec<String> = APP_FILES
         .iter()
@@ -102,11 +70,11 @@ static PAGE: LazyLock<Served> = LazyLock::new(|| {
         .map(|(name, _, _)| format!("<link rel=\"modulepreload\" href=\"{dir}{name}\">"))
         .collect();
     let page = INDEX.replace("\"/app/", &format!("\"{dir}")).replace(PRELOAD_MARK, &preloads.join("\n  "));
-    Served::new("text/html; charset=utf-8", page)
+    Asset::new("text/html; charset=utf-8", page)
 });
 
-static FILES: LazyLock<Vec<(&'static str, Served)>> =
-    LazyLock::new(|| APP_FILES.iter().map(|(name, mime, body)| (*name, Served::new(mime, (*body).to_owned()))).collect());
+static FILES: LazyLock<Vec<(&'static str, Asset)>> =
+    LazyLock::new(|| APP_FILES.iter().map(|(name, mime, body)| (*name, Asset::new(mime, (*body).to_owned()))).collect());
 
 pub fn router(engine: Engine) -> Router {
     Router::new()
@@ -118,16 +86,16 @@ pub fn router(engine: Engine) -> Router {
 }
 
 async fn index(request: HeaderMap) -> Response {
-    PAGE.answer(&request)
+    PAGE.answer(&request, "no-cache")
 }
 
-fn file(name: &str) -> Option<&'static Served> {
+fn file(name: &str) -> Option<&'static Asset> {
     FILES.iter().find(|(n, _)| *n == name).map(|(_, served)| served)
 }
 
 async fn app_file(Path(name): Path<String>, request: HeaderMap) -> Response {
     match file(&name) {
-        Some(served) => served.answer(&request),
+        Some(served) => served.answer(&request, "no-cache"),
         None => parley_engine::Error::NotFound("file").into_response(),
     }
 }
@@ -136,7 +104,7 @@ async fn app_file(Path(name): Path<String>, request: HeaderMap) -> Response {
 /// today's file under yesterday's name for good.
 async fn versioned_file(Path((version, name)): Path<(String, String)>, request: HeaderMap) -> Response {
     match file(&name).filter(|_| version == *VERSION) {
-        Some(served) => served.answer_with(&request, "public, max-age=31536000, immutable"),
+        Some(served) => served.answer(&request, "public, max-age=31536000, immutable"),
         None => parley_engine::Error::NotFound("file").into_response(),
     }
 }
@@ -164,7 +132,7 @@ mod tests {
     /// A module the app imports but the server does not list is never served.
     #[test]
     fn every_module_the_app_imports_is_served_and_preloaded() {
-        let page = std::str::from_utf8(&PAGE.body).unwrap_or_default();
+        let page = std::str::from_utf8(PAGE.body()).unwrap_or_default();
         assert!(!page.contains(PRELOAD_MARK), "the mark is replaced");
         let dir = format!("/app/{}/", *VERSION);
         assert!(page.contains(&format!("src=\"{dir}app.js\"")) && page.contains(&format!("href=\"{dir}app.css\"")), "{page}");
@@ -176,16 +144,5 @@ mod tests {
                 assert!(page.contains(&format!("href=\"/app/{}/{module}\"", *VERSION)), "{module} is not preloaded");
             }
         }
-    }
-
-    #[test]
-    fn a_file_the_browser_holds_answers_not_modified() {
-        let (_, served) = &FILES[0];
-        let mut request = HeaderMap::new();
-        assert_eq!(served.answer(&request).status(), StatusCode::OK);
-        request.insert(header::IF_NONE_MATCH, served.etag.clone());
-        assert_eq!(served.answer(&request).status(), StatusCode::NOT_MODIFIED);
-        request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"an-older-version\""));
-        assert_eq!(served.answer(&request).status(), StatusCode::OK);
     }
 }

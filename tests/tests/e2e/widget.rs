@@ -109,7 +109,13 @@ async fn the_widget_script_fits_its_size_budget_and_allows_cross_origin_use() {
     let res = app.http.get(app.url("/widget.js")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+    let etag = res.headers()["etag"].clone();
     let script = res.bytes().await.unwrap();
+    // A visitor's browser asking again with the copy it holds gets no script.
+    let again = app.http.get(app.url("/widget.js")).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
     // Everything the widget loads is this one file (its CSS is inside).
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&script).unwrap();
