@@ -110,14 +110,27 @@ pub struct Asset {
     etag: axum::http::HeaderValue,
 }
 
+/// The first `bytes` bytes of the SHA-256 of `parts` (one after another), in
+/// hex: a short name for a version of some content.
+pub fn digest_hex<'a>(parts: impl IntoIterator<Item = &'a [u8]>, bytes: usize) -> String {
+    use sha2::Digest;
+    let mut all = sha2::Sha256::new();
+    for part in parts {
+        all.update(part);
+    }
+    let digest = all.finalize();
+    hex::encode(&digest[..bytes.min(digest.len())])
+}
+
 impl Asset {
-    pub fn new(mime: &'static str, body: String) -> Asset {
-        use sha2::Digest;
-        let hex: String = sha2::Sha256::digest(body.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect();
+    /// `body` is a `&'static str` for a file as embedded (no copy), or a
+    /// `String` for one put together at start.
+    pub fn new(mime: &'static str, body: impl Into<Bytes>) -> Asset {
+        let body = body.into();
         // Hex digits in quotes are always a valid header value.
-        let etag =
-            axum::http::HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\""));
-        Asset { mime, body: Bytes::from(body), etag }
+        let etag = axum::http::HeaderValue::from_str(&format!("\"{}\"", digest_hex([&body[..]], 12)))
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\""));
+        Asset { mime, body, etag }
     }
 
     pub fn body(&self) -> &[u8] {
@@ -175,7 +188,7 @@ mod tests {
     #[test]
     fn an_asset_the_browser_holds_answers_not_modified() {
         use axum::http::{HeaderValue, StatusCode, header};
-        let asset = Asset::new("text/plain", "hello".into());
+        let asset = Asset::new("text/plain", "hello");
         let mut request = HeaderMap::new();
         assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::OK);
         request.insert(header::IF_NONE_MATCH, asset.etag.clone());
@@ -188,6 +201,6 @@ mod tests {
         assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::NOT_MODIFIED);
         request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"an-older-version\""));
         assert_eq!(asset.answer(&request, "no-cache").status(), StatusCode::OK);
-        assert_ne!(Asset::new("text/plain", "hello!".into()).etag, asset.etag, "another content, another tag");
+        assert_ne!(Asset::new("text/plain", "hello!").etag, asset.etag, "another content, another tag");
     }
 }

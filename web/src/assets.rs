@@ -17,10 +17,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use parley_engine::http::Asset;
+use parley_engine::http::{Asset, digest_hex};
 use parley_engine::{Engine, Result, workspace};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// Every file of the web app: (name under /app/, content type, content).
 const APP_FILES: &[(&str, &str, &str)] = &[
@@ -53,13 +52,9 @@ const PRELOAD_MARK: &str = "<!-- module preloads -->";
 
 /// A digest of every file of the app: what the page's file paths carry.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let mut all = Sha256::new();
-    for (name, _, body) in APP_FILES {
-        all.update(name.as_bytes());
-        all.update([0]);
-        all.update(body.as_bytes());
-    }
-    all.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    // A name and its content, then a separator, for each file.
+    let parts = APP_FILES.iter().flat_map(|(name, _, body)| [name.as_bytes(), body.as_bytes(), &[0u8][..]]);
+    digest_hex(parts, 8)
 });
 
 static PAGE: LazyLock<Asset> = LazyLock::new(|| {
@@ -74,7 +69,7 @@ static PAGE: LazyLock<Asset> = LazyLock::new(|| {
 });
 
 static FILES: LazyLock<Vec<(&'static str, Asset)>> =
-    LazyLock::new(|| APP_FILES.iter().map(|(name, mime, body)| (*name, Asset::new(mime, (*body).to_owned()))).collect());
+    LazyLock::new(|| APP_FILES.iter().map(|(name, mime, body)| (*name, Asset::new(mime, *body))).collect());
 
 pub fn router(engine: Engine) -> Router {
     Router::new()
@@ -141,7 +136,7 @@ mod tests {
                 let Some(from) = line.split("from './").nth(1) else { continue };
                 let module = from.split('\'').next().unwrap_or_default();
                 assert!(APP_FILES.iter().any(|(n, _, _)| *n == module), "{name} imports {module}, which is not served");
-                assert!(page.contains(&format!("href=\"/app/{}/{module}\"", *VERSION)), "{module} is not preloaded");
+                assert!(page.contains(&format!("href=\"{dir}{module}\"")), "{module} is not preloaded");
             }
         }
     }
