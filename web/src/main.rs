@@ -66,6 +66,10 @@ enum Command {
         /// The random seed: the same seed makes the same people.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// About this many of the new people get a conversation with the team
+        /// (nine seeded agents join the workspace's teammates to answer them).
+        #[arg(long, default_value_t = 0)]
+        conversations: u64,
     },
     /// People search on Meilisearch.
     Search {
@@ -268,10 +272,12 @@ async fn seed_people(config: &Config, ws_name: Option<String>, opts: SeedOptions
     let report = report.map_err(cli_error)?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "seeded {} people, {} new companies and {} events into workspace {:?} in {secs:.1} s ({:.0} people/s)",
+        "seeded {} people, {} new companies, {} events and {} conversations ({} messages) into workspace {:?} in {secs:.1} s ({:.0} people/s)",
         report.people,
         report.companies,
         report.events,
+        report.conversations,
+        report.messages,
         ws.name,
         report.people as f64 / secs.max(1e-9)
     );
@@ -311,8 +317,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Export { command: ExportCommand::People { workspace, filter, q, output } } => {
             export_people(&config, workspace, filter, q, output).await
         }
-        Command::Seed { people, workspace, events_per_person, seed } => {
-            seed_people(&config, workspace, SeedOptions { people, events_per_person, seed }).await
+        Command::Seed { people, workspace, events_per_person, seed, conversations } => {
+            seed_people(&config, workspace, SeedOptions { people, events_per_person, seed, conversations }).await
         }
         Command::Search { command: SearchCommand::Reindex } => reindex(config).await,
     }

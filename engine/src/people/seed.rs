@@ -8,6 +8,11 @@
 //! seeded person is indistinguishable from an imported one: indexed
 //! attributes, tags, the search text (and on SQLite the FTS index, through
 //! the same triggers), events and their summaries.
+//!
+//! With `conversations` set, some people also have a conversation with the
+//! team (a few messages each way, open, snoozed or closed, some archived,
+//! half of them assigned), so the inbox can be measured at size too. Its
+//! teammates are the workspace's own plus a few seeded agents.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,6 +37,8 @@ pub struct SeedOptions {
     /// On average; each person gets 0 to twice this many.
     pub events_per_person: u32,
     pub seed: u64,
+    /// About this many of the new people get a conversation.
+    pub conversations: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +46,8 @@ pub struct SeedReport {
     pub people: u64,
     pub companies: u64,
     pub events: u64,
+    pub conversations: u64,
+    pub messages: u64,
 }
 
 /// Public so benchmarks can query names that exist.
@@ -164,6 +173,27 @@ const FREE_MAIL: &[&str] = &["example.com", "mail.example", "inbox.example.org",
 const PATHS: &[&str] = &["/", "/pricing", "/docs", "/blog", "/features", "/signup", "/account", "/integrations"];
 /// Event names and their weight out of 100.
 const EVENTS: &[(&str, u32)] = &[("page.view", 55), ("signed_in", 22), ("purchased", 10), ("invited_teammate", 6), ("exported_report", 7)];
+/// What people ask and teammates answer in seeded conversations.
+const ASKED: &[&str] = &[
+    "Hi, I can't log in since this morning.",
+    "How do I invite a colleague to our account?",
+    "Is there a discount for non-profits?",
+    "The export to CSV stops half way.",
+    "Can I change the email address on my account?",
+    "Do you have an API for orders?",
+    "My invoice shows the wrong company name.",
+    "Thanks, that worked!",
+];
+const ANSWERED: &[&str] = &[
+    "Thanks for reaching out! Let me have a look.",
+    "Could you send me a screenshot of what you see?",
+    "I've reset it on our side, please try again.",
+    "You'll find it under Settings, then Team.",
+    "I've passed this on to our billing team.",
+    "Glad to hear it. Anything else I can help with?",
+];
+/// Agents a seed adds to the workspace for its conversations.
+const SEED_AGENTS: usize = 9;
 /// The seeded attributes and their kinds.
 const ATTRIBUTES: &[(&str, AttrKind)] =
     &[("plan", AttrKind::String), ("seats", AttrKind::Number), ("beta", AttrKind::Bool), ("signed_up", AttrKind::Date)];
@@ -335,6 +365,10 @@ struct Batch {
     tag: Table,
     event: Table,
     summary: Table,
+    conversation: Table,
+    message: Table,
+    participant: Table,
+    read: Table,
 }
 
 impl Batch {
@@ -349,6 +383,17 @@ impl Batch {
             tag: Table::new("INSERT INTO person_tag (person_id, workspace_id, tag) ", 3),
             event: Table::new("INSERT INTO event (id, workspace_id, person_id, name, data, at) ", 6),
             summary: Table::new("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) ", 6),
+            conversation: Table::new(
+                "INSERT INTO conversation (id, workspace_id, person_id, status, snoozed_until, archived, assignee_id, person_seen_at, \
+                 last_message_id, created_at, updated_at) ",
+                11,
+            ),
+            message: Table::new(
+                "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, created_at) ",
+                8,
+            ),
+            participant: Table::new("INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) ", 6),
+            read: Table::new("INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) ", 4),
         }
     }
 
@@ -356,7 +401,18 @@ impl Batch {
         with_tx!(db, tx => {
             let mut c = Conn::from(&mut *tx);
             // People first: the other tables refer to them.
-            for t in [&self.person, &self.attribute, &self.tag, &self.event, &self.summary] {
+            let tables = [
+                &self.person,
+                &self.attribute,
+                &self.tag,
+                &self.event,
+                &self.summary,
+                &self.conversation,
+                &self.message,
+                &self.participant,
+                &self.read,
+            ];
+            for t in tables {
                 t.insert(&mut c).await?;
             }
         });
@@ -370,6 +426,10 @@ struct Generator<'a> {
     companies: &'a [Company],
     events_per_person: u32,
     now: i64,
+    /// Who answers and is assigned seeded conversations.
+    teammates: &'a [String],
+    /// The chance that a person has a conversation.
+    conversation_chance: f64,
 }
 
 impl Generator<'_> {
@@ -478,11 +538,129 @@ impl Generator<'_> {
             s.1 = s.1.min(at);
             s.2 = s.2.max(at);
         }
+        let mut count = u64::from(count);
+        if self.conversation_chance > 0.0 && !self.teammates.is_empty() && rng.random_bool(self.conversation_chance) {
+            count += Self::conversation(rng, ws, &id, since, now, self.teammates, b, &mut summary);
+        }
         for (n, (count, first, last)) in summary {
             b.summary.row([id.clone().into(), ws.into(), n.into(), count.into(), first.into(), last.into()]);
         }
-        u64::from(count)
+        count
     }
+
+    /// A conversation of `person` with the team, begun after `since`: its
+    /// messages, the teammates who wrote (participants), what they have
+    /// read, and the timeline's events for it. Returns how many events.
+    #[allow(clippy::too_many_arguments)]
+    fn conversation(
+        rng: &mut StdRng,
+        ws: &str,
+        person: &str,
+        since: i64,
+        now: i64,
+        teammates: &[String],
+        b: &mut Batch,
+        summary: &mut BTreeMap<&'static str, (i64, i64, i64)>,
+    ) -> u64 {
+        let id = new_id();
+        let assignee = rng.random_bool(0.5).then(|| pick(rng, teammates).clone());
+        let answerer = assignee.clone().unwrap_or_else(|| pick(rng, teammates).clone());
+        let started = rng.random_range(since..=now);
+        let n = rng.random_range(1..=8_u64);
+        // Most conversations are the person asking; some begin with a
+        // teammate reaching out.
+        let person_first = rng.random_bool(0.8);
+        let mut at = started;
+        let mut events: Vec<(&'static str, String, i64)> = vec![("conversation.started", json!({"conversation_id": id}).to_string(), at)];
+        let mut last = (String::new(), false);
+        let mut answered = false;
+        for k in 0..n {
+            let by_person = (k % 2 == 0) == person_first;
+            let mid = new_id();
+            let (kind, author, body) = match by_person {
+                true => ("person", person.to_owned(), *pick(rng, ASKED)),
+                false => ("teammate", answerer.clone(), *pick(rng, ANSWERED)),
+            };
+            b.message.row([
+                mid.clone().into(),
+                ws.into(),
+                id.clone().into(),
+                kind.into(),
+                author.into(),
+                body.into(),
+                "chat".into(),
+                at.into(),
+            ]);
+            let name = if by_person { "message.sent" } else { "message.received" };
+            events.push((name, json!({"conversation_id": id, "message_id": mid}).to_string(), at));
+            answered |= !by_person;
+            last = (mid, by_person);
+            at = (at + rng.random_range(30_000..3_600_000)).min(now);
+        }
+        let updated = events.last().map_or(started, |e| e.2);
+        let (status, snoozed_until) = match rng.random_range(0..100) {
+            0..60 => ("closed", None),
+            60..90 => ("open", None),
+            _ => ("snoozed", Some(now + rng.random_range(3_600_000..7 * DAY_MS))),
+        };
+        let archived = status == "closed" && rng.random_bool(0.3);
+        // The person has seen what the team wrote, but not always the last.
+        let person_seen = if last.1 || rng.random_bool(0.7) { updated } else { started };
+        b.conversation.row([
+            id.clone().into(),
+            ws.into(),
+            person.into(),
+            status.into(),
+            snoozed_until.into(),
+            archived.into(),
+            assignee.into(),
+            person_seen.into(),
+            Some(last.0).into(),
+            started.into(),
+            updated.into(),
+        ]);
+        if answered {
+            b.participant.row([id.clone().into(), answerer.clone().into(), ws.into(), "write".into(), false.into(), started.into()]);
+            // Closed ones were read to the end; some open ones have news.
+            let read_at = if status == "closed" || !last.1 || rng.random_bool(0.5) { updated } else { started };
+            b.read.row([id.into(), answerer.into(), ws.into(), read_at.into()]);
+        }
+        let count = events.len() as u64;
+        for (name, data, at) in events {
+            b.event.row([new_id().into(), ws.into(), person.into(), name.into(), data.into(), at.into()]);
+            let s = summary.entry(name).or_insert((0, at, at));
+            s.0 += 1;
+            s.1 = s.1.min(at);
+            s.2 = s.2.max(at);
+        }
+        count
+    }
+}
+
+/// The workspace's teammates, with the seed's agents added when missing.
+async fn teammates(db: &Db, workspace_id: &str) -> Result<Vec<String>> {
+    let known: Vec<(String, String)> = with_db!(db, pool => sqlx::query_as(
+        "SELECT email, id FROM teammate WHERE workspace_id = $1 ORDER BY created_at, id")
+        .bind(workspace_id).fetch_all(pool).await?);
+    let mut ids: Vec<String> = known.iter().map(|(_, id)| id.clone()).collect();
+    for i in 1..=SEED_AGENTS {
+        let email = format!("agent{i}@seed.example.com");
+        if known.iter().any(|(e, _)| *e == email) {
+            continue;
+        }
+        // Nobody knows the password: an admin sets one to use the account.
+        let password = crate::util::new_token("");
+        let name = format!("{} (seeded agent)", FIRST_NAMES[i * 7 % FIRST_NAMES.len()]);
+        let role = crate::auth::Role::Agent;
+        let t = crate::workspace::create_teammate(
+            db,
+            workspace_id,
+            crate::workspace::NewTeammate { email: &email, name: &name, password: &password, role },
+        )
+        .await?;
+        ids.push(t.id);
+    }
+    Ok(ids)
 }
 
 /// Adds `opts.people` synthetic people to a workspace; `progress` hears how
@@ -498,7 +676,20 @@ pub async fn seed(db: &Db, workspace_id: &str, opts: SeedOptions, mut progress: 
     attribute_defs(db, workspace_id, now).await?;
     let n_companies = usize::try_from(opts.people / 50).unwrap_or(usize::MAX).max(1);
     let (companies, companies_created) = companies(db, workspace_id, n_companies, &mut rng, now).await?;
-    let mut g = Generator { rng, workspace_id, companies: &companies, events_per_person: opts.events_per_person, now };
+    let teammates = match opts.conversations {
+        0 => Vec::new(),
+        _ => teammates(db, workspace_id).await?,
+    };
+    let conversation_chance = (opts.conversations as f64 / opts.people.max(1) as f64).clamp(0.0, 1.0);
+    let mut g = Generator {
+        rng,
+        workspace_id,
+        companies: &companies,
+        events_per_person: opts.events_per_person,
+        now,
+        teammates: &teammates,
+        conversation_chance,
+    };
     let mut report = SeedReport { companies: companies_created, ..Default::default() };
     let first = u64::try_from(offset).unwrap_or(0);
     while report.people < opts.people {
@@ -508,6 +699,8 @@ pub async fn seed(db: &Db, workspace_id: &str, opts: SeedOptions, mut progress: 
             report.events += g.person(first + report.people + i, &mut batch);
         }
         batch.insert(db).await?;
+        report.conversations += batch.conversation.rows() as u64;
+        report.messages += batch.message.rows() as u64;
         report.people += n;
         progress(report.people);
     }
@@ -515,7 +708,13 @@ pub async fn seed(db: &Db, workspace_id: &str, opts: SeedOptions, mut progress: 
     with_tx!(db, tx => {
         sqlx::query("ANALYZE").execute(&mut *tx).await?;
     });
-    tracing::info!(people = report.people, companies = report.companies, events = report.events, "seeded");
+    tracing::info!(
+        people = report.people,
+        companies = report.companies,
+        events = report.events,
+        conversations = report.conversations,
+        "seeded"
+    );
     Ok(report)
 }
 
@@ -543,6 +742,7 @@ mod tests {
     #[test]
     fn the_same_seed_makes_the_same_people() {
         let companies = [Company { id: "c".into(), name: "Blue Harbor Labs".into(), domain: "blueharborlabs.example".into() }];
+        let teammates = ["t1".to_owned(), "t2".to_owned()];
         let run = |seed| {
             let mut g = Generator {
                 rng: StdRng::seed_from_u64(seed),
@@ -550,6 +750,8 @@ mod tests {
                 companies: &companies,
                 events_per_person: 3,
                 now: 1 << 41,
+                teammates: &teammates,
+                conversation_chance: 0.5,
             };
             let mut b = Batch::new();
             let events: u64 = (0..50).map(|i| g.person(i, &mut b)).sum();
@@ -563,12 +765,15 @@ mod tests {
                     _ => String::new(),
                 })
                 .collect();
-            (names, events, b.summary.rows(), b.event.rows())
+            (names, events, b.summary.rows(), b.event.rows(), b.conversation.rows(), b.message.rows())
         };
         let a = run(7);
         assert_eq!(a, run(7));
         assert_ne!(a.0, run(8).0);
         assert_eq!(a.1 as usize, a.3, "every event is a row");
         assert!(a.2 <= a.3);
+        // About half the people have a conversation, each with 1 to 8 messages.
+        assert!((10..=40).contains(&a.4), "{} conversations", a.4);
+        assert!(a.5 >= a.4 && a.5 <= 8 * a.4);
     }
 }

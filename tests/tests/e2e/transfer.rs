@@ -176,11 +176,18 @@ async fn only_admins_import_and_large_files_are_refused(backend: Backend) {
 async fn seeded_people_are_complete_and_consistent(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let db = &app.engine.db;
-    let report = seed(db, &app.workspace_id, SeedOptions { people: 60, events_per_person: 3, seed: 11 }, |_| {}).await.unwrap();
+    let report =
+        seed(db, &app.workspace_id, SeedOptions { people: 60, events_per_person: 3, seed: 11, conversations: 30 }, |_| {}).await.unwrap();
     assert_eq!(report.people, 60);
     assert!(report.companies >= 1 && report.events > 0);
-    // A second run adds to the first instead of colliding with it.
-    seed(db, &app.workspace_id, SeedOptions { people: 10, events_per_person: 1, seed: 11 }, |_| {}).await.unwrap();
+    assert!((10..=50).contains(&report.conversations) && report.messages >= report.conversations, "{report:?}");
+    // A second run adds to the first instead of colliding with it, and
+    // reuses the seeded agents.
+    let again =
+        seed(db, &app.workspace_id, SeedOptions { people: 10, events_per_person: 1, seed: 11, conversations: 10 }, |_| {}).await.unwrap();
+    let conversations = report.conversations + again.conversations;
+    let team = app.get("/api/v1/teammates", &app.token).await.ok().unwrap();
+    assert_eq!(team["items"].as_array().map(Vec::len), Some(10), "the admin and nine seeded agents: {team}");
     let page = app.post("/api/v1/people/search", &app.token, json!({"limit": 200})).await.ok().unwrap();
     assert_eq!(page["total"], 70);
 
@@ -227,4 +234,32 @@ async fn seeded_people_are_complete_and_consistent(backend: Backend) {
     assert!(p["location"]["lat"].is_number() && p["country"].is_string() && p["city"].is_string(), "{p}");
     let (_, _, _, text) = export(&app, &app.token, "").await;
     assert_eq!(rows(&text).len(), 71);
+
+    // The seeded conversations are in the inbox, each under one status.
+    let mut listed = Vec::new();
+    for status in ["open", "snoozed", "closed"] {
+        for archived in [false, true] {
+            let page =
+                app.get(&format!("/api/v1/conversations?status={status}&archived={archived}&limit=100"), &app.token).await.ok().unwrap();
+            listed.extend(page["items"].as_array().unwrap().iter().cloned());
+        }
+    }
+    assert_eq!(listed.len() as u64, conversations);
+    for c in &listed {
+        assert!(c["person"]["id"].is_string() && c["last_message"]["body"].is_string(), "{c}");
+    }
+    let mine = app.get("/api/v1/conversations?status=closed&assignee=me&limit=100", &app.token).await.ok().unwrap();
+    let closed_mine =
+        listed.iter().filter(|c| c["status"] == "closed" && c["archived"] == false && c["assignee"]["id"] == app.admin_id.as_str());
+    assert_eq!(mine["items"].as_array().unwrap().len(), closed_mine.count());
+    // A thread reads back every message of it, oldest first, and the person's
+    // timeline holds the conversation.
+    let c = &listed[0];
+    let id = c["id"].as_str().unwrap();
+    let thread = app.get(&format!("/api/v1/conversations/{id}/messages?limit=100"), &app.token).await.ok().unwrap();
+    let messages = thread["items"].as_array().unwrap();
+    assert!(!messages.is_empty() && messages.last().unwrap()["id"] == c["last_message"]["id"], "{thread}");
+    let person = c["person"]["id"].as_str().unwrap();
+    let timeline = app.get(&format!("/api/v1/people/{person}/timeline?name=conversation.started"), &app.token).await.ok().unwrap();
+    assert!(timeline["items"].as_array().unwrap().iter().any(|e| e["data"]["conversation_id"] == id), "{timeline}");
 }
