@@ -18,6 +18,7 @@ on_both_backends!(
     assign_close_and_reopen_reach_the_inbox_live,
     a_burst_from_many_visitors_is_stored_once_each_in_order,
     a_client_away_longer_than_frames_are_kept_is_told_to_reload,
+    each_conversation_of_an_inbox_page_has_its_own_unread_count_last_message_and_participants,
 );
 
 async fn a_visitor_and_an_agent_chat_live_both_ways(backend: Backend) {
@@ -499,4 +500,39 @@ async fn a_client_away_longer_than_frames_are_kept_is_told_to_reload(backend: Ba
     assert_eq!(widget.next_of("message.created").await["seq"], 4);
     // The messages themselves are all still there.
     assert_eq!(app.thread(&cid).await.len(), 4);
+}
+
+async fn each_conversation_of_an_inbox_page_has_its_own_unread_count_last_message_and_participants(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Three visitors write one, two and three messages; the agent answers
+    // the second, which reads it.
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let (vtoken, _) = app.visitor_with(json!({"name": format!("Visitor {n}")})).await;
+        let mut widget = app.widget_ws(&vtoken).await;
+        let mut sent = json!(null);
+        for k in 1..=n {
+            sent = widget.say(&format!("v{n}-{k}"), &format!("message {k} of visitor {n}")).await;
+        }
+        ids.push(sent["conversation_id"].as_str().unwrap().to_owned());
+    }
+    let reply = app.post(&format!("/api/v1/conversations/{}/messages", ids[1]), &app.token, json!({"body": "On it, Visitor 2"})).await;
+    assert_eq!(reply.status, 201);
+
+    let list = app.get("/api/v1/conversations?status=open", &app.token).await.ok().unwrap();
+    let items = list["items"].as_array().unwrap();
+    let row = |id: &str| items.iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id} listed: {list}"));
+    let (one, two, three) = (row(&ids[0]), row(&ids[1]), row(&ids[2]));
+    assert_eq!((one["unread"].as_i64(), two["unread"].as_i64(), three["unread"].as_i64()), (Some(1), Some(0), Some(3)), "{list}");
+    assert_eq!(one["last_message"]["body"], "message 1 of visitor 1");
+    assert_eq!(two["last_message"]["body"], "On it, Visitor 2");
+    assert_eq!(two["last_message"]["author"]["name"], "Admin");
+    assert_eq!(three["last_message"]["body"], "message 3 of visitor 3");
+    assert_eq!(one["participants"].as_array().map(Vec::len), Some(0), "{one}");
+    assert_eq!(two["participants"][0]["teammate"]["id"], app.admin_id.as_str(), "{two}");
+    assert_eq!(three["participants"].as_array().map(Vec::len), Some(0), "{three}");
+    // One conversation read on its own agrees with the page.
+    let alone = app.get(&format!("/api/v1/conversations/{}", ids[2]), &app.token).await.ok().unwrap();
+    assert_eq!(alone["last_message"]["body"], "message 3 of visitor 3");
+    assert_eq!(alone["unread"], 3, "{alone}");
 }
