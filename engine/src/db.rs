@@ -152,26 +152,31 @@ macro_rules! with_tx {
 /// file takes a few (18 s for 5.3 GB here). Skipped when the file would take
 /// more than half the memory available, where it would only push out what
 /// else is cached.
-fn read_ahead(path: std::path::PathBuf) {
+/// The answer says when the read is over (at once when there is none).
+fn read_ahead(path: std::path::PathBuf) -> tokio::sync::oneshot::Receiver<()> {
+    let (done, over) = tokio::sync::oneshot::channel();
     let size = match std::fs::metadata(&path) {
         Ok(m) => m.len(),
-        Err(_) => return,
+        Err(_) => return over,
     };
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     if !worth_prewarming(size, &meminfo) {
-        return;
+        return over;
     }
     let spawned = std::thread::Builder::new().name("sqlite-prewarm".into()).spawn(move || {
         use std::io::Read;
         let started = std::time::Instant::now();
-        let Ok(mut file) = std::fs::File::open(&path) else { return };
-        let mut buf = vec![0_u8; 1 << 20];
-        while matches!(file.read(&mut buf), Ok(n) if n > 0) {}
-        tracing::info!(mib = size >> 20, secs = started.elapsed().as_secs_f64(), "database file read into the OS page cache");
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            let mut buf = vec![0_u8; 1 << 20];
+            while matches!(file.read(&mut buf), Ok(n) if n > 0) {}
+            tracing::info!(mib = size >> 20, secs = started.elapsed().as_secs_f64(), "database file read into the OS page cache");
+        }
+        let _ = done.send(());
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start reading the database file ahead");
     }
+    over
 }
 
 /// A file worth reading ahead: big enough for scattered reads to hurt (a
@@ -247,9 +252,16 @@ impl Db {
 
     /// Starts reading a SQLite database file ahead into the OS page cache
     /// (see [`read_ahead`]); for a server, not for commands that exit soon.
-    pub fn prewarm(&self) {
-        if let Db::Sqlite { write, .. } = self {
-            read_ahead(write.connect_options().get_filename().to_owned());
+    /// Resolves when the read is over (at once on PostgreSQL).
+    pub fn prewarm(&self) -> impl Future<Output = ()> + Send + 'static {
+        let over = match self {
+            Db::Sqlite { write, .. } => Some(read_ahead(write.connect_options().get_filename().to_owned())),
+            Db::Postgres(_) => None,
+        };
+        async move {
+            if let Some(over) = over {
+                let _ = over.await;
+            }
         }
     }
 

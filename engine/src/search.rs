@@ -249,6 +249,26 @@ pub async fn search_json(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, r
     Ok(json.as_ref().clone())
 }
 
+/// People per page on the web app's People section.
+pub const PEOPLE_PAGE: i64 = 25;
+
+/// Runs each workspace's first People page once, so that its exact total
+/// (every person counted: at a million, a second or more on pages not yet
+/// read since the start) is computed before a teammate asks for it, and
+/// kept while nobody changes (see [`cache`]).
+pub async fn warm(db: &Db, index: &dyn PeopleIndex) -> Result<usize> {
+    if index.pages().is_none() {
+        return Ok(0);
+    }
+    let workspaces: Vec<String> =
+        with_db!(db, pool => sqlx::query_scalar("SELECT id FROM workspace ORDER BY created_at, id").fetch_all(pool).await?);
+    let first = SearchRequest { limit: Some(PEOPLE_PAGE), ..Default::default() };
+    for ws in &workspaces {
+        search_json(db, index, ws, &first).await?;
+    }
+    Ok(workspaces.len())
+}
+
 /// How many people match a filter.
 pub async fn count(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, filter: &Value) -> Result<i64> {
     let req = SearchRequest { filter: Some(filter.clone()), limit: Some(1), ..Default::default() };
@@ -549,6 +569,32 @@ pub async fn quick_add(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, q: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the warm-up the first People page after a start counts every
+    /// person while a teammate waits; with it the page is there already.
+    #[tokio::test]
+    async fn warming_up_keeps_each_workspaces_first_people_page() {
+        let dir = std::env::temp_dir().join(format!("parley-test-warm-{}", crate::util::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.unwrap();
+        let a = crate::workspace::create(&db, "Warm A").await.unwrap();
+        crate::workspace::create(&db, "Warm B").await.unwrap();
+        // Seeded people changed long ago, so what is computed from them is kept.
+        let opts = crate::people::seed::SeedOptions { people: 30, events_per_person: 1, seed: 3, conversations: 0 };
+        crate::people::seed::seed(&db, &a.id, opts, |_| {}).await.unwrap();
+        let index = SqlIndex { db: db.clone(), cache: Arc::default(), pages: Arc::new(cache::Cache::new(PAGES_KEPT, PAGE_BYTES_KEPT)) };
+        assert_eq!(index.pages.len(), 0);
+
+        assert_eq!(warm(&db, &index).await.unwrap(), 2);
+        assert_eq!(index.pages.len(), 2, "one first page for each workspace");
+        // The People page's first request is answered from it.
+        let first = SearchRequest { limit: Some(PEOPLE_PAGE), ..Default::default() };
+        let page: Value = serde_json::from_slice(&search_json(&db, &index, &a.id, &first).await.unwrap()).unwrap();
+        assert_eq!((page["total"].as_i64(), page["items"].as_array().map(Vec::len)), (Some(30), Some(25)));
+        assert_eq!(index.pages.len(), 2, "nothing new was computed");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn free_text_is_split_into_words() {

@@ -40,7 +40,7 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", config.data_dir.display()))?;
     }
     let db = Db::connect(&config.database_url()).await?;
-    db.prewarm();
+    let read_ahead = db.prewarm();
     match workspace::bootstrap(&db, config.admin_email.as_deref(), config.admin_password.as_deref()).await? {
         workspace::Bootstrap::AlreadySetUp => {}
         workspace::Bootstrap::Created { workspace, email, generated_password } => {
@@ -55,8 +55,29 @@ pub async fn build(config: &Config, public_url: String) -> anyhow::Result<App> {
     }
     let engine = Engine::start(db, public_url, config.meili(), config.mailer()?, config.data_dir.join("uploads")).await?;
     parley_automations::start(&engine, config.email_fallback_delay).await?;
+    tokio::spawn(warm(engine.clone(), read_ahead));
     let router = routes(engine.clone());
     Ok(App { engine, router })
+}
+
+/// Once the database file is read ahead, the first People page of each
+/// workspace is computed, so the first teammate to open it after a start
+/// does not wait for every person to be counted. `parley_warm_seconds`
+/// says when that is over.
+async fn warm(engine: Engine, read_ahead: impl Future<Output = ()>) {
+    let started = std::time::Instant::now();
+    // The gauge needs the recorder, which is otherwise installed by the
+    // first request.
+    ops::prometheus();
+    read_ahead.await;
+    match parley_engine::search::warm(&engine.db, engine.people_index.as_ref()).await {
+        Ok(n) => {
+            let secs = started.elapsed().as_secs_f64();
+            metrics::gauge!("parley_warm_seconds").set(secs);
+            tracing::info!(workspaces = n, secs, "first People pages computed");
+        }
+        Err(e) => tracing::warn!(error = %e, "computing the first People pages"),
+    }
 }
 
 fn routes(engine: Engine) -> Router {

@@ -32,7 +32,7 @@ async fn ready(State(engine): State<Engine>) -> Response {
 }
 
 /// One recorder per process (tests run several servers in one process).
-fn prometheus() -> &'static PrometheusHandle {
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();

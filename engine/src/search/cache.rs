@@ -254,7 +254,7 @@ impl<T: Weigh> Cache<T> {
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
     }
 }
