@@ -1,7 +1,8 @@
 //! People search benchmark.
 //!
 //! Seeds a database with `parley seed` (unless `--data-dir` already holds
-//! one), starts `parley serve` on it, logs in, then measures:
+//! one; people, their events, and conversations with the team for one in
+//! five), starts `parley serve` on it, logs in, then measures:
 //!
 //! 1. each kind of search once from one client, then the same again;
 //! 2. `POST /api/v1/people/search` from `--clients` concurrent clients for
@@ -13,7 +14,8 @@
 //!    clients for `--ingest-seconds`: events/s.
 //!
 //! With `--pages` it measures the web app instead, in headless Chromium: each
-//! section opened from another (the first time, then again), and a full load
+//! section opened from another (the first time, then again; the inbox's
+//! filters clicked in turn and a conversation opened), and a full load
 //! of the app, each timed until the last API response the page asked for has
 //! arrived (see `page_loads`). With `PAGES_DETAIL` set in the environment it
 //! also lists each full load's resources with their start and end.
@@ -43,6 +45,10 @@ struct Args {
     people: u64,
     #[arg(long, default_value_t = 5)]
     events_per_person: u32,
+    /// Conversations to seed among the people, for the inbox's pages
+    /// (default: one for every fifth person).
+    #[arg(long)]
+    conversations: Option<u64>,
     /// A data dir to use: seeded on first use, reused (not seeded again) after.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -114,8 +120,18 @@ async fn start(args: &Args, http: &reqwest::Client) -> anyhow::Result<(Server, S
         println!("reusing the database in {}", dir.display());
     } else {
         let started = Instant::now();
+        // The admin first, so that the seed assigns them conversations too.
+        let status = parley(args, &dir)
+            .args(["admin", "create", "--email", EMAIL, "--name", "Admin", "--password", PASSWORD])
+            .stdout(Stdio::null())
+            .status()
+            .with_context(|| format!("running {} admin create", args.parley.display()))?;
+        if !status.success() {
+            bail!("creating the admin failed: {status}");
+        }
         let status = parley(args, &dir)
             .args(["seed", "--people", &args.people.to_string(), "--events-per-person", &args.events_per_person.to_string()])
+            .args(["--conversations", &args.conversations.unwrap_or(args.people / 5).to_string()])
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .status()
@@ -384,6 +400,11 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     if args.pages {
+        // As a teammate would find it some time after a start: the file read
+        // ahead and the first People page computed.
+        let started = Instant::now();
+        let secs = warmed(&http, &base).await?;
+        println!("warm-up after the start: {secs:.1} s (waited {:.1} s for it)", started.elapsed().as_secs_f64());
         page_loads(&http, &base, &token).await?;
     } else if !args.ingest_only {
         first_searches(&http, &base, &token).await?;
@@ -395,6 +416,23 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("\ncommand: {}", std::env::args().collect::<Vec<_>>().join(" "));
     Ok(())
+}
+
+/// Waits for the server's warm-up after its start (`parley_warm_seconds` in
+/// its metrics) and answers how long that took.
+async fn warmed(http: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+        let secs = text.lines().find_map(|l| l.strip_prefix("parley_warm_seconds ")).and_then(|v| v.trim().parse::<f64>().ok());
+        if let Some(secs) = secs {
+            return Ok(secs);
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not finish warming up within 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Installed once in the page: counts the app's requests in flight and the
@@ -420,10 +458,11 @@ if (!window.__pageBench) {
 /// once nothing has been in flight for 300 ms, the time from the click to the
 /// end of the last API response the new page received, and how many it asked.
 const OPEN_AND_TIME: &str = r#"
-const [hash, done] = arguments;
+const [hash, click, done] = arguments;
 const b = window.__pageBench;
 const t0 = performance.now();
-location.hash = hash;
+if (click) document.querySelector(click).click();
+else location.hash = hash;
 const tick = () => {
   const now = performance.now();
   if (b.inflight === 0 && now - Math.max(b.last, t0) > 300) {
@@ -468,16 +507,31 @@ async fn page_loads(http: &reqwest::Client, base: &str, token: &str) -> anyhow::
         .await?;
     let person = found["items"][0]["id"].as_str().context("a person to open (the database has no people)")?.to_owned();
     let profile = format!("/people/{person}");
-    // The inbox is not among them: it keeps its list live from the socket and
-    // asks nothing when shown again; the full loads below measure it.
+    // The inbox's filters, clicked in turn and back to where they started,
+    // and one conversation opened (the newest closed one: its person's
+    // sidebar and thread are read as for any other).
+    let newest: Value =
+        http.get(format!("{base}/api/v1/conversations?status=closed&limit=1")).bearer_auth(token).send().await?.json().await?;
+    let conversation = newest["items"][0]["id"].as_str().map(|id| format!("/c/{id}"));
     let mut pages: Vec<(&str, &str)> = vec![
+        ("Inbox", "/"),
+        ("Inbox: closed", "click:[data-testid=status-filter-closed]"),
+        ("…: mine", "click:[data-testid=assignee-filter-mine]"),
+        ("…: unassigned", "click:[data-testid=assignee-filter-none]"),
+        ("…: open", "click:[data-testid=status-filter-open]"),
+        ("…: all", "click:[data-testid=assignee-filter-all]"),
+    ];
+    if let Some(c) = &conversation {
+        pages.push(("Conversation", c));
+    }
+    pages.extend([
         ("People", "/people"),
         ("Profile", &profile),
         ("Outbound", "/outbound"),
         ("New message", "/outbound/new"),
         ("Automations", "/automations"),
         ("New automation", "/automations/new"),
-    ];
+    ]);
     let tabs = ["general", "team", "hours", "channels", "security", "webhooks", "install"];
     let settings: Vec<String> = tabs.iter().map(|t| format!("/settings/{t}")).collect();
     pages.extend(tabs.iter().zip(&settings).map(|(t, path)| (*t, path.as_str())));
@@ -507,7 +561,11 @@ async fn page_loads(http: &reqwest::Client, base: &str, token: &str) -> anyhow::
     for _ in 0..2 {
         let mut round = Vec::new();
         for (_, hash) in &pages {
-            round.push(c.execute_async(OPEN_AND_TIME, vec![json!(format!("#{hash}"))]).await?);
+            let args = match hash.strip_prefix("click:") {
+                Some(selector) => vec![Value::Null, json!(selector)],
+                None => vec![json!(format!("#{hash}")), Value::Null],
+            };
+            round.push(c.execute_async(OPEN_AND_TIME, args).await?);
         }
         rounds.push(round);
     }
