@@ -249,7 +249,8 @@ pub async fn search_json(db: &Db, index: &dyn PeopleIndex, workspace_id: &str, r
     Ok(json.as_ref().clone())
 }
 
-/// People per page on the web app's People section.
+/// People per page on the web app's People section (`PAGE` in
+/// `web/assets/app/people.js`): its first request is what [`warm`] computes.
 pub const PEOPLE_PAGE: i64 = 25;
 
 /// Runs each workspace's first People page once, so that its exact total

@@ -371,7 +371,19 @@ struct Batch {
     read: Table,
 }
 
+/// A person's events by name: how many, the first and the last time.
+type Summary = BTreeMap<&'static str, (i64, i64, i64)>;
+
 impl Batch {
+    /// One event on `person`'s timeline, counted into their summary.
+    fn event(&mut self, summary: &mut Summary, ws: &str, person: &str, name: &'static str, data: String, at: i64) {
+        self.event.row([new_id().into(), ws.into(), person.into(), name.into(), data.into(), at.into()]);
+        let s = summary.entry(name).or_insert((0, at, at));
+        s.0 += 1;
+        s.1 = s.1.min(at);
+        s.2 = s.2.max(at);
+    }
+
     fn new() -> Batch {
         Batch {
             person: Table::new(
@@ -515,7 +527,7 @@ impl Generator<'_> {
         // The timeline: within 180 days, never before the person existed.
         let count = rng.random_range(0..=2 * self.events_per_person);
         let since = created_at.max(now - 180 * DAY_MS);
-        let mut summary: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+        let mut summary = Summary::new();
         for _ in 0..count {
             let mut roll = rng.random_range(0..100);
             let name = EVENTS
@@ -532,15 +544,11 @@ impl Generator<'_> {
                 "purchased" => json!({"amount": rng.random_range(5..500), "currency": "EUR"}).to_string(),
                 _ => "{}".to_owned(),
             };
-            b.event.row([new_id().into(), ws.into(), id.clone().into(), name.into(), data.into(), at.into()]);
-            let s = summary.entry(name).or_insert((0, at, at));
-            s.0 += 1;
-            s.1 = s.1.min(at);
-            s.2 = s.2.max(at);
+            b.event(&mut summary, ws, &id, name, data, at);
         }
         let mut count = u64::from(count);
-        if self.conversation_chance > 0.0 && !self.teammates.is_empty() && rng.random_bool(self.conversation_chance) {
-            count += Self::conversation(rng, ws, &id, since, now, self.teammates, b, &mut summary);
+        if self.conversation_chance > 0.0 && !self.teammates.is_empty() && self.rng.random_bool(self.conversation_chance) {
+            count += self.conversation(&id, since, b, &mut summary);
         }
         for (n, (count, first, last)) in summary {
             b.summary.row([id.clone().into(), ws.into(), n.into(), count.into(), first.into(), last.into()]);
@@ -551,17 +559,9 @@ impl Generator<'_> {
     /// A conversation of `person` with the team, begun after `since`: its
     /// messages, the teammates who wrote (participants), what they have
     /// read, and the timeline's events for it. Returns how many events.
-    #[allow(clippy::too_many_arguments)]
-    fn conversation(
-        rng: &mut StdRng,
-        ws: &str,
-        person: &str,
-        since: i64,
-        now: i64,
-        teammates: &[String],
-        b: &mut Batch,
-        summary: &mut BTreeMap<&'static str, (i64, i64, i64)>,
-    ) -> u64 {
+    fn conversation(&mut self, person: &str, since: i64, b: &mut Batch, summary: &mut Summary) -> u64 {
+        let (ws, now, teammates) = (self.workspace_id, self.now, self.teammates);
+        let rng = &mut self.rng;
         let id = new_id();
         let assignee = rng.random_bool(0.5).then(|| pick(rng, teammates).clone());
         let answerer = assignee.clone().unwrap_or_else(|| pick(rng, teammates).clone());
@@ -570,8 +570,8 @@ impl Generator<'_> {
         // Most conversations are the person asking; some begin with a
         // teammate reaching out.
         let person_first = rng.random_bool(0.8);
-        let mut at = started;
-        let mut events: Vec<(&'static str, String, i64)> = vec![("conversation.started", json!({"conversation_id": id}).to_string(), at)];
+        b.event(summary, ws, person, "conversation.started", json!({"conversation_id": id}).to_string(), started);
+        let (mut at, mut updated) = (started, started);
         let mut last = (String::new(), false);
         let mut answered = false;
         for k in 0..n {
@@ -592,12 +592,12 @@ impl Generator<'_> {
                 at.into(),
             ]);
             let name = if by_person { "message.sent" } else { "message.received" };
-            events.push((name, json!({"conversation_id": id, "message_id": mid}).to_string(), at));
+            b.event(summary, ws, person, name, json!({"conversation_id": id, "message_id": mid}).to_string(), at);
             answered |= !by_person;
             last = (mid, by_person);
+            updated = at;
             at = (at + rng.random_range(30_000..3_600_000)).min(now);
         }
-        let updated = events.last().map_or(started, |e| e.2);
         let (status, snoozed_until) = match rng.random_range(0..100) {
             0..60 => ("closed", None),
             60..90 => ("open", None),
@@ -625,15 +625,8 @@ impl Generator<'_> {
             let read_at = if status == "closed" || !last.1 || rng.random_bool(0.5) { updated } else { started };
             b.read.row([id.into(), answerer.into(), ws.into(), read_at.into()]);
         }
-        let count = events.len() as u64;
-        for (name, data, at) in events {
-            b.event.row([new_id().into(), ws.into(), person.into(), name.into(), data.into(), at.into()]);
-            let s = summary.entry(name).or_insert((0, at, at));
-            s.0 += 1;
-            s.1 = s.1.min(at);
-            s.2 = s.2.max(at);
-        }
-        count
+        // Its start and each message.
+        1 + n
     }
 }
 

@@ -454,9 +454,10 @@ if (!window.__pageBench) {
 }
 "#;
 
-/// Opens `arguments[0]` (a hash route) from the page on screen and answers,
-/// once nothing has been in flight for 300 ms, the time from the click to the
-/// end of the last API response the new page received, and how many it asked.
+/// Opens `arguments[0]` (a hash route) from the page on screen, or clicks the
+/// element `arguments[1]` names, and answers, once nothing has been in flight
+/// for 300 ms, the time from then to the end of the last API response the
+/// page received, and how many it asked.
 const OPEN_AND_TIME: &str = r#"
 const [hash, click, done] = arguments;
 const b = window.__pageBench;
@@ -492,6 +493,14 @@ const tick = () => {
 tick();
 "#;
 
+/// How a page is reached from the one on screen.
+enum Open {
+    /// A route of the app (after `#`).
+    Hash(String),
+    /// A click on the element this CSS selector finds.
+    Click(String),
+}
+
 /// Each page of the web app as a user reaches it: opened from the page
 /// before (in this order, twice: the first time, then again), and the app
 /// loaded anew: on the inbox with an empty cache and again, then on People.
@@ -513,28 +522,29 @@ async fn page_loads(http: &reqwest::Client, base: &str, token: &str) -> anyhow::
     let newest: Value =
         http.get(format!("{base}/api/v1/conversations?status=closed&limit=1")).bearer_auth(token).send().await?.json().await?;
     let conversation = newest["items"][0]["id"].as_str().map(|id| format!("/c/{id}"));
-    let mut pages: Vec<(&str, &str)> = vec![
-        ("Inbox", "/"),
-        ("Inbox: closed", "click:[data-testid=status-filter-closed]"),
-        ("…: mine", "click:[data-testid=assignee-filter-mine]"),
-        ("…: unassigned", "click:[data-testid=assignee-filter-none]"),
-        ("…: open", "click:[data-testid=status-filter-open]"),
-        ("…: all", "click:[data-testid=assignee-filter-all]"),
+    let filter = |testid: &str| Open::Click(format!("[data-testid={testid}]"));
+    let mut pages: Vec<(&str, Open)> = vec![
+        ("Inbox", Open::Hash("/".into())),
+        ("Inbox: closed", filter("status-filter-closed")),
+        ("…: mine", filter("assignee-filter-mine")),
+        ("…: unassigned", filter("assignee-filter-none")),
+        ("…: open", filter("status-filter-open")),
+        ("…: all", filter("assignee-filter-all")),
     ];
-    if let Some(c) = &conversation {
-        pages.push(("Conversation", c));
+    if let Some(c) = conversation {
+        pages.push(("Conversation", Open::Hash(c)));
     }
-    pages.extend([
+    let sections = [
         ("People", "/people"),
-        ("Profile", &profile),
+        ("Profile", profile.as_str()),
         ("Outbound", "/outbound"),
         ("New message", "/outbound/new"),
         ("Automations", "/automations"),
         ("New automation", "/automations/new"),
-    ]);
+    ];
+    pages.extend(sections.map(|(name, path)| (name, Open::Hash(path.into()))));
     let tabs = ["general", "team", "hours", "channels", "security", "webhooks", "install"];
-    let settings: Vec<String> = tabs.iter().map(|t| format!("/settings/{t}")).collect();
-    pages.extend(tabs.iter().zip(&settings).map(|(t, path)| (*t, path.as_str())));
+    pages.extend(tabs.map(|t| (t, Open::Hash(format!("/settings/{t}")))));
 
     let driver = parley_tests::browser::Driver::start().await.context("--pages needs Chromium and chromedriver")?;
     let c = driver.browser(1280, 800).await;
@@ -560,10 +570,10 @@ async fn page_loads(http: &reqwest::Client, base: &str, token: &str) -> anyhow::
     let mut rounds: Vec<Vec<Value>> = Vec::new();
     for _ in 0..2 {
         let mut round = Vec::new();
-        for (_, hash) in &pages {
-            let args = match hash.strip_prefix("click:") {
-                Some(selector) => vec![Value::Null, json!(selector)],
-                None => vec![json!(format!("#{hash}")), Value::Null],
+        for (_, open) in &pages {
+            let args = match open {
+                Open::Hash(path) => vec![json!(format!("#{path}")), Value::Null],
+                Open::Click(selector) => vec![Value::Null, json!(selector)],
             };
             round.push(c.execute_async(OPEN_AND_TIME, args).await?);
         }
