@@ -38,8 +38,18 @@ pub(crate) async fn el(c: &Client, css: &str) -> Element {
     c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
 }
 
+/// Clicks what `css` finds. A live update can draw that part of the page
+/// anew between finding the element and clicking it, as a user would see it
+/// redrawn; the element is then found again rather than failing the test.
 pub(crate) async fn click(c: &Client, css: &str) {
-    el(c, css).await.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    for _ in 0..3 {
+        match el(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+    panic!("clicking {css}: redrawn each time it was found");
 }
 
 pub(crate) async fn type_in(c: &Client, css: &str, text: &str) {
