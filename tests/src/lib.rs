@@ -23,7 +23,14 @@ pub mod bench;
 pub mod browser;
 pub mod outside;
 
-pub const ADMIN_EMAIL: &str = "admin@example.test";
+/// The bootstrap admin's address for a server keeping its files in
+/// `data_dir`: one per test server (and the same after a restart), because
+/// every server mails into one shared SMTP sink and a test counting the
+/// admin's mail must not count another test's.
+pub fn admin_email(data_dir: &std::path::Path) -> String {
+    let dir = data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("admin-{}@example.test", dir.trim_start_matches("parley-test-"))
+}
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
 
 /// Whether missing services are failures (CI) or skips (a laptop).
@@ -112,6 +119,8 @@ pub struct TestApp {
     pub app_id: String,
     pub workspace_id: String,
     pub admin_id: String,
+    /// The bootstrap admin's address ([`admin_email`]).
+    pub admin_email: String,
     pub backend: Backend,
     pub data_dir: PathBuf,
     /// How long a missed chat message waits before it is emailed (kept
@@ -190,7 +199,7 @@ impl TestApp {
                 Backend::Sqlite => None,
                 Backend::Postgres(url) => Some(url.clone()),
             },
-            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_email: Some(admin_email(&data_dir)),
             admin_password: Some(ADMIN_PASSWORD.into()),
             // Email goes to the real SMTP server on loopback.
             smtp_url: Some(outside::Smtp::shared().url()),
@@ -219,13 +228,14 @@ impl TestApp {
             app_id: String::new(),
             workspace_id: String::new(),
             admin_id: String::new(),
+            admin_email: admin_email(&data_dir),
             backend,
             data_dir,
             email_fallback_delay,
             stop: Some(stop),
             done: Some(done),
         };
-        let login = t.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.ok()?;
+        let login = t.login(&t.admin_email, ADMIN_PASSWORD).await.ok()?;
         t.token = login["token"].as_str().context("token")?.to_owned();
         t.app_id = login["workspace"]["app_id"].as_str().context("app_id")?.to_owned();
         t.workspace_id = login["workspace"]["id"].as_str().context("workspace id")?.to_owned();

@@ -175,7 +175,7 @@ async fn roles_and_participant_roles_limit_what_teammates_may_do(backend: Backen
 
 async fn bad_credentials_are_refused_everywhere(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let wrong = app.login(parley_tests::ADMIN_EMAIL, "wrong password").await;
+    let wrong = app.login(&app.admin_email, "wrong password").await;
     assert_eq!((wrong.status, wrong.code()), (401, "unauthorized"));
     let unknown = app.login("nobody@example.test", "whatever-123").await;
     assert_eq!(unknown.status, 401);
@@ -195,7 +195,7 @@ async fn bad_credentials_are_refused_everywhere(backend: Backend) {
     {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let login = app.login(parley_tests::ADMIN_EMAIL, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
+        let login = app.login(&app.admin_email, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
         let cookie = format!("parley_session={}", login["token"].as_str().unwrap());
         for (origin, welcome) in [(format!("http://{}", app.addr), true), ("https://evil.example".to_owned(), false)] {
             let mut req = app.ws_url("/api/v1/ws").into_client_request().unwrap();
@@ -211,7 +211,7 @@ async fn bad_credentials_are_refused_everywhere(backend: Backend) {
         }
     }
     // Logout ends the session.
-    let login = app.login(parley_tests::ADMIN_EMAIL, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
+    let login = app.login(&app.admin_email, parley_tests::ADMIN_PASSWORD).await.ok().unwrap();
     let t = login["token"].as_str().unwrap();
     assert_eq!(app.get("/api/v1/auth/me", t).await.status, 200);
     assert_eq!(app.request("POST", "/api/v1/auth/logout", Some(t), None).await.status, 204);
@@ -264,11 +264,7 @@ async fn malformed_oversize_and_empty_input_is_refused_and_nothing_is_stored(bac
         .await;
     assert_eq!((bad_role.status, bad_role.field()), (422, "role"));
     let dup = app
-        .post(
-            "/api/v1/teammates",
-            &app.token,
-            json!({"email": parley_tests::ADMIN_EMAIL, "name": "N", "password": "password-1", "role": "agent"}),
-        )
+        .post("/api/v1/teammates", &app.token, json!({"email": &app.admin_email, "name": "N", "password": "password-1", "role": "agent"}))
         .await;
     assert_eq!((dup.status, dup.code()), (409, "email_taken"));
 

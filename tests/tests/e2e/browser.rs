@@ -2,7 +2,7 @@
 
 use fantoccini::{Client, Locator};
 use parley_tests::browser::{Driver, screenshot, wait_for};
-use parley_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, on_both_backends};
+use parley_tests::{ADMIN_PASSWORD, Backend, TestApp, on_both_backends};
 
 on_both_backends!(
     a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_browsers,
@@ -28,7 +28,7 @@ pub(crate) async fn send_in_widget(c: &Client, text: &str) {
 /// Signs the admin in to the web app and waits for its socket.
 pub(crate) async fn log_in(agent: &Client, app: &TestApp) {
     agent.goto(&app.url("/")).await.unwrap();
-    agent.wait().for_element(Locator::Css("[data-testid=login-email]")).await.unwrap().send_keys(ADMIN_EMAIL).await.unwrap();
+    agent.wait().for_element(Locator::Css("[data-testid=login-email]")).await.unwrap().send_keys(&app.admin_email).await.unwrap();
     agent.find(Locator::Css("[data-testid=login-password]")).await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();
     agent.find(Locator::Css("[data-testid=login-submit]")).await.unwrap().click().await.unwrap();
     wait_for(agent, "the inbox socket", "window.__parley && window.__parley.connected").await;
