@@ -649,12 +649,7 @@ pub async fn load(engine: &Engine, subject: &mut Subject) -> Result<(Option<Pers
     let conversation_id = async {
         match (&subject.conversation_id, &subject.person_id) {
             (Some(c), _) => Ok::<_, Error>(Some(c.clone())),
-            (None, Some(pid)) => {
-                let row: Option<(String,)> = with_db!(&engine.db, pool => sqlx::query_as(
-                    "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
-                    .bind(pid).bind(ws).fetch_optional(pool).await?);
-                Ok(row.map(|r| r.0))
-            }
+            (None, Some(pid)) => chat::latest_open(&engine.db, ws, pid).await,
             (None, None) => Ok(None),
         }
     };

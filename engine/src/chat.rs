@@ -34,6 +34,38 @@ macro_rules! person_sees {
     };
 }
 
+/// SQL: the rest of a query for the newest live conversation of person
+/// `$p` in workspace `$w`, after its `WHERE` names whose conversations. The
+/// workspace is checked on the person, whose conversations all share it,
+/// not as `c.workspace_id = …`: an equality there lets SQLite choose
+/// `conversation_list` and walk the whole workspace's conversations newest
+/// first until one is the person's (it does on a database without
+/// statistics, a new one), instead of starting from the person.
+macro_rules! newest_live {
+    ($p:literal, $w:literal) => {
+        concat!(
+            " AND c.archived = FALSE AND ",
+            $w,
+            " = (SELECT pw.workspace_id FROM person pw WHERE pw.id = ",
+            $p,
+            ") ORDER BY c.updated_at DESC LIMIT 1"
+        )
+    };
+}
+
+/// A person's (`$1`, of workspace `$2`) own newest conversation that is not archived.
+const LATEST_OPEN: &str = concat!("SELECT c.id FROM conversation c WHERE c.person_id = $1", newest_live!("$1", "$2"));
+
+/// A person's (`$3`, of workspace `$4`) message without a conversation
+/// touches the newest live one they see, or nothing.
+const PERSON_WRITES_LATEST: &str = concat!(
+    "UPDATE conversation SET updated_at = $1, last_message_id = $2, status = 'open', snoozed_until = NULL \
+     WHERE id = (SELECT c.id FROM conversation c WHERE ",
+    person_sees!("c", "$3"),
+    newest_live!("$3", "$4"),
+    ") RETURNING id, person_id, archived, company_id, transparent"
+);
+
 /// The people who see conversation `$1` of workspace `$2`: its person, for a
 /// company conversation every member of the company, and for a shared chat
 /// its members. None when there is no such conversation.
@@ -670,10 +702,7 @@ async fn store(db: &Db, hub: &Hub, m: NewMessage) -> Result<Sent> {
                 .bind(now).bind(&id).bind(from_person).bind(cid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             // A person's message without a conversation goes to their latest
             // live one, or their company's.
-            (None, Sender::Person(pid)) => sqlx::query_as(concat!(
-                "UPDATE conversation SET updated_at = $1, last_message_id = $2, status = 'open', snoozed_until = NULL \
-                 WHERE id = (SELECT c.id FROM conversation c WHERE ", person_sees!("c", "$3"), " AND c.workspace_id = $4 AND c.archived = FALSE \
-                 ORDER BY c.updated_at DESC LIMIT 1) RETURNING id, person_id, archived, company_id, transparent"))
+            (None, Sender::Person(pid)) => sqlx::query_as(PERSON_WRITES_LATEST)
                 .bind(now).bind(&id).bind(pid).bind(&m.workspace_id).fetch_optional(&mut *tx).await?,
             // A proactive message starts a conversation below.
             (None, _) if m.to_person.is_some() => None,
@@ -1153,8 +1182,7 @@ pub async fn person_seen(db: &Db, hub: &Hub, workspace_id: &str, person_id: &str
 
 /// The person's latest conversation that is not archived, if any.
 pub async fn latest_open(db: &Db, workspace_id: &str, person_id: &str) -> Result<Option<String>> {
-    Ok(with_db!(db, pool => sqlx::query_scalar(
-        "SELECT id FROM conversation WHERE person_id = $1 AND workspace_id = $2 AND archived = FALSE ORDER BY updated_at DESC LIMIT 1")
+    Ok(with_db!(db, pool => sqlx::query_scalar(LATEST_OPEN)
         .bind(person_id).bind(workspace_id).fetch_optional(pool).await?))
 }
 
@@ -1228,6 +1256,16 @@ macro_rules! seen_at_sql {
     };
 }
 
+/// The newest live conversation person `$1` of workspace `$2` sees, and
+/// what the widget shows of it.
+const WIDGET_LATEST: &str = concat!(
+    "SELECT c.id, c.status, c.archived, ",
+    seen_at_sql!(),
+    " FROM conversation c WHERE ",
+    person_sees!("c", "$1"),
+    newest_live!("$1", "$2")
+);
+
 /// What the widget shows on load: the person's current conversation (never an
 /// archived one), its last messages and how many they have not seen.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -1246,9 +1284,7 @@ pub async fn widget_state(db: &Db, hub: &Hub, workspace_id: &str, person_id: &st
     // (or is replayed) as frames with a higher seq, and the widget de-duplicates.
     let seq = hub.current_seq(&person_stream(person_id)).await?;
     let conv: Option<(String, String, bool, i64)> = match conversation_id {
-        None => with_db!(db, pool => sqlx::query_as(concat!(
-            "SELECT c.id, c.status, c.archived, ", seen_at_sql!(), " FROM conversation c WHERE ", person_sees!("c", "$1"),
-            " AND c.workspace_id = $2 AND c.archived = FALSE ORDER BY c.updated_at DESC LIMIT 1"))
+        None => with_db!(db, pool => sqlx::query_as(WIDGET_LATEST)
             .bind(person_id).bind(workspace_id).fetch_optional(pool).await?),
         Some(cid) => {
             let found: Option<(String, String, bool, i64)> = with_db!(db, pool => sqlx::query_as(concat!(
@@ -1301,3 +1337,40 @@ pub async fn conversation_audience(db: &Db, workspace_id: &str, conversation_id:
 
 pub(crate) mod batch;
 pub mod bulk;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    async fn plan(db: &Db, sql: &str, params: usize) -> String {
+        let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for _ in 0..params {
+            q = q.bind("x");
+        }
+        let rows = q.fetch_all(read).await.expect("explaining");
+        rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// A new database has no statistics yet, and there the planner judged two
+    /// equalities on `conversation_list` (workspace, archived) better than
+    /// one on the person: finding someone's latest conversation walked every
+    /// conversation of the workspace, newest first, until one was theirs.
+    #[tokio::test]
+    async fn a_persons_latest_conversation_is_found_from_the_person_not_the_workspace() {
+        let dir = std::env::temp_dir().join(format!("parley-test-latest-{}", new_id()));
+        std::fs::create_dir_all(&dir).expect("a data dir");
+        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
+        for (what, sql, params) in
+            [("latest_open", LATEST_OPEN, 2), ("the widget", WIDGET_LATEST, 2), ("a person's message", PERSON_WRITES_LATEST, 4)]
+        {
+            let plan = plan(&db, sql, params).await;
+            assert!(!plan.contains("conversation_list"), "{what} walks the workspace's conversations:\n{plan}");
+            assert!(plan.contains("conversation_person (person_id=?)"), "{what} starts from the person:\n{plan}");
+        }
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
