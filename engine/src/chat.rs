@@ -1354,21 +1354,39 @@ mod tests {
         rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect::<Vec<_>>().join("\n")
     }
 
-    /// A new database has no statistics yet, and there the planner judged two
-    /// equalities on `conversation_list` (workspace, archived) better than
-    /// one on the person: finding someone's latest conversation walked every
-    /// conversation of the workspace, newest first, until one was theirs.
+    /// Two plans that walked a whole table to find someone's latest
+    /// conversation. On a new database, without statistics, the planner
+    /// judged two equalities on `conversation_list` (workspace, archived)
+    /// better than one on the person, and walked the workspace's
+    /// conversations newest first until one was theirs. Once analysed, with
+    /// most conversations of no company, it judged the lookup by company
+    /// worthless and scanned every conversation.
     #[tokio::test]
     async fn a_persons_latest_conversation_is_found_from_the_person_not_the_workspace() {
         let dir = std::env::temp_dir().join(format!("parley-test-latest-{}", new_id()));
         std::fs::create_dir_all(&dir).expect("a data dir");
         let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
-        for (what, sql, params) in
-            [("latest_open", LATEST_OPEN, 2), ("the widget", WIDGET_LATEST, 2), ("a person's message", PERSON_WRITES_LATEST, 4)]
-        {
+        let statements =
+            [("latest_open", LATEST_OPEN, 2), ("the widget", WIDGET_LATEST, 2), ("a person's message", PERSON_WRITES_LATEST, 4)];
+        let check = |plan: &str, what: &str, when: &str| {
+            assert!(!plan.contains("conversation_list"), "{what} walks the workspace's conversations {when}:\n{plan}");
+            assert!(!plan.contains("SCAN"), "{what} scans a table {when}:\n{plan}");
+            assert!(plan.contains("conversation_person (person_id=?)"), "{what} starts from the person {when}:\n{plan}");
+        };
+        for (what, sql, params) in statements {
+            check(&plan(&db, sql, params).await, what, "on a new database");
+        }
+        let ws = crate::workspace::create(&db, "Latest").await.expect("a workspace");
+        let opts = crate::people::seed::SeedOptions { people: 300, events_per_person: 0, seed: 5, conversations: 200 };
+        crate::people::seed::seed(&db, &ws.id, opts, |_| {}).await.expect("seeding");
+        let Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
+        sqlx::query("ANALYZE").execute(write).await.expect("analysing");
+        for (what, sql, params) in statements {
             let plan = plan(&db, sql, params).await;
-            assert!(!plan.contains("conversation_list"), "{what} walks the workspace's conversations:\n{plan}");
-            assert!(plan.contains("conversation_person (person_id=?)"), "{what} starts from the person:\n{plan}");
+            check(&plan, what, "once analysed");
+            if sql.contains("company_id") {
+                assert!(plan.contains("conversation_company (company_id=?)"), "{what} finds the company's conversation by index:\n{plan}");
+            }
         }
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
