@@ -435,13 +435,11 @@ impl Automations {
             Err(e) => return Err(e),
         };
         let Ok(t) = Trigger::parse(&rule.trigger, &rule.params) else { return Ok(()) };
-        let later: Option<(i64,)> = with_db!(&engine.db, pool => sqlx::query_as(
-            "SELECT COUNT(*) FROM event WHERE person_id = $1 AND workspace_id = $2 AND name = 'page.view' AND at > $3")
-            .bind(person_id).bind(ws).bind(viewed_at).fetch_optional(pool).await?);
+        let later = parley_engine::events::page_views_since(&engine.db, ws, person_id, viewed_at).await?;
         // A widget socket on this node answers at once; other nodes' through
         // the presence table.
         let here = engine.hub.has_subscribers(&parley_engine::hub::person_stream(person_id));
-        if later.is_some_and(|(n,)| n > 0) || !(here || engine.presence.online(person_id).await?) {
+        if later > 0 || !(here || engine.presence.online(person_id).await?) {
             return Ok(());
         }
         let mut subject = Subject { workspace_id: ws.to_owned(), person_id: Some(person_id.to_owned()), conversation_id: None };

@@ -1341,18 +1341,7 @@ pub mod bulk;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The plan SQLite picks for `sql`, one line per step.
-    async fn plan(db: &Db, sql: &str, params: usize) -> String {
-        let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for _ in 0..params {
-            q = q.bind("x");
-        }
-        let rows = q.fetch_all(read).await.expect("explaining");
-        rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect::<Vec<_>>().join("\n")
-    }
+    use crate::db::query_plan as plan;
 
     /// Two plans that walked a whole table to find someone's latest
     /// conversation. On a new database, without statistics, the planner

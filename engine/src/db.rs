@@ -348,6 +348,19 @@ macro_rules! on_conn {
     };
 }
 
+/// The plan SQLite picks for `sql` (its `$n` bound to text), one line per
+/// step: for tests that a statement starts from the right index.
+#[cfg(test)]
+pub(crate) async fn query_plan(db: &Db, sql: &str, params: usize) -> String {
+    let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+    for _ in 0..params {
+        q = q.bind("x");
+    }
+    let rows = q.fetch_all(read).await.expect("explaining");
+    rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Db, worth_prewarming};

@@ -76,6 +76,18 @@ pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, da
     Ok(at)
 }
 
+/// How many pages person `$1` of workspace `$2` viewed after `$3`. The
+/// workspace is checked on the person: an equality on `event.workspace_id`
+/// beside the name lets SQLite, without statistics, read every page view of
+/// the workspace since then through `event_name` instead of the person's own.
+const PAGE_VIEWS_SINCE: &str = "SELECT COUNT(*) FROM event WHERE person_id = $1 AND name = 'page.view' AND at > $3 \
+     AND $2 = (SELECT pw.workspace_id FROM person pw WHERE pw.id = $1)";
+
+/// Pages the person viewed after `at` (epoch ms).
+pub async fn page_views_since(db: &Db, workspace_id: &str, person_id: &str, at: i64) -> Result<i64> {
+    Ok(with_db!(db, pool => sqlx::query_scalar(PAGE_VIEWS_SINCE).bind(person_id).bind(workspace_id).bind(at).fetch_one(pool).await?))
+}
+
 /// Who an event from the site's backend is about.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -423,6 +435,29 @@ pub async fn timeline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page-view greeting delayed by some seconds asks whether the person
+    /// viewed another page meanwhile: from their own events, not the
+    /// workspace's page views of that time.
+    #[tokio::test]
+    async fn later_page_views_are_counted_from_the_persons_events() {
+        let dir = std::env::temp_dir().join(format!("parley-test-views-{}", new_id()));
+        std::fs::create_dir_all(&dir).expect("a data dir");
+        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
+        let plan = crate::db::query_plan(&db, PAGE_VIEWS_SINCE, 3).await;
+        assert!(plan.contains("event_person (person_id=? AND at>?)") && !plan.contains("event_name"), "{plan}");
+        let ws = crate::workspace::create(&db, "Views").await.expect("a workspace");
+        let other = crate::workspace::create(&db, "Other").await.expect("a workspace");
+        let input = PersonInput { external_id: Some("v1".into()), ..Default::default() };
+        let ann = crate::people::profile::upsert(&db, &ws.id, input).await.expect("a person").person.id;
+        let first = record(&db, &ws.id, &ann, "page.view", &serde_json::json!({"url": "/a"})).await.expect("a view");
+        record(&db, &ws.id, &ann, "page.view", &serde_json::json!({"url": "/b"})).await.expect("a view");
+        record(&db, &ws.id, &ann, "signed_in", &Value::Null).await.expect("an event");
+        assert_eq!(page_views_since(&db, &ws.id, &ann, first - 1).await.expect("counting"), 2);
+        assert_eq!(page_views_since(&db, &other.id, &ann, first - 1).await.expect("counting"), 0, "not from another workspace");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn event_names_are_checked() {
