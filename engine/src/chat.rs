@@ -1352,9 +1352,7 @@ mod tests {
     /// worthless and scanned every conversation.
     #[tokio::test]
     async fn a_persons_latest_conversation_is_found_from_the_person_not_the_workspace() {
-        let dir = std::env::temp_dir().join(format!("parley-test-latest-{}", new_id()));
-        std::fs::create_dir_all(&dir).expect("a data dir");
-        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
+        let (db, dir) = crate::db::temp_sqlite("latest").await;
         let statements =
             [("latest_open", LATEST_OPEN, 2), ("the widget", WIDGET_LATEST, 2), ("a person's message", PERSON_WRITES_LATEST, 4)];
         let check = |plan: &str, what: &str, when: &str| {
@@ -1377,7 +1375,6 @@ mod tests {
                 assert!(plan.contains("conversation_company (company_id=?)"), "{what} finds the company's conversation by index:\n{plan}");
             }
         }
-        db.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::db::remove_temp_sqlite(db, &dir).await;
     }
 }

@@ -348,6 +348,23 @@ macro_rules! on_conn {
     };
 }
 
+/// A new SQLite database in a directory of its own, for engine tests; hand
+/// both to [`remove_temp_sqlite`] at the end.
+#[cfg(test)]
+pub(crate) async fn temp_sqlite(name: &str) -> (Db, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("parley-test-{name}-{}", crate::util::new_id()));
+    std::fs::create_dir_all(&dir).expect("a data dir");
+    let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
+    (db, dir)
+}
+
+/// Closes a [`temp_sqlite`] database and removes its directory.
+#[cfg(test)]
+pub(crate) async fn remove_temp_sqlite(db: Db, dir: &std::path::Path) {
+    db.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The plan SQLite picks for `sql` (its `$n` bound to text), one line per
 /// step: for tests that a statement starts from the right index.
 #[cfg(test)]
@@ -363,7 +380,7 @@ pub(crate) async fn query_plan(db: &Db, sql: &str, params: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Db, worth_prewarming};
+    use super::{Db, remove_temp_sqlite, temp_sqlite, worth_prewarming};
 
     /// Writes that pause now and then (as a greeting's or an agent's do)
     /// leave the WAL small: the background checkpoint catches up in each
@@ -373,9 +390,7 @@ mod tests {
     /// has run, not a fixed time, so a loaded machine cannot fail it.
     #[tokio::test]
     async fn checkpoints_beside_the_writer_keep_the_wal_small() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("parley-test-wal-{}", crate::util::new_id()));
-        std::fs::create_dir_all(&dir)?;
-        let db = Db::connect(&Db::sqlite_url_in(&dir)).await?;
+        let (db, dir) = temp_sqlite("wal").await;
         let wal = dir.join("parley.db-wal");
         crate::with_tx!(&db, tx => {
             sqlx::query("CREATE TABLE wal_test (b BLOB)").execute(&mut *tx).await?;
@@ -404,8 +419,7 @@ mod tests {
             anyhow::ensure!(waited.is_ok(), "no background checkpoint ran after write {i}");
         }
         let after = std::fs::metadata(&wal)?.len();
-        db.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_temp_sqlite(db, &dir).await;
         assert!(after <= before.max(4 << 20), "the WAL grew from {before} to {after} bytes");
         Ok(())
     }

@@ -441,9 +441,7 @@ mod tests {
     /// workspace's page views of that time.
     #[tokio::test]
     async fn later_page_views_are_counted_from_the_persons_events() {
-        let dir = std::env::temp_dir().join(format!("parley-test-views-{}", new_id()));
-        std::fs::create_dir_all(&dir).expect("a data dir");
-        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.expect("a database");
+        let (db, dir) = crate::db::temp_sqlite("views").await;
         let plan = crate::db::query_plan(&db, PAGE_VIEWS_SINCE, 3).await;
         assert!(plan.contains("event_person (person_id=? AND at>?)") && !plan.contains("event_name"), "{plan}");
         let ws = crate::workspace::create(&db, "Views").await.expect("a workspace");
@@ -455,8 +453,7 @@ mod tests {
         record(&db, &ws.id, &ann, "signed_in", &Value::Null).await.expect("an event");
         assert_eq!(page_views_since(&db, &ws.id, &ann, first - 1).await.expect("counting"), 2);
         assert_eq!(page_views_since(&db, &other.id, &ann, first - 1).await.expect("counting"), 0, "not from another workspace");
-        db.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::db::remove_temp_sqlite(db, &dir).await;
     }
 
     #[test]

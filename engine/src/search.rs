@@ -575,9 +575,7 @@ mod tests {
     /// person while a teammate waits; with it the page is there already.
     #[tokio::test]
     async fn warming_up_keeps_each_workspaces_first_people_page() {
-        let dir = std::env::temp_dir().join(format!("parley-test-warm-{}", crate::util::new_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.unwrap();
+        let (db, dir) = crate::db::temp_sqlite("warm").await;
         let a = crate::workspace::create(&db, "Warm A").await.unwrap();
         crate::workspace::create(&db, "Warm B").await.unwrap();
         // Seeded people changed long ago, so what is computed from them is kept.
@@ -593,8 +591,7 @@ mod tests {
         let page: Value = serde_json::from_slice(&search_json(&db, &index, &a.id, &first).await.unwrap()).unwrap();
         assert_eq!((page["total"].as_i64(), page["items"].as_array().map(Vec::len)), (Some(30), Some(25)));
         assert_eq!(index.pages.len(), 2, "nothing new was computed");
-        db.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::db::remove_temp_sqlite(db, &dir).await;
     }
 
     #[test]

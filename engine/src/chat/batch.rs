@@ -454,9 +454,7 @@ mod tests {
     /// runtime the writer task cannot run until the test awaits.
     #[tokio::test(flavor = "current_thread")]
     async fn one_batch_stores_a_resend_once_and_a_refused_message_spoils_nothing() {
-        let dir = std::env::temp_dir().join(format!("parley-test-batch-{}", new_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&Db::sqlite_url_in(&dir)).await.unwrap();
+        let (db, dir) = crate::db::temp_sqlite("batch").await;
         let ws = workspace::create(&db, "Batch").await.unwrap();
         let person = people::start_session(&db, &ws, SessionRequest::default()).await.unwrap().person_id;
         let hub = Hub::new(db.clone(), new_id());
@@ -494,6 +492,6 @@ mod tests {
         let page = super::super::messages(&db, &ws.id, &first.message.conversation_id, None, None, false).await.unwrap();
         let bodies: Vec<_> = page.items.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["body of a", "body of c"]);
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::db::remove_temp_sqlite(db, &dir).await;
     }
 }
