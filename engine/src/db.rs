@@ -16,7 +16,7 @@ use sqlx::{PgPool, SqlitePool};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool, checkpoints: Checkpoints },
+    Sqlite { read: SqlitePool, write: SqlitePool, checkpoints: Checkpoints, staging: crate::events::Staging },
     Postgres(PgPool),
 }
 
@@ -243,10 +243,11 @@ impl Db {
             // Opened after the write pool has created the file.
             checkpoints.start(opts.clone()).await?;
             let read = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-            Db::Sqlite { read, write, checkpoints }
+            Db::Sqlite { read, write, checkpoints, staging: Default::default() }
         };
         db.migrate().await?;
         db.optimize().await?;
+        crate::events::resume_folding(&db).await?;
         Ok(db)
     }
 
@@ -299,7 +300,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write, checkpoints } => {
+            Db::Sqlite { read, write, checkpoints, .. } => {
                 checkpoints.stop().await;
                 read.close().await;
                 // The last connection to close checkpoints the whole WAL.

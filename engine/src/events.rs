@@ -1,6 +1,10 @@
 //! The timeline: everything a person does or has done to them, as events
 //! (page views, tracked events, conversations, messages, attribute changes,
 //! merges), with a per-name summary (count, first, last) kept in step.
+//!
+//! - `staged`: on SQLite, batches from the site's backend are appended when
+//!   they arrive and folded into the timeline shortly after, in person
+//!   order; readers that need every event [`settle`] first.
 
 use std::collections::HashMap;
 
@@ -11,6 +15,11 @@ use crate::db::Conn;
 use crate::people::input::{self as person_input, PersonInput};
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, on_conn, with_db, with_tx};
+
+mod staged;
+pub(crate) use staged::resume as resume_folding;
+pub(crate) use staged::{FORGET_PERSON as FORGET_STAGED, MOVE_PERSON as MOVE_STAGED};
+pub use staged::{Staging, settle};
 
 const MAX_DATA: usize = 16 * 1024;
 /// Events accepted in one batch request.
@@ -53,7 +62,7 @@ const TOUCH: &str = "INSERT INTO person_touched (at, person_id, workspace_id) VA
 /// statement that writes summaries ends with this.
 macro_rules! summary_on_conflict {
     () => {
-        " ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
+        " ON CONFLICT (workspace_id, name, person_id) DO UPDATE SET count = event_summary.count + excluded.count, \
          first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
          last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END"
     };
@@ -85,6 +94,7 @@ const PAGE_VIEWS_SINCE: &str = "SELECT COUNT(*) FROM event WHERE person_id = $1 
 
 /// Pages the person viewed after `at` (epoch ms).
 pub async fn page_views_since(db: &Db, workspace_id: &str, person_id: &str, at: i64) -> Result<i64> {
+    settle(db).await?;
     Ok(with_db!(db, pool => sqlx::query_scalar(PAGE_VIEWS_SINCE).bind(person_id).bind(workspace_id).bind(at).fetch_one(pool).await?))
 }
 
@@ -211,9 +221,13 @@ async fn store(
             resolved.insert(key, id.clone());
             person_ids.push(id);
         }
-        write_many(&mut c, rows.iter().zip(&person_ids).map(|((_, name, data, at), pid)| (workspace_id, pid.as_str(), *name, data.as_str(), *at)))
-            .await?;
+        let events = rows.iter().zip(&person_ids).map(|((_, name, data, at), pid)| (workspace_id, pid.as_str(), *name, data.as_str(), *at));
+        match &mut c {
+            Conn::Sqlite(c) => staged::stage(c, events).await?,
+            Conn::Postgres(_) => write_many(&mut c, events).await?,
+        }
     });
+    staged::staged(db);
     Ok(created)
 }
 
@@ -276,9 +290,11 @@ async fn resolve(
 /// aggregated per (person, name).
 pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str, i64)>) -> Result<()> {
     let rows: Vec<_> = rows.collect();
-    let mut sums: HashMap<(&str, &str, &str), (i64, i64, i64)> = HashMap::new();
+    // In the summaries' key order (workspace, name, person), so each is
+    // written where the one before it left the tree.
+    let mut sums: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> = Default::default();
     for (ws, pid, name, _, at) in &rows {
-        let s = sums.entry((ws, pid, name)).or_insert((0, *at, *at));
+        let s = sums.entry((ws, name, pid)).or_insert((0, *at, *at));
         s.0 += 1;
         s.1 = s.1.min(*at);
         s.2 = s.2.max(*at);
@@ -286,7 +302,7 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
     let sums: Vec<_> = sums.into_iter().collect();
     // Summaries are part of what people search finds and shows: log their
     // people as changed, in one run of appended rows.
-    let people: std::collections::BTreeSet<(&str, &str)> = sums.iter().map(|((ws, pid, _), _)| (*pid, *ws)).collect();
+    let people: std::collections::BTreeSet<(&str, &str)> = sums.iter().map(|((ws, _, pid), _)| (*pid, *ws)).collect();
     let now = now_ms();
     let c = match c {
         Conn::Sqlite(c) => return write_many_sqlite(c, &rows, &sums, &people, now).await,
@@ -302,7 +318,7 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
     }
     for chunk in sums.chunks(200) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) ");
-        q.push_values(chunk, |mut b, ((ws, pid, name), (n, first, last))| {
+        q.push_values(chunk, |mut b, ((ws, name, pid), (n, first, last))| {
             b.push_bind(*pid).push_bind(*ws).push_bind(*name).push_bind(*n).push_bind(*first).push_bind(*last);
         });
         q.push(summary_on_conflict!());
@@ -343,7 +359,7 @@ async fn write_many_sqlite(
     .execute(&mut *c)
     .await?;
     let sums: Vec<Value> =
-        sums.iter().map(|((ws, pid, name), (n, first, last))| serde_json::json!([pid, ws, name, n, first, last])).collect();
+        sums.iter().map(|((ws, name, pid), (n, first, last))| serde_json::json!([pid, ws, name, n, first, last])).collect();
     sqlx::query(concat!(
         "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) \
          SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j WHERE true",
@@ -373,10 +389,48 @@ pub struct Summary {
     pub last_at: String,
 }
 
+/// The event names of workspace `$1` as a table `names(name)`: summaries are
+/// keyed by name before person, so a person's own are found by one lookup per
+/// name. Each step seeks the next name in that key, a handful of lookups
+/// where a workspace has a handful of names, instead of reading every row.
+macro_rules! names_of_workspace {
+    () => {
+        "WITH RECURSIVE names(name) AS ( \
+            SELECT MIN(name) FROM event_summary WHERE workspace_id = $1 \
+            UNION ALL \
+            SELECT (SELECT MIN(s.name) FROM event_summary s WHERE s.workspace_id = $1 AND s.name > names.name) \
+            FROM names WHERE names.name IS NOT NULL) "
+    };
+}
+pub(crate) use names_of_workspace;
+
+/// Person `$2`'s summaries in workspace `$1`.
+const PERSONS_SUMMARIES: &str = concat!(
+    names_of_workspace!(),
+    "SELECT s.name, s.count, s.first_at, s.last_at FROM names \
+     JOIN event_summary s ON s.workspace_id = $1 AND s.name = names.name AND s.person_id = $2 ORDER BY s.last_at DESC"
+);
+
+/// Deletes person `$2`'s summaries in workspace `$1` (with the person, or
+/// when they were merged into another).
+pub(crate) const DELETE_SUMMARIES: &str = concat!(
+    names_of_workspace!(),
+    "DELETE FROM event_summary WHERE workspace_id = $1 AND person_id = $2 AND name IN (SELECT name FROM names)"
+);
+
+/// Adds person `$3`'s summaries in workspace `$1` to person `$2`'s (a merge).
+pub(crate) const MOVE_SUMMARIES: &str = concat!(
+    names_of_workspace!(),
+    "INSERT INTO event_summary (workspace_id, name, person_id, count, first_at, last_at) \
+     SELECT s.workspace_id, s.name, $2, s.count, s.first_at, s.last_at FROM names \
+     JOIN event_summary s ON s.workspace_id = $1 AND s.name = names.name AND s.person_id = $3 WHERE true",
+    summary_on_conflict!()
+);
+
 pub async fn summaries(db: &Db, workspace_id: &str, person_id: &str) -> Result<Vec<Summary>> {
-    let rows: Vec<(String, i64, i64, i64)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT name, count, first_at, last_at FROM event_summary WHERE person_id = $1 AND workspace_id = $2 ORDER BY last_at DESC")
-        .bind(person_id).bind(workspace_id).fetch_all(pool).await?);
+    settle(db).await?;
+    let rows: Vec<(String, i64, i64, i64)> =
+        with_db!(db, pool => sqlx::query_as(PERSONS_SUMMARIES).bind(workspace_id).bind(person_id).fetch_all(pool).await?);
     Ok(rows.into_iter().map(|(name, count, f, l)| Summary { name, count, first_at: rfc3339(f), last_at: rfc3339(l) }).collect())
 }
 
@@ -406,6 +460,7 @@ pub async fn timeline(
     limit: i64,
 ) -> Result<Timeline> {
     crate::people::summary(db, workspace_id, person_id).await?;
+    settle(db).await?;
     if let Some(n) = name {
         check_name("name", n)?;
     }
@@ -453,6 +508,62 @@ mod tests {
         record(&db, &ws.id, &ann, "signed_in", &Value::Null).await.expect("an event");
         assert_eq!(page_views_since(&db, &ws.id, &ann, first - 1).await.expect("counting"), 2);
         assert_eq!(page_views_since(&db, &other.id, &ann, first - 1).await.expect("counting"), 0, "not from another workspace");
+        crate::db::remove_temp_sqlite(db, &dir).await;
+    }
+
+    /// Summaries are one tree keyed by name before person: a person's own are
+    /// found by a lookup per name of their workspace, never by reading the
+    /// summaries of everyone, and they are exactly theirs.
+    #[tokio::test]
+    async fn a_persons_summaries_are_looked_up_name_by_name() {
+        let (db, dir) = crate::db::temp_sqlite("summaries").await;
+        let plan = crate::db::query_plan(&db, PERSONS_SUMMARIES, 2).await;
+        assert!(plan.contains("USING PRIMARY KEY (workspace_id=? AND name=? AND person_id=?)"), "{plan}");
+        assert!(!plan.contains("SCAN s"), "{plan}");
+        let indexes: Vec<String> = with_db!(&db, pool => sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'event_summary' AND sql IS NOT NULL")
+            .fetch_all(pool).await.expect("the schema"));
+        assert!(indexes.is_empty(), "a tracked event writes one summary tree, not {indexes:?} as well");
+
+        let ws = crate::workspace::create(&db, "Sums").await.expect("a workspace");
+        let other = crate::workspace::create(&db, "Other").await.expect("a workspace");
+        let person = |ws: String, x: &'static str| {
+            let db = db.clone();
+            async move {
+                let input = PersonInput { external_id: Some(x.into()), ..Default::default() };
+                crate::people::profile::upsert(&db, &ws, input).await.expect("a person").person.id
+            }
+        };
+        let (ann, bob, eve) =
+            (person(ws.id.clone(), "ann").await, person(ws.id.clone(), "bob").await, person(other.id.clone(), "eve").await);
+        for (who, ws, name) in [
+            (&ann, &ws.id, "a.first"),
+            (&ann, &ws.id, "m.middle"),
+            (&ann, &ws.id, "m.middle"),
+            (&bob, &ws.id, "z.last"),
+            (&eve, &other.id, "a.first"),
+        ] {
+            record(&db, ws, who, name, &Value::Null).await.expect("an event");
+        }
+        let names = |s: Vec<Summary>| {
+            let mut n: Vec<(String, i64)> = s.into_iter().map(|s| (s.name, s.count)).collect();
+            n.sort();
+            n
+        };
+        let of = |ws: String, who: String| {
+            let db = db.clone();
+            async move { names(summaries(&db, &ws, &who).await.expect("summaries")) }
+        };
+        assert_eq!(of(ws.id.clone(), ann.clone()).await, [("a.first".to_owned(), 1), ("m.middle".to_owned(), 2)]);
+        assert_eq!(of(ws.id.clone(), bob.clone()).await, [("z.last".to_owned(), 1)]);
+        assert_eq!(of(other.id.clone(), eve.clone()).await, [("a.first".to_owned(), 1)]);
+        assert!(of(other.id.clone(), ann.clone()).await.is_empty(), "not through another workspace");
+
+        let crate::db::Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
+        sqlx::query(DELETE_SUMMARIES).bind(&ws.id).bind(&ann).execute(write).await.expect("deleting");
+        assert!(of(ws.id.clone(), ann.clone()).await.is_empty());
+        assert_eq!(of(ws.id.clone(), bob.clone()).await, [("z.last".to_owned(), 1)], "only theirs are deleted");
+        assert_eq!(of(other.id.clone(), eve.clone()).await, [("a.first".to_owned(), 1)]);
         crate::db::remove_temp_sqlite(db, &dir).await;
     }
 

@@ -401,6 +401,20 @@ impl Filter {
         out
     }
 
+    /// Whether the filter tests what people did (an event predicate),
+    /// which needs every tracked event in the timeline first.
+    pub fn reads_events(&self) -> bool {
+        fn walk(node: &Node) -> bool {
+            match node {
+                Node::And(items) | Node::Or(items) => items.iter().any(walk),
+                Node::Not(inner) => walk(inner),
+                Node::Event(_) => true,
+                Node::Segment(_) | Node::Cond(_) => false,
+            }
+        }
+        walk(&self.root)
+    }
+
     /// Replaces each `{"segment": id}` with that segment's filter, and the
     /// segments those use in turn, so pass every segment reachable from this
     /// one. An id missing from `segments` becomes a node that matches nobody

@@ -11,7 +11,8 @@
 //! - [`filter`]: the filter language of search, segments and audiences.
 //! - [`chat`]: conversations and messages, the one place that writes them;
 //!   on SQLite visitors' messages go through a group-commit writer (`chat::batch`).
-//! - [`events`]: the timeline of what people do.
+//! - [`events`]: the timeline of what people do; on SQLite the site's event
+//!   batches are staged and folded into it in person order (`events::staged`).
 //! - [`hub`]: durable, ordered realtime streams and their fan-out (relayed
 //!   between nodes with LISTEN/NOTIFY on PostgreSQL).
 //! - [`bus`]: in-process notices of what happened (message stored, person

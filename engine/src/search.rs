@@ -159,6 +159,9 @@ pub async fn resolve(db: &Db, workspace_id: &str, value: &Value, path: &str) -> 
     if !segments.is_empty() {
         inlined.inline_segments(&segments)?;
     }
+    if inlined.reads_events() {
+        crate::events::settle(db).await?;
+    }
     Ok(Resolved { written, inlined, segments: segments.into_keys().collect() })
 }
 

@@ -808,7 +808,8 @@ mod tests {
             ),
             format!(
                 "CREATE {t}TABLE event_summary (person_id TEXT NOT NULL, workspace_id TEXT NOT NULL, name TEXT NOT NULL, count BIGINT NOT NULL, \
-                 first_at BIGINT NOT NULL, last_at BIGINT NOT NULL, PRIMARY KEY (person_id, name))"
+                 first_at BIGINT NOT NULL, last_at BIGINT NOT NULL, PRIMARY KEY (workspace_id, name, person_id)){}",
+                if t.is_empty() { " WITHOUT ROWID" } else { "" }
             ),
             format!(
                 "CREATE {t}TABLE presence (node_id TEXT NOT NULL, person_id TEXT NOT NULL, workspace_id TEXT NOT NULL, connections BIGINT NOT NULL, \
@@ -826,7 +827,6 @@ mod tests {
             "CREATE INDEX person_attribute_str ON person_attribute (workspace_id, name, str_value, person_id)".into(),
             "CREATE INDEX person_attribute_num ON person_attribute (workspace_id, name, num_value, person_id)".into(),
             "CREATE INDEX person_tag_tag ON person_tag (workspace_id, tag, person_id)".into(),
-            "CREATE INDEX event_summary_name ON event_summary (workspace_id, name, person_id, count)".into(),
             "CREATE INDEX person_workspace_id ON person (workspace_id, id)".into(),
             "CREATE INDEX event_name ON event (workspace_id, name, at, person_id)".into(),
             "INSERT INTO company (id, workspace_id, name) VALUES ('c1', 'w1', 'Acme'), ('c2', 'w1', 'Globex'), ('c3', 'w2', 'Acme')".into(),
@@ -1160,7 +1160,7 @@ mod tests {
             (cond("attributes.plan", "starts_with", json!("pro")), "person_attribute_str"),
             (cond("attributes.score", "gt", json!(3)), "person_attribute_num"),
             (cond("tags", "contains", json!("vip")), "person_tag_tag"),
-            (json!({"event": "purchase", "min_count": 2}), "event_summary_name"),
+            (json!({"event": "purchase", "min_count": 2}), "event_summary USING PRIMARY KEY"),
             (json!({"event": "purchase", "within_days": 7}), "event_name"),
         ];
         for (filter, index) in cases {
@@ -1203,7 +1203,7 @@ mod tests {
             ("person_attribute", "person_attribute_str", "5000000 5000000 500000 1000 1"),
             ("person_attribute", "person_attribute_num", "5000000 5000000 500000 1000 1"),
             ("person_attribute", "sqlite_autoindex_person_attribute_1", "5000000 5 1"),
-            ("event_summary", "event_summary_name", "3000000 3000000 100000 1 1"),
+            ("event_summary", "sqlite_autoindex_event_summary_1", "3000000 3000000 100000 1"),
             ("person", "person_workspace_id", "1000000 1000000 1"),
             ("event", "event_name", "50000000 50000000 1000000 10 1"),
         ] {

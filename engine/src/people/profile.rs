@@ -280,10 +280,13 @@ pub async fn delete(db: &Db, uploads_dir: &std::path::Path, workspace_id: &str, 
             "DELETE FROM event WHERE person_id = $1",
             "DELETE FROM visitor_session WHERE person_id = $1",
             "DELETE FROM presence WHERE person_id = $1",
+            events::FORGET_STAGED[0],
+            events::FORGET_STAGED[1],
             "DELETE FROM person WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
+        sqlx::query(events::DELETE_SUMMARIES).bind(workspace_id).bind(id).execute(&mut *tx).await?;
         sqlx::query(FORGET).bind(id).bind(workspace_id).bind(now_ms()).execute(&mut *tx).await?;
         files
     });
@@ -582,17 +585,15 @@ pub(crate) async fn merge(c: &mut Conn<'_>, workspace_id: &str, from: &str, into
         sqlx::query("INSERT INTO person_tag (person_id, workspace_id, tag) SELECT $1, workspace_id, tag FROM person_tag WHERE person_id = $2 \
                      ON CONFLICT DO NOTHING")
             .bind(into).bind(from).execute(&mut **c).await?;
-        sqlx::query("INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) \
-                     SELECT $1, workspace_id, name, count, first_at, last_at FROM event_summary WHERE person_id = $2 \
-                     ON CONFLICT (person_id, name) DO UPDATE SET count = event_summary.count + excluded.count, \
-                     first_at = CASE WHEN excluded.first_at < event_summary.first_at THEN excluded.first_at ELSE event_summary.first_at END, \
-                     last_at = CASE WHEN excluded.last_at > event_summary.last_at THEN excluded.last_at ELSE event_summary.last_at END")
-            .bind(into).bind(from).execute(&mut **c).await?;
+        sqlx::query(events::MOVE_SUMMARIES).bind(workspace_id).bind(into).bind(from).execute(&mut **c).await?;
+        sqlx::query(events::DELETE_SUMMARIES).bind(workspace_id).bind(from).execute(&mut **c).await?;
         for sql in [
             "UPDATE conversation SET person_id = $1 WHERE person_id = $2",
             "UPDATE message SET author_id = $1 WHERE author_type = 'person' AND author_id = $2",
             "UPDATE event SET person_id = $1 WHERE person_id = $2",
             "UPDATE visitor_session SET person_id = $1 WHERE person_id = $2",
+            events::MOVE_STAGED[0],
+            events::MOVE_STAGED[1],
         ] {
             sqlx::query(sql).bind(into).bind(from).execute(&mut **c).await?;
         }

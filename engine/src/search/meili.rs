@@ -290,6 +290,7 @@ pub async fn documents(db: &Db, ids: &[String]) -> Result<Vec<Value>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    crate::events::settle(db).await?;
     let list = serde_json::to_string(ids).map_err(|e| Error::Internal(e.into()))?;
     let people_sql = for_ids!(
         db,
@@ -304,10 +305,29 @@ pub async fn documents(db: &Db, ids: &[String]) -> Result<Vec<Value>> {
          LEFT JOIN attribute_def d ON d.workspace_id = pa.workspace_id AND d.name = pa.name WHERE pa.person_id IN ",
         ""
     );
-    let events_sql = for_ids!(db, "SELECT person_id, name, count, first_at, last_at FROM event_summary WHERE person_id IN ", "");
+    // Summaries are keyed by workspace and name before person: read name by
+    // name, a workspace at a time.
+    let events_sql = if db.is_postgres() {
+        concat!(
+            crate::events::names_of_workspace!(),
+            "SELECT s.person_id, s.name, s.count, s.first_at, s.last_at FROM names JOIN event_summary s \
+             ON s.workspace_id = $1 AND s.name = names.name WHERE s.person_id IN (SELECT jsonb_array_elements_text($2::jsonb))"
+        )
+    } else {
+        concat!(
+            crate::events::names_of_workspace!(),
+            "SELECT s.person_id, s.name, s.count, s.first_at, s.last_at FROM names JOIN event_summary s \
+             ON s.workspace_id = $1 AND s.name = names.name WHERE s.person_id IN (SELECT value FROM json_each($2))"
+        )
+    };
     let people: Vec<DocRow> = with_db!(db, pool => sqlx::query_as(people_sql).bind(&list).fetch_all(pool).await?);
     let attrs: Vec<AttrRow> = with_db!(db, pool => sqlx::query_as(attrs_sql).bind(&list).fetch_all(pool).await?);
-    let events: Vec<EventRow> = with_db!(db, pool => sqlx::query_as(events_sql).bind(&list).fetch_all(pool).await?);
+    let workspaces: std::collections::BTreeSet<&str> = people.iter().map(|p| p.workspace_id.as_str()).collect();
+    let mut events: Vec<EventRow> = Vec::new();
+    for ws in workspaces {
+        let rows: Vec<EventRow> = with_db!(db, pool => sqlx::query_as(events_sql).bind(ws).bind(&list).fetch_all(pool).await?);
+        events.extend(rows);
+    }
     let mut attrs_of: HashMap<&str, Vec<&AttrRow>> = HashMap::new();
     for a in &attrs {
         attrs_of.entry(a.person_id.as_str()).or_default().push(a);
@@ -714,6 +734,11 @@ async fn set_cursor(db: &Db, name: &str, at: i64) -> Result<()> {
 /// the cursor after each. `recent` holds what was sent within the look-back
 /// window, so reading it again does not send it again.
 async fn follow(db: &Db, sink: &impl Sink, stream: Stream, recent: &mut Sent) -> Result<()> {
+    // Tracked events log their people as touched when they are folded into
+    // the timeline: fold what is staged, so the pass sees them.
+    if matches!(stream, Stream::Touched) {
+        crate::events::settle(db).await?;
+    }
     let started = now_ms();
     let mut saved = load_cursor(db, stream.name()).await?;
     let mut after = (saved.map_or(i64::MIN, |c| c.saturating_sub(LOOKBACK_MS)), String::new());
