@@ -74,6 +74,15 @@ const SUMMARY_UPSERT: &str = concat!(
     summary_on_conflict!()
 );
 
+/// Adds the summaries of the events in `event_folding` up to seq `$1` (one
+/// fold's chunk), counted per person and name.
+const FOLD_SUMMARIES: &str = concat!(
+    "INSERT INTO event_summary (workspace_id, name, person_id, count, first_at, last_at) \
+     SELECT workspace_id, name, person_id, COUNT(*), MIN(at), MAX(at) FROM event_folding WHERE seq <= $1 \
+     GROUP BY workspace_id, name, person_id ORDER BY workspace_id, name, person_id",
+    summary_on_conflict!()
+);
+
 /// Records an event on a person's timeline (the widget's `track` and page views).
 pub async fn record(db: &Db, workspace_id: &str, person_id: &str, name: &str, data: &Value) -> Result<i64> {
     check_name("name", name)?;

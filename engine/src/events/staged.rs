@@ -25,7 +25,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Result;
-use crate::db::{Conn, Db};
+use crate::db::Db;
+use crate::util::{new_id, now_ms};
 
 /// How long a fold waits after the first staged event, so that the events
 /// of the next requests join it: the more a fold holds, the more of them
@@ -221,25 +222,44 @@ pub(crate) async fn fold(db: &Db, chunk: i64) -> Result<u64> {
 }
 
 /// Writes `event_folding` into the timeline from its front, `chunk` rows a
-/// transaction, each taking its rows off in the same transaction.
+/// transaction, each taking its rows off in the same transaction. The rows
+/// go from table to table inside SQLite: carried out to build each
+/// statement's parameters, the writer would wait idle while they were.
 async fn fold_chunks(write: &sqlx::SqlitePool, chunk: i64) -> Result<u64> {
-    type Row = (i64, String, String, String, String, i64);
     let mut folded = 0;
     loop {
         let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-        let rows: Vec<Row> = sqlx::query_as("SELECT seq, workspace_id, person_id, name, data, at FROM event_folding ORDER BY seq LIMIT $1")
-            .bind(chunk)
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(last) = rows.last().map(|r| r.0) else { return Ok(folded) };
-        super::write_many(
-            &mut Conn::from(&mut *tx),
-            rows.iter().map(|(_, ws, pid, name, data, at)| (ws.as_str(), pid.as_str(), name.as_str(), data.as_str(), *at)),
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM event_folding ORDER BY seq LIMIT 1 OFFSET $1), (SELECT MAX(seq) FROM event_folding))",
         )
+        .bind(chunk - 1)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(last) = last else { return Ok(folded) };
+        // Event ids as elsewhere: 32 hex digits in creation order. The
+        // chunk's time-ordered prefix, then each row's place in the chunk.
+        let prefix = &new_id()[..20];
+        let written = sqlx::query(
+            "INSERT INTO event (id, workspace_id, person_id, name, data, at) \
+             SELECT $2 || printf('%012x', seq), workspace_id, person_id, name, data, at FROM event_folding WHERE seq <= $1 ORDER BY seq",
+        )
+        .bind(last)
+        .bind(prefix)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(super::FOLD_SUMMARIES).bind(last).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO person_touched (at, person_id, workspace_id) \
+             SELECT DISTINCT $2, person_id, workspace_id FROM event_folding WHERE seq <= $1 ON CONFLICT (at, person_id) DO NOTHING",
+        )
+        .bind(last)
+        .bind(now_ms())
+        .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM event_folding WHERE seq <= $1").bind(last).execute(&mut *tx).await?;
         tx.commit().await?;
-        folded += rows.len() as u64;
+        folded += written;
     }
 }
 
@@ -258,6 +278,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::db::Conn;
     use crate::events::{EventInput, PersonRef, ingest, summaries, timeline};
 
     fn staging(db: &Db) -> &Staging {
