@@ -236,8 +236,9 @@ async fn fold_chunks(write: &sqlx::SqlitePool, chunk: i64) -> Result<u64> {
         .fetch_one(&mut *tx)
         .await?;
         let Some(last) = last else { return Ok(folded) };
-        // Event ids as elsewhere: 32 hex digits in creation order. The
-        // chunk's time-ordered prefix, then each row's place in the chunk.
+        // Event ids as elsewhere: 32 hex digits in creation order. A fresh
+        // time-ordered prefix for the chunk, then the row's seq (unique in
+        // `event_folding`, though seqs start over once it is empty).
         let prefix = &new_id()[..20];
         let written = sqlx::query(
             "INSERT INTO event (id, workspace_id, person_id, name, data, at) \
