@@ -398,24 +398,27 @@ pub struct Summary {
     pub last_at: String,
 }
 
-/// The event names of workspace `$1` as a table `names(name)`: summaries are
-/// keyed by name before person, so a person's own are found by one lookup per
-/// name. Each step seeks the next name in that key, a handful of lookups
-/// where a workspace has a handful of names, instead of reading every row.
+/// The event names of the workspace bound at `$ws` (a placeholder such as
+/// `"$1"`) as a table `names(name)`: summaries are keyed by name before
+/// person, so a person's own are found by one lookup per name. Each step
+/// seeks the next name in that key, a handful of lookups where a workspace
+/// has a handful of names, instead of reading every row.
 macro_rules! names_of_workspace {
-    () => {
-        "WITH RECURSIVE names(name) AS ( \
-            SELECT MIN(name) FROM event_summary WHERE workspace_id = $1 \
-            UNION ALL \
-            SELECT (SELECT MIN(s.name) FROM event_summary s WHERE s.workspace_id = $1 AND s.name > names.name) \
-            FROM names WHERE names.name IS NOT NULL) "
+    ($ws:literal) => {
+        concat!(
+            "WITH RECURSIVE names(name) AS (SELECT MIN(name) FROM event_summary WHERE workspace_id = ",
+            $ws,
+            " UNION ALL SELECT (SELECT MIN(s.name) FROM event_summary s WHERE s.workspace_id = ",
+            $ws,
+            " AND s.name > names.name) FROM names WHERE names.name IS NOT NULL) "
+        )
     };
 }
 pub(crate) use names_of_workspace;
 
 /// Person `$2`'s summaries in workspace `$1`.
 const PERSONS_SUMMARIES: &str = concat!(
-    names_of_workspace!(),
+    names_of_workspace!("$1"),
     "SELECT s.name, s.count, s.first_at, s.last_at FROM names \
      JOIN event_summary s ON s.workspace_id = $1 AND s.name = names.name AND s.person_id = $2 ORDER BY s.last_at DESC"
 );
@@ -423,13 +426,13 @@ const PERSONS_SUMMARIES: &str = concat!(
 /// Deletes person `$2`'s summaries in workspace `$1` (with the person, or
 /// when they were merged into another).
 pub(crate) const DELETE_SUMMARIES: &str = concat!(
-    names_of_workspace!(),
+    names_of_workspace!("$1"),
     "DELETE FROM event_summary WHERE workspace_id = $1 AND person_id = $2 AND name IN (SELECT name FROM names)"
 );
 
 /// Adds person `$3`'s summaries in workspace `$1` to person `$2`'s (a merge).
 pub(crate) const MOVE_SUMMARIES: &str = concat!(
-    names_of_workspace!(),
+    names_of_workspace!("$1"),
     "INSERT INTO event_summary (workspace_id, name, person_id, count, first_at, last_at) \
      SELECT s.workspace_id, s.name, $2, s.count, s.first_at, s.last_at FROM names \
      JOIN event_summary s ON s.workspace_id = $1 AND s.name = names.name AND s.person_id = $3 WHERE true",

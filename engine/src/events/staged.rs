@@ -206,19 +206,25 @@ pub(crate) async fn fold(db: &Db, chunk: i64) -> Result<u64> {
         let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
         let lo: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM event_staged").fetch_one(&mut *tx).await?;
         let Some(lo) = lo.filter(|lo| *lo <= hi) else { break };
-        let upto = hi.min(lo.saturating_add(MOVE_MAX - 1));
-        sqlx::query(
-            "INSERT INTO event_folding (workspace_id, person_id, name, data, at) \
-             SELECT workspace_id, person_id, name, data, at FROM event_staged WHERE seq <= $1 ORDER BY person_id, at, seq",
-        )
-        .bind(upto)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM event_staged WHERE seq <= $1").bind(upto).execute(&mut *tx).await?;
+        move_to_folding(&mut tx, hi.min(lo.saturating_add(MOVE_MAX - 1))).await?;
         tx.commit().await?;
         folded += fold_chunks(write, chunk).await?;
     }
     Ok(folded)
+}
+
+/// Moves the staged events up to seq `upto` into `event_folding`, sorted by
+/// person, inside the caller's transaction.
+async fn move_to_folding(c: &mut sqlx::SqliteConnection, upto: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO event_folding (workspace_id, person_id, name, data, at) \
+         SELECT workspace_id, person_id, name, data, at FROM event_staged WHERE seq <= $1 ORDER BY person_id, at, seq",
+    )
+    .bind(upto)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("DELETE FROM event_staged WHERE seq <= $1").bind(upto).execute(&mut *c).await?;
+    Ok(())
 }
 
 /// Writes `event_folding` into the timeline from its front, `chunk` rows a
@@ -311,6 +317,19 @@ mod tests {
         ingest(db, ws, items, true).await.expect("ingesting");
     }
 
+    /// A new database whose folds wait for a reader, and a workspace in it.
+    async fn waiting_db(name: &str) -> (Db, std::path::PathBuf, String) {
+        let (db, dir) = crate::db::temp_sqlite(name).await;
+        staging(&db).shared.delay_ms.store(3_600_000, Ordering::Relaxed);
+        let ws = crate::workspace::create(&db, name).await.expect("a workspace").id;
+        (db, dir, ws)
+    }
+
+    /// Events still staged or half folded.
+    async fn left_over(db: &Db) -> i64 {
+        count(db, "SELECT COUNT(*) FROM event_staged").await + count(db, "SELECT COUNT(*) FROM event_folding").await
+    }
+
     async fn id_of(db: &Db, ws: &str, x: &str) -> String {
         let input = crate::people::input::PersonInput { external_id: Some(x.into()), ..Default::default() };
         crate::people::profile::upsert(db, ws, input).await.expect("a person").person.id
@@ -330,9 +349,7 @@ mod tests {
     /// takes them along, and one merged away hands them over.
     #[tokio::test]
     async fn staged_events_are_folded_once_and_follow_deletes_and_merges() {
-        let (db, dir) = crate::db::temp_sqlite("staged").await;
-        staging(&db).shared.delay_ms.store(3_600_000, Ordering::Relaxed);
-        let ws = crate::workspace::create(&db, "Staged").await.expect("a workspace").id;
+        let (db, dir, ws) = waiting_db("staged").await;
         let mut did = BTreeMap::new();
         track(&db, &ws, 50, 10, &mut did).await;
         track(&db, &ws, 40, 10, &mut did).await;
@@ -341,7 +358,7 @@ mod tests {
 
         assert_eq!(fold(&db, 7).await.expect("folding"), 90);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM event").await, 90);
-        assert_eq!(count(&db, "SELECT COUNT(*) FROM event_staged").await + count(&db, "SELECT COUNT(*) FROM event_folding").await, 0);
+        assert_eq!(left_over(&db).await, 0);
         for x in ["x0", "x3", "x9"] {
             let id = id_of(&db, &ws, x).await;
             assert_eq!(summary_counts(&db, &ws, &id).await, expected(&did, x), "{x}'s summaries");
@@ -373,7 +390,7 @@ mod tests {
         *merged.entry("person.merged".to_owned()).or_default() += 1;
         assert_eq!(summary_counts(&db, &ws, &x5).await, merged, "x4's staged events went to x5");
         assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM event WHERE person_id IN ('{x2}', '{x4}')")).await, 0);
-        assert_eq!(count(&db, "SELECT COUNT(*) FROM event_staged").await + count(&db, "SELECT COUNT(*) FROM event_folding").await, 0);
+        assert_eq!(left_over(&db).await, 0);
         crate::db::remove_temp_sqlite(db, &dir).await;
     }
 
@@ -382,21 +399,14 @@ mod tests {
     /// and each event once.
     #[tokio::test]
     async fn events_left_staged_or_half_folded_are_folded_after_a_restart() {
-        let (db, dir) = crate::db::temp_sqlite("restaged").await;
-        staging(&db).shared.delay_ms.store(3_600_000, Ordering::Relaxed);
-        let ws = crate::workspace::create(&db, "Restaged").await.expect("a workspace").id;
+        let (db, dir, ws) = waiting_db("restaged").await;
         let mut did = BTreeMap::new();
         track(&db, &ws, 60, 6, &mut did).await;
         {
             // A fold that moved half and stopped there.
             let Db::Sqlite { write, .. } = &db else { unreachable!() };
-            for sql in [
-                "INSERT INTO event_folding (workspace_id, person_id, name, data, at) \
-                 SELECT workspace_id, person_id, name, data, at FROM event_staged WHERE seq <= 30 ORDER BY person_id",
-                "DELETE FROM event_staged WHERE seq <= 30",
-            ] {
-                sqlx::query(sql).execute(write).await.expect("moving half");
-            }
+            let mut c = write.acquire().await.expect("the writer");
+            move_to_folding(&mut c, 30).await.expect("moving half");
         }
         db.close().await;
 
@@ -406,7 +416,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "not folded after the restart");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(count(&db, "SELECT COUNT(*) FROM event_staged").await + count(&db, "SELECT COUNT(*) FROM event_folding").await, 0);
+        assert_eq!(left_over(&db).await, 0);
         let x0 = id_of(&db, &ws, "x0").await;
         assert_eq!(summary_counts(&db, &ws, &x0).await, expected(&did, "x0"));
         assert_eq!(count(&db, "SELECT COUNT(*) FROM event").await, 60, "each once");

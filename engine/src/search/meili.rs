@@ -276,7 +276,7 @@ pub fn document<'a>(p: &DocRow, attrs: impl IntoIterator<Item = &'a AttrRow>, ev
 /// The same query text on either backend, with `$1` bound to a JSON array of
 /// ids.
 macro_rules! for_ids {
-    ($db:expr, $head:literal, $tail:literal) => {
+    ($db:expr, $head:expr, $tail:literal) => {
         if $db.is_postgres() {
             concat!($head, "(SELECT jsonb_array_elements_text($1::jsonb))", $tail)
         } else {
@@ -307,25 +307,21 @@ pub async fn documents(db: &Db, ids: &[String]) -> Result<Vec<Value>> {
     );
     // Summaries are keyed by workspace and name before person: read name by
     // name, a workspace at a time.
-    let events_sql = if db.is_postgres() {
+    let events_sql = for_ids!(
+        db,
         concat!(
-            crate::events::names_of_workspace!(),
+            crate::events::names_of_workspace!("$2"),
             "SELECT s.person_id, s.name, s.count, s.first_at, s.last_at FROM names JOIN event_summary s \
-             ON s.workspace_id = $1 AND s.name = names.name WHERE s.person_id IN (SELECT jsonb_array_elements_text($2::jsonb))"
-        )
-    } else {
-        concat!(
-            crate::events::names_of_workspace!(),
-            "SELECT s.person_id, s.name, s.count, s.first_at, s.last_at FROM names JOIN event_summary s \
-             ON s.workspace_id = $1 AND s.name = names.name WHERE s.person_id IN (SELECT value FROM json_each($2))"
-        )
-    };
+             ON s.workspace_id = $2 AND s.name = names.name WHERE s.person_id IN "
+        ),
+        ""
+    );
     let people: Vec<DocRow> = with_db!(db, pool => sqlx::query_as(people_sql).bind(&list).fetch_all(pool).await?);
     let attrs: Vec<AttrRow> = with_db!(db, pool => sqlx::query_as(attrs_sql).bind(&list).fetch_all(pool).await?);
     let workspaces: std::collections::BTreeSet<&str> = people.iter().map(|p| p.workspace_id.as_str()).collect();
     let mut events: Vec<EventRow> = Vec::new();
     for ws in workspaces {
-        let rows: Vec<EventRow> = with_db!(db, pool => sqlx::query_as(events_sql).bind(ws).bind(&list).fetch_all(pool).await?);
+        let rows: Vec<EventRow> = with_db!(db, pool => sqlx::query_as(events_sql).bind(&list).bind(ws).fetch_all(pool).await?);
         events.extend(rows);
     }
     let mut attrs_of: HashMap<&str, Vec<&AttrRow>> = HashMap::new();
