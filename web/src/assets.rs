@@ -5,9 +5,11 @@
 //! (`immutable`) until a new build changes the version, and the modules'
 //! relative imports stay under the same version. The page itself is served
 //! with `no-cache` and an ETag, so a reload costs one 304 and no module
-//! requests at all. It lists every module as a `modulepreload`, so that a
-//! first visit fetches them at once instead of discovering them one import
-//! level at a time (four levels deep, each a round trip and a parse).
+//! requests at all. It lists every module the inbox imports as a
+//! `modulepreload`, so that a first visit fetches them at once instead of
+//! discovering them one import level at a time (each a round trip and a
+//! parse). The other sections' modules are imported when first opened
+//! (`nav.js`), so a first visit neither fetches nor compiles them.
 //! `/app/{file}` still serves the current files, revalidated by ETag.
 
 use std::sync::LazyLock;
@@ -59,14 +61,40 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 
 static PAGE: LazyLock<Asset> = LazyLock::new(|| {
     let dir = format!("/app/{}/", *VERSION);
-    let preloads: Vec<String> = APP_FILES
-        .iter()
-        .filter(|(name, _, _)| name.ends_with(".js") && *name != "app.js")
-        .map(|(name, _, _)| format!("<link rel=\"modulepreload\" href=\"{dir}{name}\">"))
+    let preloads: Vec<String> = inbox_modules()
+        .into_iter()
+        .filter(|name| *name != "app.js")
+        .map(|name| format!("<link rel=\"modulepreload\" href=\"{dir}{name}\">"))
         .collect();
     let page = INDEX.replace("\"/app/", &format!("\"{dir}")).replace(PRELOAD_MARK, &preloads.join("\n  "));
     Asset::new("text/html; charset=utf-8", page)
 });
+
+/// The modules a file imports statically (`import … from './x.js'`), which
+/// the browser must have before the file runs; `import('./x.js')` is left out.
+fn static_imports(body: &str) -> impl Iterator<Item = &str> {
+    body.lines()
+        .filter(|l| l.trim_start().starts_with("import ") || l.trim_start().starts_with("} from "))
+        .filter_map(|l| l.split("from './").nth(1))
+        .filter_map(|from| from.split('\'').next())
+}
+
+/// `app.js` and every module it reaches through static imports, in the
+/// order found.
+fn inbox_modules() -> Vec<&'static str> {
+    let mut found = vec!["app.js"];
+    let mut next = 0;
+    while let Some(name) = found.get(next).copied() {
+        next += 1;
+        let Some((_, _, body)) = APP_FILES.iter().find(|(n, _, _)| *n == name) else { continue };
+        for module in static_imports(body) {
+            if !found.contains(&module) {
+                found.push(module);
+            }
+        }
+    }
+    found
+}
 
 static FILES: LazyLock<Vec<(&'static str, Asset)>> =
     LazyLock::new(|| APP_FILES.iter().map(|(name, mime, body)| (*name, Asset::new(mime, *body))).collect());
@@ -126,18 +154,31 @@ mod tests {
 
     /// A module the app imports but the server does not list is never served.
     #[test]
-    fn every_module_the_app_imports_is_served_and_preloaded() {
+    fn every_module_the_app_imports_is_served_and_the_inboxs_are_preloaded() {
         let page = std::str::from_utf8(PAGE.body()).unwrap_or_default();
         assert!(!page.contains(PRELOAD_MARK), "the mark is replaced");
         let dir = format!("/app/{}/", *VERSION);
         assert!(page.contains(&format!("src=\"{dir}app.js\"")) && page.contains(&format!("href=\"{dir}app.css\"")), "{page}");
+        let inbox = inbox_modules();
         for (name, _, body) in APP_FILES {
-            for line in body.lines().filter(|l| l.trim_start().starts_with("import ") || l.trim_start().starts_with("} from ")) {
-                let Some(from) = line.split("from './").nth(1) else { continue };
-                let module = from.split('\'').next().unwrap_or_default();
+            for module in static_imports(body) {
                 assert!(APP_FILES.iter().any(|(n, _, _)| *n == module), "{name} imports {module}, which is not served");
-                assert!(page.contains(&format!("href=\"{dir}{module}\"")), "{module} is not preloaded");
             }
+            for dynamic in body.split("import('./").skip(1) {
+                let module = dynamic.split('\'').next().unwrap_or_default();
+                assert!(APP_FILES.iter().any(|(n, _, _)| *n == module), "{name} imports {module}, which is not served");
+            }
+            if name.ends_with(".js") && *name != "app.js" {
+                let preloaded = page.contains(&format!("href=\"{dir}{name}\""));
+                assert_eq!(preloaded, inbox.contains(name), "{name}: preloaded exactly when the inbox imports it");
+            }
+        }
+        // The inbox's own code arrives with the page; the sections' waits for them.
+        for module in ["api.js", "socket.js", "person.js", "views.js", "ui.js", "nav.js"] {
+            assert!(inbox.contains(&module), "{module} is the inbox's: {inbox:?}");
+        }
+        for module in ["people.js", "filter.js", "map.js", "profile.js", "composer.js", "outbound.js", "automations.js", "settings.js"] {
+            assert!(!inbox.contains(&module), "{module} is a section's, loaded when opened: {inbox:?}");
         }
     }
 }

@@ -42,6 +42,25 @@ async fn a_visitor_on_the_demo_site_and_an_agent_in_the_inbox_chat_in_real_brows
     let agent = driver.browser(1280, 800).await;
     log_in(&agent, &app).await;
 
+    // A reload asks for who is signed in and for the inbox's first lists
+    // once each (the page asks while its modules load, the app takes the
+    // answers over), and fetches no other section's code until it opens.
+    agent.refresh().await.unwrap();
+    wait_for(&agent, "the inbox socket after a reload", "window.__parley && window.__parley.connected").await;
+    let asked = "['/auth/me', '/teammates', '/teams', '/conversations?status=open&archived=false']
+        .map(p => performance.getEntriesByName(location.origin + '/api/v1' + p).length)";
+    // An answer is listed once it has arrived.
+    wait_for(&agent, "the inbox's answers", &format!("{asked}.every(n => n > 0)")).await;
+    let asked = agent.execute(&format!("return {asked}"), vec![]).await.unwrap();
+    assert_eq!(asked, serde_json::json!([1, 1, 1, 1]), "each asked for once");
+    let section_code =
+        "return performance.getEntriesByType('resource').filter(e => /\\/(people|filter|settings)\\.js$/.test(e.name)).length";
+    assert_eq!(agent.execute(section_code, vec![]).await.unwrap(), 0, "the inbox loads without the other sections' code");
+    agent.find(Locator::Css("[data-testid=nav-people]")).await.unwrap().click().await.unwrap();
+    wait_for(&agent, "the People page", "document.querySelector('[data-testid=people-total]')?.dataset.total").await;
+    assert_eq!(agent.execute(section_code, vec![]).await.unwrap(), 2, "People's code arrives when it opens");
+    agent.find(Locator::Css("[data-testid=nav-inbox]")).await.unwrap().click().await.unwrap();
+
     let visitor = driver.browser(1280, 800).await;
     visitor.goto(&app.url("/demo")).await.unwrap();
     wait_for(&visitor, "the widget to connect", "window.Parley && Parley._state && Parley._state().connected").await;

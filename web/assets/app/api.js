@@ -8,6 +8,17 @@ export const getToken = () => localStorage.getItem(TOKEN_KEY);
 export function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
+  // Answers asked for with another token are not this session's.
+  globalThis.parleyEarly = null;
+}
+
+// An answer index.html asked for while the modules loaded, taken once.
+function takeEarly(method, path) {
+  const early = globalThis.parleyEarly;
+  if (method !== 'GET' || !early || !(path in early)) return null;
+  const answer = early[path];
+  delete early[path];
+  return answer;
 }
 
 export class ApiError extends Error {
@@ -34,11 +45,12 @@ export async function api(method, path, body) {
 
   let res;
   try {
-    res = await fetch(`/api/v1${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    res = await (takeEarly(method, path) ??
+      fetch(`/api/v1${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }));
   } catch {
     throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
   }

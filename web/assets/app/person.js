@@ -2,12 +2,32 @@
 // events and a link to the full profile, so an agent answers knowing who writes.
 
 import { api, enc } from './api.js';
-import { chip } from './ui.js';
-import { h, personName } from './views.js';
-import { timelineItem } from './profile.js';
+import { chip, dateTime } from './ui.js';
+import { h, personName, relativeTime } from './views.js';
 
 const RECENT_EVENTS = 5;
 let shownGen = 0;
+
+function eventText(e) {
+  const d = e.data && typeof e.data === 'object' ? e.data : {};
+  const parts = Object.entries(d)
+    .filter(([, v]) => v !== null && typeof v !== 'object')
+    .slice(0, 4)
+    .map(([k, v]) => `${k}: ${v}`);
+  return parts.join(' · ');
+}
+
+// One event as a timeline row: the sidebar's recent events and the profile's
+// timeline show events alike.
+export function timelineItem(e) {
+  return h(
+    'li',
+    { class: 'timeline-item', 'data-testid': 'timeline-item', 'data-name': e.name },
+    h('span', { class: 'timeline-name' }, e.name),
+    h('span', { class: 'timeline-data' }, eventText(e)),
+    h('time', { datetime: e.at, title: dateTime(e.at) }, relativeTime(e.at)),
+  );
+}
 
 // Fills `container` for `personId`; a later call wins over one still loading.
 export async function showPerson(container, personId) {

@@ -5,6 +5,7 @@
 import { api, enc } from './api.js';
 import { button, chip, clearErrors, dateTime, field, handOverRecipients, onFrame, pager, select, showError } from './ui.js';
 import { STATUS_LABELS, h, personName, relativeTime } from './views.js';
+import { timelineItem } from './person.js';
 
 // Keeps the type an attribute already has: the server fixes it at the first value.
 function typedValue(text, previous) {
@@ -16,25 +17,6 @@ function typedValue(text, previous) {
     if (t === 'true' || t === 'false') return t === 'true';
   }
   return t;
-}
-
-function eventText(e) {
-  const d = e.data && typeof e.data === 'object' ? e.data : {};
-  const parts = Object.entries(d)
-    .filter(([, v]) => v !== null && typeof v !== 'object')
-    .slice(0, 4)
-    .map(([k, v]) => `${k}: ${v}`);
-  return parts.join(' · ');
-}
-
-export function timelineItem(e) {
-  return h(
-    'li',
-    { class: 'timeline-item', 'data-testid': 'timeline-item', 'data-name': e.name },
-    h('span', { class: 'timeline-name' }, e.name),
-    h('span', { class: 'timeline-data' }, eventText(e)),
-    h('time', { datetime: e.at, title: dateTime(e.at) }, relativeTime(e.at)),
-  );
 }
 
 export function open(container, [id]) {
