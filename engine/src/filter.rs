@@ -32,7 +32,7 @@ mod meili;
 mod sql;
 
 pub use meili::{Unsupported, to_meili};
-pub use sql::{Bind, Dialect, Sql, to_sql, to_sql_probing};
+pub use sql::{Bind, Dialect, Sql, count_sql, to_sql, to_sql_probing};
 
 /// Groups nest at most this deep (the root is level 1).
 pub const MAX_DEPTH: usize = 16;

@@ -102,6 +102,19 @@ pub fn to_sql_probing(filter: &Filter, dialect: Dialect, first_param: usize, ws_
     compile(filter, dialect, first_param, ws_param, now_ms, true)
 }
 
+/// `SELECT COUNT(*)` of the people matching `filter` from one index, without
+/// reading any person, where the filter is a single tag: `person_tag` holds
+/// one row per person and tag, deleted with its person, so counting the
+/// tag's rows counts its people. Through `person`, each tagged person was
+/// looked up in the person index (at a million people, 140,000 lookups and
+/// about half a second against 20 ms). `None`: count through `person`.
+pub fn count_sql(filter: &Filter, dialect: Dialect, first_param: usize, ws_param: usize) -> Option<Sql> {
+    let Folded::Expr(Expr::Cond(Cond::Tags(TagTest::Eq(tag) | TagTest::Contains(tag)))) = fold(&filter.root) else { return None };
+    let mut c = Compiler { dialect, next: first_param, ws: format!("${ws_param}"), now_ms: 0, binds: Vec::new(), probe: false };
+    let p = c.text(normal_tag(tag));
+    Some(Sql { sql: format!("SELECT COUNT(*) FROM person_tag WHERE workspace_id = ${ws_param} AND tag = {p}"), binds: c.binds })
+}
+
 fn compile(filter: &Filter, dialect: Dialect, first_param: usize, ws_param: usize, now_ms: i64, probe: bool) -> Sql {
     let mut c = Compiler { dialect, next: first_param, ws: format!("${ws_param}"), now_ms, binds: Vec::new(), probe };
     let sql = match fold(&filter.root) {
@@ -942,6 +955,15 @@ mod tests {
             if found[0] != found[1] {
                 return Err(format!("listing sets matched {:?}, probing them {:?}", found[0], found[1]));
             }
+            // Where one index counts them, the same number.
+            if let Some(count) = count_sql(&f, self.dialect(), 2, 1) {
+                let mut binds = vec![Bind::Text("w1".into())];
+                binds.extend(count.binds);
+                let counted = self.strings(format!("SELECT CAST(({}) AS TEXT)", count.sql), binds, 0).await?;
+                if counted != [found[0].len().to_string()] {
+                    return Err(format!("counted {counted:?} from the index, matched {:?}", found[0]));
+                }
+            }
             Ok(found.swap_remove(0))
         }
     }
@@ -1139,6 +1161,26 @@ mod tests {
         segments.insert("french".to_owned(), Filter::parse(&cond("country", "eq", json!("France")), &schema(), "filter").unwrap());
         f.inline_segments(&segments).unwrap();
         assert_eq!(conn.matching(&f.to_json()).await.unwrap(), ["a", "d", "e"]);
+    }
+
+    /// A single tag is counted from its index alone (the cases above check
+    /// the number); anything else is counted through the people.
+    #[test]
+    fn only_a_single_tag_is_counted_from_its_index() {
+        let counted = |filter: Value| count_sql(&Filter::parse(&filter, &schema(), "filter").unwrap(), Dialect::Sqlite, 2, 1);
+        let vip = counted(cond("tags", "contains", json!(" VIP "))).expect("a tag is counted from its index");
+        assert_eq!(vip.sql, "SELECT COUNT(*) FROM person_tag WHERE workspace_id = $1 AND tag = $2");
+        assert_eq!(vip.binds, [Bind::Text("vip".into())], "the tag as stored");
+        assert!(counted(json!({"and": [cond("tags", "contains", json!("vip"))]})).is_some(), "a group of one is the tag");
+        for other in [
+            cond("tags", "neq", json!("vip")),
+            cond("tags", "in", json!(["vip", "beta"])),
+            cond("country", "eq", json!("France")),
+            json!({"and": [cond("tags", "contains", json!("vip")), cond("country", "eq", json!("France"))]}),
+            json!({"not": cond("tags", "contains", json!("vip"))}),
+        ] {
+            assert!(counted(other.clone()).is_none(), "{other}");
+        }
     }
 
     /// The parts of the plan that keep a filter fast at a million people.
