@@ -60,7 +60,11 @@ async fn the_inbox_app_and_the_demo_site_are_served() {
     // The page names this build's files under their version, kept by the browser for good.
     let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
     assert!(script.starts_with("/app/") && script.ends_with("/app.js") && script.len() > "/app/app.js".len(), "{script}");
-    assert!(index.contains(&script.replace("app.js", "people.js")), "a module imported two levels down is preloaded");
+    assert!(index.contains(&format!("modulepreload\" href=\"{}", script.replace("app.js", "ui.js"))), "an inbox module is preloaded");
+    // A section's code waits until the section opens, and is served then.
+    let people = script.replace("app.js", "people.js");
+    assert!(!index.contains(&people), "People's code is not preloaded");
+    assert_eq!(app.http.get(app.url(&people)).send().await.unwrap().status(), 200);
     let res = app.http.get(app.url(&script)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["cache-control"].to_str().unwrap().contains("immutable"));
