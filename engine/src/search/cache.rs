@@ -167,6 +167,18 @@ impl Weigh for Found {
     }
 }
 
+/// A filter's matches as sorted rowids (SQLite); `None` when they were too
+/// many to keep.
+#[derive(Debug, Default)]
+pub struct Rowids(pub Option<Vec<i64>>);
+
+impl Weigh for Rowids {
+    /// Kept rowids.
+    fn weight(&self) -> usize {
+        self.0.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// A page of search results as sent: its JSON.
 impl Weigh for bytes::Bytes {
     fn weight(&self) -> usize {
