@@ -109,5 +109,15 @@ pub async fn wait_for(client: &Client, what: &str, expr: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("timed out waiting for {what}: {expr}");
+    // What the page told the user instead, if anything: an error it showed.
+    let alerts = client
+        .execute(
+            "return Array.from(document.querySelectorAll('[role=alert]')).map(e => e.textContent.trim()).filter(t => t).join(' | ')",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    panic!("timed out waiting for {what}: {expr}\n  errors shown on the page: {alerts:?}");
 }
