@@ -338,13 +338,17 @@ async fn a_checkin_sent_from_the_composer_is_answered_counted_and_followed_up_in
     wait_for(&agent, "the follow-up's log", "document.querySelectorAll('[data-testid=delivery-row][data-channel=chat]').length === 2")
         .await;
     choose(&agent, "[data-testid=outbound-log-channel]", "chat").await;
-    wait_for(
+    // The log reloads live while the send moves (emptied, then filled): the
+    // rows are read in the same step as they are found complete.
+    let rows = wait_for(
         &agent,
         "chat deliveries only",
-        "document.querySelectorAll('[data-testid=delivery-row]').length === 2 && Array.from(document.querySelectorAll('[data-testid=delivery-row]')).every(r => r.dataset.channel === 'chat')",
+        "(() => { const rows = Array.from(document.querySelectorAll('[data-testid=delivery-row]')); \
+         return rows.length === 2 && rows.every(r => r.dataset.channel === 'chat') && rows.map(r => r.dataset.personId); })()",
     )
     .await;
-    assert_eq!(attrs(&agent, "[data-testid=delivery-row]", "personId").await, expected);
+    let shown: BTreeSet<String> = rows.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(shown, expected);
     let log = app.get(&format!("/api/v1/outbound/{follow}/deliveries?limit=200"), &app.token).await.ok().unwrap();
     let to: BTreeSet<String> = log["items"].as_array().unwrap().iter().map(|d| d["person_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(to, expected, "those not OK, and nobody else");
