@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use parley_engine::bus::Happening;
 use parley_engine::chat::{self, Message};
-use parley_engine::filter::{self, Dialect};
+use parley_engine::filter;
 use parley_engine::hub::workspace_stream;
 use parley_engine::people::{Person, profile};
 use parley_engine::search::{self, SearchRequest};
@@ -546,8 +546,7 @@ impl Host for EngineHost {
 /// the rule off.
 pub async fn person_matches(db: &Db, workspace_id: &str, person_id: &str, filter: &Value) -> Result<bool> {
     let f = search::resolve_filter(db, workspace_id, filter, "filter").await?;
-    let dialect = if db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
-    let sql = filter::to_sql(&f, dialect, 3, 1, now_ms());
+    let sql = filter::to_sql(&f, db.dialect(), 3, 1, now_ms());
     let text = format!("SELECT COUNT(*) FROM person p WHERE p.workspace_id = $1 AND p.id = $2 AND ({})", sql.sql);
     let n: i64 = with_db!(db, pool => {
         let q = sql.bind_to(sqlx::query(sqlx::AssertSqlSafe(text.as_str())).bind(workspace_id).bind(person_id));

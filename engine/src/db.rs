@@ -294,6 +294,11 @@ impl Db {
         matches!(self, Db::Postgres(_))
     }
 
+    /// The SQL dialect filters are compiled to for this database.
+    pub fn dialect(&self) -> crate::filter::Dialect {
+        if self.is_postgres() { crate::filter::Dialect::Postgres } else { crate::filter::Dialect::Sqlite }
+    }
+
     pub async fn ping(&self) -> bool {
         with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
     }

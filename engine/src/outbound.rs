@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{user_hash, verify_user_hash};
-use crate::filter::{self, Dialect};
+use crate::filter;
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, search, snippets, with_db, with_tx};
 
@@ -510,8 +510,7 @@ async fn filters_sql(db: &Db, ws: &str, segments: &[String], f: Option<&Value>, 
         return Ok(None);
     }
     let f = search::resolve_filter(db, ws, &json!({"or": parts}), path).await?;
-    let dialect = if db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
-    Ok(Some(filter::to_sql(&f, dialect, first, 1, now_ms())))
+    Ok(Some(filter::to_sql(&f, db.dialect(), first, 1, now_ms())))
 }
 
 /// Every id is a `table` row of the workspace, or the answer is its 404.

@@ -357,7 +357,7 @@ impl SqlIndex {
     /// writes the filter for testing people one at a time, as a walk of the
     /// sort index does (see [`filter::to_sql_probing`]).
     fn where_clause(&self, p: &Prepared, probing: bool) -> (String, Vec<Bind>) {
-        let dialect = if self.db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
+        let dialect = self.db.dialect();
         let mut binds = vec![Bind::Text(p.workspace_id.clone())];
         let mut wh = String::from("p.workspace_id = $1");
         if !p.words.is_empty() {
@@ -388,12 +388,12 @@ impl SqlIndex {
                 (cache::Version::read(&self.db).await?, started_ms)
             }
         };
+        let keep = version.settled(started_ms);
         let key = format!("{}\u{1}{:?}\u{1}{:?}\u{1}{:?}", p.workspace_id, p.words, p.filter, p.sort);
         let found = self
             .cache
-            .get_or_compute(&key, version, version.settled(started_ms), || async {
-                let settled = version.settled(started_ms);
-                if let Some(rowids) = self.text_within_filter(p, version, settled).await? {
+            .get_or_compute(&key, version, keep, || async {
+                if let Some(rowids) = self.text_within_filter(p, version, keep).await? {
                     let total = rowids.len() as i64;
                     if p.count_only || total > KEEP_ORDERED {
                         return Ok(cache::Found { total, ordered: None });
@@ -468,7 +468,7 @@ impl SqlIndex {
     /// A `SELECT COUNT(*)` of the matches, with its binds, that reads one
     /// index and no person, where there is one.
     async fn direct_count(&self, p: &Prepared) -> Result<Option<(String, Vec<Bind>)>> {
-        let dialect = if self.db.is_postgres() { Dialect::Postgres } else { Dialect::Sqlite };
+        let dialect = self.db.dialect();
         Ok(match (&p.filter, p.words.is_empty()) {
             (Some(f), true) => filter::count_sql(f, dialect, 2, 1)
                 .map(|sql| (sql.sql, [Bind::Text(p.workspace_id.clone())].into_iter().chain(sql.binds).collect())),
