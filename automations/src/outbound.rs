@@ -44,8 +44,30 @@ type Rendered = (Work, Person, String, Option<String>);
 #[derive(Default)]
 struct Prepared {
     done: Vec<(Work, Outcome)>,
-    chats: Vec<Rendered>,
+    chats: Chats,
     others: Vec<Rendered>,
+}
+
+/// A chunk's chat messages: each in its person's conversation, made ready
+/// to store (with the deliveries they are, by id), or one shared chat.
+enum Chats {
+    Each(bulk::Ready, HashMap<String, Work>),
+    Shared(Vec<Rendered>),
+}
+
+impl Default for Chats {
+    fn default() -> Self {
+        Chats::Shared(Vec::new())
+    }
+}
+
+impl Chats {
+    fn is_empty(&self) -> bool {
+        match self {
+            Chats::Each(_, work) => work.is_empty(),
+            Chats::Shared(chats) => chats.is_empty(),
+        }
+    }
 }
 
 impl Prepared {
@@ -63,6 +85,23 @@ struct Sending {
     routes: Vec<(String, Box<dyn Route>)>,
     /// The body and title, parsed once for every recipient.
     texts: snippets::Compiled,
+}
+
+/// Who sends an outbound's chat messages, and how.
+fn chat_from(s: &Sending) -> bulk::From<'_> {
+    let kind = match (s.o.kind, s.o.asks_ok()) {
+        (Kind::Announcement, _) => MessageKind::Announcement,
+        (_, true) => MessageKind::Checkin,
+        _ => MessageKind::Chat,
+    };
+    bulk::From {
+        workspace_id: &s.w.id,
+        teammate_id: &s.from.id,
+        kind,
+        email_fallback: s.o.options.email_fallback && s.w.email_fallback,
+        attachments: &s.o.attachments,
+        deliveries_of: Some(&s.o.id),
+    }
 }
 
 impl Automations {
@@ -176,6 +215,7 @@ impl Automations {
         let ids: Vec<String> = work.iter().map(|w| w.person_id.clone()).collect();
         let people = profile::many(&self.engine().db, &s.w.id, &ids).await?;
         let people: HashMap<&str, &Person> = people.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut chats = Vec::new();
         for item in work {
             let Some(person) = people.get(item.person_id.as_str()).copied() else {
                 prepared.done.push((item, Outcome { status: "skipped", reason: Some("person_deleted".into()), ..Outcome::default() }));
@@ -185,11 +225,33 @@ impl Automations {
                 Err(e) => {
                     prepared.done.push((item, Outcome { status: "failed", error: Some(e.to_string()), tries: 1, ..Outcome::default() }))
                 }
-                Ok((body, title)) if item.channel == "chat" => prepared.chats.push((item, person.clone(), body, title)),
+                Ok((body, title)) if item.channel == "chat" => chats.push((item, person.clone(), body, title)),
                 Ok((body, title)) => prepared.others.push((item, person.clone(), body, title)),
             }
         }
+        prepared.chats = self.ready_chats(s, chats).await?;
         Ok(prepared)
+    }
+
+    /// A chunk's chats made ready to store (see `bulk::Ready`), unless they
+    /// go into one shared chat.
+    async fn ready_chats(&self, s: &Sending, chats: Vec<Rendered>) -> Result<Chats> {
+        if s.o.options.transparent || chats.is_empty() {
+            return Ok(Chats::Shared(chats));
+        }
+        let engine = self.engine();
+        let mut items = Vec::with_capacity(chats.len());
+        let mut work: HashMap<String, Work> = HashMap::new();
+        for (item, person, body, title) in chats {
+            // An announcement goes into the chat the person already has.
+            let conversation_id = match s.o.kind {
+                Kind::Announcement => chat::latest_open(&engine.db, &s.w.id, &person.id).await?,
+                _ => None,
+            };
+            items.push(bulk::Item { key: item.id.clone(), person_id: person.id.clone(), body, conversation_id, title });
+            work.insert(item.id.clone(), item);
+        }
+        Ok(Chats::Each(bulk::ready(&engine.db, chat_from(s), items).await?, work))
     }
 
     /// Sends a prepared chunk: its chat messages stored together, its emails
@@ -231,37 +293,14 @@ impl Automations {
         outbound::publish_progress(&self.engine().db, &self.engine().hub, ws, outbound_id).await
     }
 
-    async fn send_chats(&self, s: &Sending, chats: Vec<Rendered>) -> Result<Vec<(Work, Outcome)>> {
+    async fn send_chats(&self, s: &Sending, chats: Chats) -> Result<Vec<(Work, Outcome)>> {
         let engine = self.engine();
-        let kind = match (s.o.kind, s.o.asks_ok()) {
-            (Kind::Announcement, _) => MessageKind::Announcement,
-            (_, true) => MessageKind::Checkin,
-            _ => MessageKind::Chat,
+        let from = chat_from(s);
+        let (ready, mut work) = match chats {
+            Chats::Shared(chats) => return self.send_shared(s, from, chats).await,
+            Chats::Each(ready, work) => (ready, work),
         };
-        let fallback = s.o.options.email_fallback && s.w.email_fallback;
-        let from = bulk::From {
-            workspace_id: &s.w.id,
-            teammate_id: &s.from.id,
-            kind,
-            email_fallback: fallback,
-            attachments: &s.o.attachments,
-            deliveries_of: Some(&s.o.id),
-        };
-        if s.o.options.transparent {
-            return self.send_shared(s, from, chats).await;
-        }
-        let mut items = Vec::with_capacity(chats.len());
-        let mut work: HashMap<String, Work> = HashMap::new();
-        for (item, person, body, title) in chats {
-            // An announcement goes into the chat the person already has.
-            let conversation_id = match s.o.kind {
-                Kind::Announcement => chat::latest_open(&engine.db, &s.w.id, &person.id).await?,
-                _ => None,
-            };
-            items.push(bulk::Item { key: item.id.clone(), person_id: person.id.clone(), body, conversation_id, title });
-            work.insert(item.id.clone(), item);
-        }
-        let stored = bulk::send_many(&engine.db, &engine.hub, from, items).await?;
+        let stored = bulk::send_ready(&engine.db, &engine.hub, from, ready).await?;
         let mut done = Vec::with_capacity(stored.len());
         for r in stored {
             match r {

@@ -354,6 +354,117 @@ macro_rules! on_conn {
     };
 }
 
+/// Statements sent to SQLite's connection thread in one go.
+///
+/// sqlx runs each SQLite statement by handing it to the connection's own
+/// thread and waiting for the answer. Under a mass send the writer sat idle
+/// for a millisecond or two at every hand-off, while the async side woke up
+/// and built the next statement: a dozen statements a chunk left it waiting
+/// about as long as it worked. A batch is built in full first and sent as one
+/// multi-statement query, so the statements run back to back.
+///
+/// Each statement is pushed with its own `$1`, `$2`, … and they are renumbered
+/// to follow the ones before, so the same statement text serves alone or in a
+/// batch. Rows come back from every statement that returns any, in order.
+#[derive(Debug, Default)]
+pub struct SqliteBatch {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+/// A parameter of a [`SqliteBatch`] statement.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+/// Rows for a statement that unpacks them with `json_each`, written straight
+/// from tuples (`[[a, b], …]`, read back as `j.value->>0`…): a mass send's
+/// chunk passes thousands, and building them as `serde_json::Value` trees
+/// first cost more than the statements that read them.
+pub fn json_rows<T: serde::Serialize + ?Sized>(rows: &T) -> crate::Result<String> {
+    serde_json::to_string(rows).map_err(|e| crate::Error::Internal(e.into()))
+}
+
+impl SqliteBatch {
+    /// Adds a statement whose `$n` is `args[n - 1]`.
+    pub fn push(&mut self, sql: &str, args: Vec<Arg>) {
+        let offset = self.args.len();
+        let mut quoted = false;
+        let mut chars = sql.chars().peekable();
+        while let Some(ch) = chars.next() {
+            if ch == '\'' {
+                quoted = !quoted;
+            }
+            if ch != '$' || quoted {
+                self.sql.push(ch);
+                continue;
+            }
+            let mut n = String::new();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                n.push(d);
+            }
+            match n.parse::<usize>() {
+                Ok(n) => self.sql.push_str(&format!("${}", n + offset)),
+                Err(_) => {
+                    self.sql.push('$');
+                    self.sql.push_str(&n);
+                }
+            }
+        }
+        self.sql.push_str(";\n");
+        self.args.extend(args);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sql.is_empty()
+    }
+
+    /// Runs every statement on `c` (inside the caller's transaction, if any).
+    pub async fn run(self, c: &mut sqlx::SqliteConnection) -> crate::Result<Vec<sqlx::sqlite::SqliteRow>> {
+        if self.sql.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The text is made of the callers' own statement texts, never of
+        // values: those travel as parameters.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql));
+        for a in self.args {
+            q = match a {
+                Arg::Text(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+            };
+        }
+        Ok(q.fetch_all(c).await?)
+    }
+}
+
 /// A new SQLite database in a directory of its own, for engine tests; hand
 /// both to [`remove_temp_sqlite`] at the end.
 #[cfg(test)]
@@ -386,7 +497,7 @@ pub(crate) async fn query_plan(db: &Db, sql: &str, params: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Db, remove_temp_sqlite, temp_sqlite, worth_prewarming};
+    use super::{Arg, Db, SqliteBatch, remove_temp_sqlite, temp_sqlite, worth_prewarming};
 
     /// Writes that pause now and then (as a greeting's or an agent's do)
     /// leave the WAL small: the background checkpoint catches up in each
@@ -427,6 +538,47 @@ mod tests {
         let after = std::fs::metadata(&wal)?.len();
         remove_temp_sqlite(db, &dir).await;
         assert!(after <= before.max(4 << 20), "the WAL grew from {before} to {after} bytes");
+        Ok(())
+    }
+
+    /// Statements pushed with their own `$1`… run as one: each reads its own
+    /// parameters (a `$` inside a quoted literal is left alone), the rows of
+    /// the one that returns some come back, and a failing statement takes
+    /// the whole transaction back with it.
+    #[tokio::test]
+    async fn a_batch_runs_each_statement_with_its_own_parameters() -> anyhow::Result<()> {
+        let (db, dir) = temp_sqlite("batch").await;
+        let Db::Sqlite { write, .. } = &db else { anyhow::bail!("not SQLite") };
+        let mut c = write.acquire().await?;
+        sqlx::query("CREATE TABLE batch_test (k TEXT PRIMARY KEY, n INTEGER, note TEXT)").execute(&mut *c).await?;
+        let mut b = SqliteBatch::default();
+        b.push("INSERT INTO batch_test (k, n, note) VALUES ($1, $2, '$1')", vec![Arg::from("a"), Arg::from(1_i64)]);
+        b.push(
+            "INSERT INTO batch_test (k, n, note) SELECT value, $2, $3 FROM json_each($1) RETURNING k, n",
+            vec![Arg::from(r#"["b","c"]"#), Arg::from(7_i64), Arg::from("x")],
+        );
+        b.push("UPDATE batch_test SET n = n + $1 WHERE k = $2", vec![Arg::from(10_i64), Arg::from("a")]);
+        let rows = b.run(&mut c).await?;
+        let returned: Vec<(String, i64)> =
+            rows.iter().map(|r| (sqlx::Row::get::<String, _>(r, 0), sqlx::Row::get::<i64, _>(r, 1))).collect();
+        assert_eq!(returned, vec![("b".to_owned(), 7), ("c".to_owned(), 7)]);
+        let all: Vec<(String, i64, String)> = sqlx::query_as("SELECT k, n, note FROM batch_test ORDER BY k").fetch_all(&mut *c).await?;
+        assert_eq!(
+            all,
+            vec![("a".to_owned(), 11, "$1".to_owned()), ("b".to_owned(), 7, "x".to_owned()), ("c".to_owned(), 7, "x".to_owned())]
+        );
+
+        // The second statement fails (a duplicate key): the first is undone too.
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        let mut b = SqliteBatch::default();
+        b.push("INSERT INTO batch_test (k, n) VALUES ($1, 0)", vec![Arg::from("d")]);
+        b.push("INSERT INTO batch_test (k, n) VALUES ($1, 0)", vec![Arg::from("a")]);
+        assert!(b.run(&mut tx).await.is_err());
+        tx.rollback().await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batch_test").fetch_one(&mut *c).await?;
+        assert_eq!(n, 3);
+        drop(c);
+        remove_temp_sqlite(db, &dir).await;
         Ok(())
     }
 

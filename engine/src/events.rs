@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::Conn;
+use crate::db::{Conn, SqliteBatch, json_rows};
 use crate::people::input::{self as person_input, PersonInput};
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result, on_conn, with_db, with_tx};
@@ -298,25 +298,18 @@ async fn resolve(
 /// Writes many events with a few multi-row statements, and their summaries
 /// aggregated per (person, name).
 pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str, i64)>) -> Result<()> {
-    let rows: Vec<_> = rows.collect();
-    // In the summaries' key order (workspace, name, person), so each is
-    // written where the one before it left the tree.
-    let mut sums: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> = Default::default();
-    for (ws, pid, name, _, at) in &rows {
-        let s = sums.entry((ws, name, pid)).or_insert((0, *at, *at));
-        s.0 += 1;
-        s.1 = s.1.min(*at);
-        s.2 = s.2.max(*at);
-    }
-    let sums: Vec<_> = sums.into_iter().collect();
-    // Summaries are part of what people search finds and shows: log their
-    // people as changed, in one run of appended rows.
-    let people: std::collections::BTreeSet<(&str, &str)> = sums.iter().map(|((ws, _, pid), _)| (*pid, *ws)).collect();
-    let now = now_ms();
     let c = match c {
-        Conn::Sqlite(c) => return write_many_sqlite(c, &rows, &sums, &people, now).await,
+        Conn::Sqlite(c) => {
+            let mut b = SqliteBatch::default();
+            push_many(&mut b, rows)?;
+            b.run(c).await?;
+            return Ok(());
+        }
         Conn::Postgres(c) => c,
     };
+    let rows: Vec<_> = rows.collect();
+    let (sums, people) = summarise(&rows);
+    let now = now_ms();
     // 6 binds per row; PostgreSQL allows far more than 200 × 6.
     for chunk in rows.chunks(200) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO event (id, workspace_id, person_id, name, data, at) ");
@@ -345,47 +338,56 @@ pub(crate) async fn write_many<'a>(c: &mut Conn<'_>, rows: impl Iterator<Item = 
     Ok(())
 }
 
-type Sums<'a> = [((&'a str, &'a str, &'a str), (i64, i64, i64))];
+type Sums<'a> = Vec<((&'a str, &'a str, &'a str), (i64, i64, i64))>;
 
-/// [`write_many`] on SQLite: each table's rows travel as one JSON parameter
-/// unpacked by `json_each`, three statements whatever the count. Every
-/// statement is a round trip to the connection's thread, and as multi-row
-/// `VALUES` of 200 a mass send's chunk of 1,500 events took sixteen, half
-/// of whose time was spent between them.
-async fn write_many_sqlite(
-    c: &mut sqlx::SqliteConnection,
-    rows: &[(&str, &str, &str, &str, i64)],
-    sums: &Sums<'_>,
-    people: &std::collections::BTreeSet<(&str, &str)>,
-    now: i64,
-) -> Result<()> {
-    let events: Vec<Value> = rows.iter().map(|(ws, pid, name, data, at)| serde_json::json!([new_id(), ws, pid, name, data, at])).collect();
-    sqlx::query(
+/// Per person and name, how many of `rows` and when first and last, in the
+/// summaries' key order (workspace, name, person), so each is written where
+/// the one before it left the tree; and the people whose summaries change.
+fn summarise<'a>(rows: &[(&'a str, &'a str, &'a str, &'a str, i64)]) -> (Sums<'a>, std::collections::BTreeSet<(&'a str, &'a str)>) {
+    let mut sums: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> = Default::default();
+    for (ws, pid, name, _, at) in rows {
+        let s = sums.entry((ws, name, pid)).or_insert((0, *at, *at));
+        s.0 += 1;
+        s.1 = s.1.min(*at);
+        s.2 = s.2.max(*at);
+    }
+    // Summaries are part of what people search finds and shows: log their
+    // people as changed, in one run of appended rows.
+    let people = sums.keys().map(|(ws, _, pid)| (*pid, *ws)).collect();
+    (sums.into_iter().collect(), people)
+}
+
+/// [`write_many`] on SQLite, as three statements of a batch (run in the
+/// caller's transaction with whatever else it holds): each table's rows
+/// travel as one JSON parameter unpacked by `json_each`, whatever the count.
+/// As multi-row `VALUES` of 200 a mass send's chunk of 1,500 events took
+/// sixteen statements, half of whose time was spent between them.
+pub(crate) fn push_many<'a>(b: &mut SqliteBatch, rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str, i64)>) -> Result<()> {
+    let rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (sums, people) = summarise(&rows);
+    let events: Vec<_> = rows.iter().map(|(ws, pid, name, data, at)| (new_id(), ws, pid, name, data, at)).collect();
+    b.push(
         "INSERT INTO event (id, workspace_id, person_id, name, data, at) \
          SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j",
-    )
-    .bind(Value::Array(events).to_string())
-    .execute(&mut *c)
-    .await?;
-    let sums: Vec<Value> =
-        sums.iter().map(|((ws, name, pid), (n, first, last))| serde_json::json!([pid, ws, name, n, first, last])).collect();
-    sqlx::query(concat!(
-        "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) \
-         SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j WHERE true",
-        summary_on_conflict!()
-    ))
-    .bind(Value::Array(sums).to_string())
-    .execute(&mut *c)
-    .await?;
-    let people: Vec<Value> = people.iter().map(|(pid, ws)| serde_json::json!([pid, ws])).collect();
-    sqlx::query(
+        vec![json_rows(&events)?.into()],
+    );
+    let sums: Vec<_> = sums.iter().map(|((ws, name, pid), (n, first, last))| (pid, ws, name, n, first, last)).collect();
+    b.push(
+        concat!(
+            "INSERT INTO event_summary (person_id, workspace_id, name, count, first_at, last_at) \
+             SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each($1) j WHERE true",
+            summary_on_conflict!()
+        ),
+        vec![json_rows(&sums)?.into()],
+    );
+    b.push(
         "INSERT INTO person_touched (at, person_id, workspace_id) \
          SELECT $2, j.value->>0, j.value->>1 FROM json_each($1) j WHERE true ON CONFLICT (at, person_id) DO NOTHING",
-    )
-    .bind(Value::Array(people).to_string())
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+        vec![json_rows(&people)?.into(), now_ms().into()],
+    );
     Ok(())
 }
 

@@ -392,6 +392,20 @@ pub(super) async fn store_frames(
     hub: &Hub,
     frames: Vec<(String, String, serde_json::Value)>,
 ) -> Result<Vec<Appended>> {
+    let mut b = crate::db::SqliteBatch::default();
+    let events = push_frames(tx, hub, frames, &mut b).await?;
+    b.run(tx).await?;
+    Ok(events)
+}
+
+/// Allocates seqs for every frame (reading the position of streams this
+/// node does not know yet) and adds the statement that stores them to `b`.
+pub(super) async fn push_frames(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    hub: &Hub,
+    frames: Vec<(String, String, serde_json::Value)>,
+    b: &mut crate::db::SqliteBatch,
+) -> Result<Vec<Appended>> {
     if frames.is_empty() {
         return Ok(Vec::new());
     }
@@ -412,18 +426,15 @@ pub(super) async fn store_frames(
                 hub.seqs().take_next(&stream).ok_or_else(|| Error::Internal(anyhow::anyhow!("no seq for {stream}")))?
             }
         };
-        let event = hub.event(&stream, seq, frame);
-        rows.push(json!({"s": stream, "w": ws, "q": seq, "f": &*event.frame}));
-        events.push(event);
+        events.push(hub.event(&stream, seq, frame));
+        rows.push((ws, seq));
     }
-    sqlx::query(
+    let rows: Vec<_> = events.iter().zip(&rows).map(|(e, (ws, seq))| (&*e.stream, ws, seq, &*e.frame)).collect();
+    b.push(
         "INSERT INTO stream_event (stream, workspace_id, seq, frame, created_at) \
-         SELECT j.value->>'s', j.value->>'w', j.value->>'q', j.value->>'f', $2 FROM json_each($1) j",
-    )
-    .bind(serde_json::Value::from(rows).to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
+         SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, $2 FROM json_each($1) j",
+        vec![crate::db::json_rows(&rows)?.into(), now_ms().into()],
+    );
     Ok(events)
 }
 

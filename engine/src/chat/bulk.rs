@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{Author, Kind, Message, NewMessage, Sender};
+use crate::db::{SqliteBatch, json_rows};
 use crate::hub::{Hub, person_stream};
 use crate::util::{new_id, now_ms, rfc3339};
 use crate::{Db, Error, Result};
@@ -75,13 +76,70 @@ pub struct From<'a> {
     pub deliveries_of: Option<&'a str>,
 }
 
+/// A chunk made ready by [`ready`] to be stored by [`send_ready`].
+///
+/// On SQLite every write is built here, with the messages' ids and frames:
+/// for a mass send's chunk of 500 that took longer than the writer took to
+/// store it, and built inside [`send_ready`] it left the writer idle. Made
+/// ready while the chunk before is stored, the two run side by side.
+pub struct Ready {
+    now: i64,
+    inner: Prepared,
+}
+
+enum Prepared {
+    Sqlite(Box<Built>),
+    Items(Vec<Item>),
+}
+
+/// A chunk's writes on SQLite, built before the writer is taken.
+struct Built {
+    author: Author,
+    fresh: Fresh,
+    batch: SqliteBatch,
+    frames: Vec<(String, String, Value)>,
+    /// The items' echo ids and people as JSON arrays, for the checks.
+    echoes: String,
+    people: String,
+}
+
+/// Gets a chunk ready to store (see [`Ready`]); `from` must be the same when
+/// it is sent.
+pub async fn ready(db: &Db, from: From<'_>, items: Vec<Item>) -> Result<Ready> {
+    let now = now_ms();
+    let Db::Sqlite { read, .. } = db else { return Ok(Ready { now, inner: Prepared::Items(items) }) };
+    let From { workspace_id: ws, teammate_id, .. } = from;
+    let (name, avatar_url): (String, Option<String>) =
+        sqlx::query_as("SELECT name, avatar_url FROM teammate WHERE id = $1 AND workspace_id = $2")
+            .bind(teammate_id)
+            .bind(ws)
+            .fetch_optional(read)
+            .await?
+            .ok_or(Error::NotFound("teammate"))?;
+    let author = Author { kind: "teammate".into(), id: Some(teammate_id.to_owned()), name: Some(name), avatar_url };
+    let fresh = assign(items);
+    let batch = writes(&from, &fresh, now)?;
+    let frames = frames_of(&from, &author, &fresh, now);
+    let echoes = json_rows(&fresh.iter().map(|f| format!("outbound:{}", f.0.key)).collect::<Vec<_>>())?;
+    let people = json_rows(&fresh.iter().map(|f| &f.0.person_id).collect::<Vec<_>>())?;
+    Ok(Ready { now, inner: Prepared::Sqlite(Box::new(Built { author, fresh, batch, frames, echoes, people })) })
+}
+
 /// Stores every item's message; the results are in no particular order
 /// (match them by `key`). Items whose person has gone are errors.
 pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
+    let ready = ready(db, from, items).await?;
+    send_ready(db, hub, from, ready).await
+}
+
+/// Stores a chunk made [`ready`], as [`send_many`] does.
+pub async fn send_ready(db: &Db, hub: &Hub, from: From<'_>, ready: Ready) -> Result<Vec<Result<Stored>>> {
     let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, .. } = from;
-    match db {
-        Db::Sqlite { write, .. } => sqlite(write, hub, from, items).await,
-        Db::Postgres(_) => {
+    match (db, ready.inner) {
+        (Db::Sqlite { write, .. }, Prepared::Sqlite(built)) => sqlite(write, hub, from, ready.now, *built).await,
+        (_, Prepared::Sqlite(_)) => Err(Error::Internal(anyhow::anyhow!("a chunk made ready for SQLite"))),
+        (Db::Sqlite { .. }, Prepared::Items(_)) => Err(Error::Internal(anyhow::anyhow!("a chunk made ready for PostgreSQL"))),
+        (Db::Postgres(_), Prepared::Items(items)) => {
             let sends = futures_util::stream::iter(items.into_iter().map(|item| async move {
                 let title = item.title.clone();
                 let sent = super::store(
@@ -189,215 +247,196 @@ async fn start_shared(db: &Db, ws: &str, outbound_id: &str, title: Option<&str>)
     Ok(())
 }
 
-async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, deliveries_of } = from;
-    if items.is_empty() {
+/// A chunk's items that are stored now, with the ids given to them:
+/// (item, conversation, message, whether the conversation starts with it).
+type Fresh = Vec<(Item, String, String, bool)>;
+
+/// Gives every item its message id and, unless it joins a conversation,
+/// its new conversation's.
+fn assign(items: Vec<Item>) -> Fresh {
+    items
+        .into_iter()
+        .map(|item| {
+            let message_id = new_id();
+            let (conversation_id, started) = match &item.conversation_id {
+                Some(c) => (c.clone(), false),
+                None => (new_id(), true),
+            };
+            (item, conversation_id, message_id, started)
+        })
+        .collect()
+}
+
+/// Every write of a chunk but its stream frames (which need their seqs, given
+/// out inside the transaction): one batch, with the missed-email plans the
+/// only statement that returns rows (the messages planned).
+fn writes(from: &From<'_>, fresh: &Fresh, now: i64) -> Result<SqliteBatch> {
+    let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, deliveries_of } = *from;
+    let mut b = SqliteBatch::default();
+    if fresh.is_empty() {
+        return Ok(b);
+    }
+    let conversations: Vec<_> = fresh.iter().filter(|f| f.3).map(|(i, c, m, _)| (c, &i.person_id, &i.title, m)).collect();
+    if !conversations.is_empty() {
+        b.push(
+            "INSERT INTO conversation (id, workspace_id, person_id, title, status, last_message_id, created_at, updated_at) \
+             SELECT j.value->>0, $2, j.value->>1, j.value->>2, 'open', j.value->>3, $3, $3 FROM json_each($1) j",
+            vec![json_rows(&conversations)?.into(), ws.into(), now.into()],
+        );
+    }
+    let touched: Vec<_> = fresh.iter().filter(|f| !f.3).map(|(_, c, m, _)| (c, m)).collect();
+    if !touched.is_empty() {
+        b.push(
+            "UPDATE conversation SET updated_at = $2, \
+             last_message_id = (SELECT j.value->>1 FROM json_each($1) j WHERE j.value->>0 = conversation.id) \
+             WHERE id IN (SELECT value->>0 FROM json_each($1))",
+            vec![json_rows(&touched)?.into(), now.into()],
+        );
+    }
+    // Writing makes the teammate a participant.
+    let conversation_ids: Vec<&String> = fresh.iter().map(|f| &f.1).collect();
+    b.push(
+        "INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) \
+         SELECT value, $2, $3, 'write', FALSE, $4 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
+        vec![json_rows(&conversation_ids)?.into(), teammate_id.into(), ws.into(), now.into()],
+    );
+    // Unread counts the person's messages, of which a conversation started
+    // just now has none: only joined ones are marked read.
+    if !touched.is_empty() {
+        let joined: Vec<&String> = touched.iter().map(|t| t.0).collect();
+        b.push(
+            "INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) \
+             SELECT value, $2, $3, $4 FROM json_each($1) WHERE true ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4",
+            vec![json_rows(&joined)?.into(), teammate_id.into(), ws.into(), now.into()],
+        );
+    }
+    let messages: Vec<_> = fresh.iter().map(|(i, c, m, _)| (m, c, &i.body, format!("outbound:{}", i.key))).collect();
+    b.push(
+        "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, echo_id, created_at, email_fallback) \
+         SELECT j.value->>0, $2, j.value->>1, 'teammate', $3, j.value->>2, $4, j.value->>3, $5, $6 FROM json_each($1) j",
+        vec![json_rows(&messages)?.into(), ws.into(), teammate_id.into(), kind.as_str().into(), now.into(), email_fallback.into()],
+    );
+    if !attachments.is_empty() {
+        let links: Vec<_> = fresh.iter().flat_map(|f| attachments.iter().enumerate().map(move |(i, a)| (&f.2, &a.id, i))).collect();
+        b.push(
+            "INSERT INTO message_attachment (message_id, upload_id, position) \
+             SELECT j.value->>0, j.value->>1, j.value->>2 FROM json_each($1) j",
+            vec![json_rows(&links)?.into()],
+        );
+    }
+    if deliveries_of.is_some() {
+        crate::outbound::push_sent_chats(&mut b, fresh.iter().map(|(i, c, m, _)| (i.key.as_str(), c.as_str(), m.as_str())), now)?;
+    }
+    // The timeline.
+    let mut timeline: Vec<(&str, &'static str, String)> = Vec::with_capacity(fresh.len() * 3);
+    for (item, c, m, started) in fresh {
+        if *started {
+            timeline.push((&item.person_id, "conversation.started", json!({"conversation_id": c}).to_string()));
+        }
+        timeline.push((&item.person_id, "message.received", json!({"conversation_id": c, "message_id": m}).to_string()));
+        if let Some(o) = deliveries_of {
+            timeline.push((&item.person_id, "outbound.received", crate::outbound::received(o, "chat", &item.key, None)));
+        }
+    }
+    crate::events::push_many(&mut b, timeline.iter().map(|(p, n, d)| (ws, *p, *n, d.as_str(), now)))?;
+    // Missed-message emails, for people with no widget open (as `send` plans them).
+    if email_fallback {
+        let plans: Vec<_> = fresh.iter().map(|(i, c, m, _)| (c, m, &i.person_id, crate::missed::new_reply_token())).collect();
+        b.push(
+            "INSERT INTO email_fallback (conversation_id, workspace_id, reply_token, pending_message_id, planned_at) \
+             SELECT j.value->>0, $2, j.value->>3, j.value->>1, $3 FROM json_each($1) j \
+             WHERE EXISTS (SELECT 1 FROM workspace WHERE id = $2 AND email_fallback = TRUE) \
+             AND NOT EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = j.value->>2 AND pr.connections > 0) \
+             ON CONFLICT (conversation_id) DO UPDATE SET pending_message_id = excluded.pending_message_id, planned_at = excluded.planned_at \
+             RETURNING pending_message_id",
+            vec![json_rows(&plans)?.into(), ws.into(), now.into()],
+        );
+    }
+    Ok(b)
+}
+
+/// Each fresh item's `message.created` frame for its person's widget.
+fn frames_of(from: &From<'_>, author: &Author, fresh: &Fresh, now: i64) -> Vec<(String, String, Value)> {
+    fresh
+        .iter()
+        .map(|(item, c, m, _)| {
+            let message = Message {
+                id: m.clone(),
+                conversation_id: c.clone(),
+                author: author.clone(),
+                body: item.body.clone(),
+                kind: from.kind,
+                buttons: None,
+                created_at: rfc3339(now),
+                echo_id: Some(format!("outbound:{}", item.key)),
+                deleted: false,
+                attachments: from.attachments.to_vec(),
+            };
+            (person_stream(&item.person_id), from.workspace_id.to_owned(), json!({"type": "message.created", "message": message}))
+        })
+        .collect()
+}
+
+/// The SQLite path: a chunk in one transaction of four round trips to the
+/// writer (a check, the streams' positions, the writes, the commit). The
+/// writes were built by [`ready`] for the usual chunk (nothing sent before,
+/// every person still there), and are built again here in the rare one.
+async fn sqlite(write: &sqlx::SqlitePool, hub: &Hub, from: From<'_>, now: i64, built: Built) -> Result<Vec<Result<Stored>>> {
+    let From { workspace_id: ws, teammate_id, deliveries_of, .. } = from;
+    let Built { author, mut fresh, mut batch, mut frames, echoes, people } = built;
+    if fresh.is_empty() {
         return Ok(Vec::new());
     }
-    let now = now_ms();
     let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-    let (name, avatar_url): (String, Option<String>) =
-        sqlx::query_as("SELECT name, avatar_url FROM teammate WHERE id = $1 AND workspace_id = $2")
-            .bind(teammate_id)
-            .bind(ws)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NotFound("teammate"))?;
-
     // Sent before (a chunk done again after a crash): answered as stored.
-    let echoes = json!(items.iter().map(|i| format!("outbound:{}", i.key)).collect::<Vec<_>>()).to_string();
-    let known: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT echo_id, id, conversation_id FROM message WHERE workspace_id = $1 AND author_type = 'teammate' AND author_id = $2 \
-         AND echo_id IN (SELECT value FROM json_each($3))",
+    // People gone meanwhile: refused.
+    let checks: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT 'sent', echo_id, id, conversation_id FROM message WHERE workspace_id = $1 AND author_type = 'teammate' AND author_id = $2 \
+         AND echo_id IN (SELECT value FROM json_each($3)) \
+         UNION ALL SELECT 'gone', j.value, NULL, NULL FROM json_each($4) j \
+         WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id = j.value AND p.workspace_id = $1)",
     )
     .bind(ws)
     .bind(teammate_id)
     .bind(&echoes)
+    .bind(&people)
     .fetch_all(&mut *tx)
     .await?;
-    let known: HashMap<String, (String, String)> = known.into_iter().map(|(e, id, c)| (e, (id, c))).collect();
-    // People still there, and the announcement targets still theirs and live.
-    let people = json!(items.iter().map(|i| &i.person_id).collect::<Vec<_>>()).to_string();
-    let alive: std::collections::HashSet<String> =
-        sqlx::query_scalar("SELECT id FROM person WHERE workspace_id = $1 AND id IN (SELECT value FROM json_each($2))")
-            .bind(ws)
-            .bind(&people)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-
-    let mut out = Vec::with_capacity(items.len());
-    let mut conversations = Vec::new();
-    let mut touched = Vec::new();
-    let mut messages = Vec::new();
-    let mut fresh: Vec<(Item, String, String, bool)> = Vec::new();
-    for item in items {
-        let echo = format!("outbound:{}", item.key);
-        if let Some((id, c)) = known.get(&echo) {
-            out.push(Ok(Stored { key: item.key, conversation_id: c.clone(), message_id: id.clone(), missed_at: None, recorded: false }));
-            continue;
-        }
-        if !alive.contains(&item.person_id) {
-            out.push(Err(Error::NotFound("person")));
-            continue;
-        }
-        let message_id = new_id();
-        let (conversation_id, started) = match &item.conversation_id {
-            Some(c) => {
-                touched.push(json!({"id": c, "last": message_id}));
-                (c.clone(), false)
+    let mut out = Vec::with_capacity(fresh.len());
+    if !checks.is_empty() {
+        let mut known: HashMap<String, (String, String)> = HashMap::new();
+        let mut gone: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (what, key, id, c) in checks {
+            match (what.as_str(), id, c) {
+                ("sent", Some(id), Some(c)) => {
+                    known.insert(key, (id, c));
+                }
+                _ => {
+                    gone.insert(key);
+                }
             }
-            None => {
-                let c = new_id();
-                conversations.push(json!({"id": c, "person": item.person_id, "title": item.title, "last": message_id}));
-                (c, true)
+        }
+        let mut kept = Vec::with_capacity(fresh.len());
+        for f in fresh {
+            let item = &f.0;
+            if let Some((id, c)) = known.get(&format!("outbound:{}", item.key)) {
+                out.push(Ok(Stored { key: f.0.key, conversation_id: c.clone(), message_id: id.clone(), missed_at: None, recorded: false }));
+            } else if gone.contains(&item.person_id) {
+                out.push(Err(Error::NotFound("person")));
+            } else {
+                kept.push(f);
             }
-        };
-        messages.push(json!({"id": message_id, "conv": conversation_id, "body": item.body, "echo": echo}));
-        fresh.push((item, conversation_id, message_id, started));
-    }
-    if !conversations.is_empty() {
-        sqlx::query(
-            "INSERT INTO conversation (id, workspace_id, person_id, title, status, last_message_id, created_at, updated_at) \
-             SELECT j.value->>'id', $2, j.value->>'person', j.value->>'title', 'open', j.value->>'last', $3, $3 FROM json_each($1) j",
-        )
-        .bind(json!(conversations).to_string())
-        .bind(ws)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !touched.is_empty() {
-        sqlx::query(
-            "UPDATE conversation SET updated_at = $2, \
-             last_message_id = (SELECT j.value->>'last' FROM json_each($1) j WHERE j.value->>'id' = conversation.id) \
-             WHERE id IN (SELECT value->>'id' FROM json_each($1))",
-        )
-        .bind(json!(touched).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !messages.is_empty() {
-        let convs = json!(fresh.iter().map(|f| &f.1).collect::<Vec<_>>()).to_string();
-        // Writing makes the teammate a participant.
-        sqlx::query(
-            "INSERT INTO participant (conversation_id, teammate_id, workspace_id, role, muted, added_at) \
-             SELECT value, $2, $3, 'write', FALSE, $4 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(&convs)
-        .bind(teammate_id)
-        .bind(ws)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // Unread counts the person's messages, of which a conversation
-        // started just now has none: only joined ones are marked read.
-        if !touched.is_empty() {
-            let joined = json!(touched.iter().map(|t| &t["id"]).collect::<Vec<_>>()).to_string();
-            sqlx::query(
-                "INSERT INTO teammate_read (conversation_id, teammate_id, workspace_id, read_at) \
-                 SELECT value, $2, $3, $4 FROM json_each($1) WHERE true ON CONFLICT (conversation_id, teammate_id) DO UPDATE SET read_at = $4",
-            )
-            .bind(&joined)
-            .bind(teammate_id)
-            .bind(ws)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         }
-        sqlx::query(
-            "INSERT INTO message (id, workspace_id, conversation_id, author_type, author_id, body, kind, echo_id, created_at, email_fallback) \
-             SELECT j.value->>'id', $2, j.value->>'conv', 'teammate', $3, j.value->>'body', $4, j.value->>'echo', $5, $6 FROM json_each($1) j",
-        )
-        .bind(json!(messages).to_string())
-        .bind(ws)
-        .bind(teammate_id)
-        .bind(kind.as_str())
-        .bind(now)
-        .bind(email_fallback)
-        .execute(&mut *tx)
-        .await?;
-        if !attachments.is_empty() {
-            let links: Vec<Value> = fresh
-                .iter()
-                .flat_map(|f| attachments.iter().enumerate().map(|(i, a)| json!({"msg": f.2, "upload": a.id, "pos": i})))
-                .collect();
-            sqlx::query(
-                "INSERT INTO message_attachment (message_id, upload_id, position) \
-                 SELECT j.value->>'msg', j.value->>'upload', j.value->>'pos' FROM json_each($1) j",
-            )
-            .bind(json!(links).to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    // The timeline.
-    let mut timeline: Vec<(String, &'static str, String)> = Vec::with_capacity(fresh.len() * 2);
-    for (item, c, m, started) in &fresh {
-        if *started {
-            timeline.push((item.person_id.clone(), "conversation.started", json!({"conversation_id": c}).to_string()));
-        }
-        timeline.push((item.person_id.clone(), "message.received", json!({"conversation_id": c, "message_id": m}).to_string()));
-        if let Some(o) = deliveries_of {
-            timeline.push((item.person_id.clone(), "outbound.received", crate::outbound::received(o, "chat", &item.key, None)));
-        }
-    }
-    if deliveries_of.is_some() && !fresh.is_empty() {
-        let rows = crate::outbound::sent_rows(fresh.iter().map(|(i, c, m, _)| (i.key.as_str(), c.as_str(), m.as_str())));
-        crate::outbound::update_deliveries(&mut crate::db::Conn::from(&mut *tx), &rows, now).await?;
-    }
-    if !timeline.is_empty() {
-        let mut c = crate::db::Conn::from(&mut *tx);
-        crate::events::write_many(&mut c, timeline.iter().map(|(p, n, d)| (ws, p.as_str(), *n, d.as_str(), now))).await?;
-    }
-    // Missed-message emails, for people with no widget open (as `send` plans them).
-    let mut missed: std::collections::HashSet<String> = std::collections::HashSet::new();
-    if email_fallback && !fresh.is_empty() {
-        let plans = json!(
-            fresh
-                .iter()
-                .map(|(i, c, m, _)| json!({"conv": c, "msg": m, "person": i.person_id, "token": crate::missed::new_reply_token()}))
-                .collect::<Vec<_>>()
-        )
-        .to_string();
-        let planned: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO email_fallback (conversation_id, workspace_id, reply_token, pending_message_id, planned_at) \
-             SELECT j.value->>'conv', $2, j.value->>'token', j.value->>'msg', $3 FROM json_each($1) j \
-             WHERE EXISTS (SELECT 1 FROM workspace WHERE id = $2 AND email_fallback = TRUE) \
-             AND NOT EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = j.value->>'person' AND pr.connections > 0) \
-             ON CONFLICT (conversation_id) DO UPDATE SET pending_message_id = excluded.pending_message_id, planned_at = excluded.planned_at \
-             RETURNING pending_message_id",
-        )
-        .bind(&plans)
-        .bind(ws)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        missed.extend(planned);
+        fresh = kept;
+        batch = writes(&from, &fresh, now)?;
+        frames = frames_of(&from, &author, &fresh, now);
     }
     // Each person's widget gets their message.
-    let author = Author { kind: "teammate".into(), id: Some(teammate_id.to_owned()), name: Some(name), avatar_url };
-    let mut frames = Vec::with_capacity(fresh.len());
-    for (item, c, m, _) in &fresh {
-        let message = Message {
-            id: m.clone(),
-            conversation_id: c.clone(),
-            author: author.clone(),
-            body: item.body.clone(),
-            kind,
-            buttons: None,
-            created_at: rfc3339(now),
-            echo_id: Some(format!("outbound:{}", item.key)),
-            deleted: false,
-            attachments: attachments.to_vec(),
-        };
-        frames.push((person_stream(&item.person_id), ws.to_owned(), json!({"type": "message.created", "message": message})));
-    }
-    let events = super::batch::store_frames(&mut tx, hub, frames).await?;
+    let events = super::batch::push_frames(&mut tx, hub, frames, &mut batch).await?;
+    let planned = batch.run(&mut tx).await?;
     tx.commit().await?;
     hub.deliver(&events);
+    let missed: std::collections::HashSet<String> = planned.iter().filter_map(|r| sqlx::Row::try_get::<String, _>(r, 0).ok()).collect();
     metrics::counter!("parley_messages_total", "author" => "teammate").increment(fresh.len() as u64);
     for (item, c, m, _) in fresh {
         let missed_at = missed.contains(&m).then_some(now);
