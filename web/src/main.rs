@@ -16,6 +16,9 @@ use parley_engine::people::transfer::{self, Mapping};
 use parley_engine::workspace::Workspace;
 use parley_engine::{Db, search, workspace};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "parley", version, about = "Parley: live chat, automations and messaging in one binary")]
 struct Cli {
