@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::Result;
 use crate::db::Db;
 use crate::util::{new_id, now_ms};
@@ -95,12 +93,12 @@ pub(crate) async fn stage<'a>(
     c: &mut sqlx::SqliteConnection,
     rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str, i64)>,
 ) -> Result<()> {
-    let rows: Vec<Value> = rows.map(|(ws, pid, name, data, at)| serde_json::json!([ws, pid, name, data, at])).collect();
+    let rows: Vec<_> = rows.collect();
     sqlx::query(
         "INSERT INTO event_staged (workspace_id, person_id, name, data, at) \
          SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4 FROM json_each($1) j",
     )
-    .bind(Value::Array(rows).to_string())
+    .bind(crate::db::json_rows(&rows)?)
     .execute(&mut *c)
     .await?;
     Ok(())
