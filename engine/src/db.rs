@@ -5,6 +5,9 @@
 //! [`with_tx!`] macros, which expand the same code once per backend. SQLite gets
 //! a separate single-connection write pool so that writers queue in the pool
 //! instead of failing with `SQLITE_BUSY`; readers use WAL in parallel.
+//! [`SqliteBatch`] sends several SQLite statements to the connection's
+//! thread in one go, for writers that run many set-based statements in one
+//! transaction (a mass send's chunk, the timeline's rows).
 
 use std::path::Path;
 use std::str::FromStr;
