@@ -445,10 +445,6 @@ impl SqliteBatch {
         self.args.extend(args);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sql.is_empty()
-    }
-
     /// Runs every statement on `c` (inside the caller's transaction, if any).
     pub async fn run(self, c: &mut sqlx::SqliteConnection) -> crate::Result<Vec<sqlx::sqlite::SqliteRow>> {
         if self.sql.is_empty() {

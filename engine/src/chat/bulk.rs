@@ -125,14 +125,9 @@ pub async fn ready(db: &Db, from: From<'_>, items: Vec<Item>) -> Result<Ready> {
     Ok(Ready { now, inner: Prepared::Sqlite(Box::new(Built { author, fresh, batch, frames, echoes, people })) })
 }
 
-/// Stores every item's message; the results are in no particular order
-/// (match them by `key`). Items whose person has gone are errors.
-pub async fn send_many(db: &Db, hub: &Hub, from: From<'_>, items: Vec<Item>) -> Result<Vec<Result<Stored>>> {
-    let ready = ready(db, from, items).await?;
-    send_ready(db, hub, from, ready).await
-}
-
-/// Stores a chunk made [`ready`], as [`send_many`] does.
+/// Stores every message of a chunk made [`ready`]; the results are in no
+/// particular order (match them by `key`). Items whose person has gone are
+/// errors.
 pub async fn send_ready(db: &Db, hub: &Hub, from: From<'_>, ready: Ready) -> Result<Vec<Result<Stored>>> {
     let From { workspace_id: ws, teammate_id, kind, email_fallback, attachments, .. } = from;
     match (db, ready.inner) {
@@ -357,6 +352,7 @@ fn writes(from: &From<'_>, fresh: &Fresh, now: i64) -> Result<SqliteBatch> {
 
 /// Each fresh item's `message.created` frame for its person's widget.
 fn frames_of(from: &From<'_>, author: &Author, fresh: &Fresh, now: i64) -> Vec<(String, String, Value)> {
+    let created_at = rfc3339(now);
     fresh
         .iter()
         .map(|(item, c, m, _)| {
@@ -367,7 +363,7 @@ fn frames_of(from: &From<'_>, author: &Author, fresh: &Fresh, now: i64) -> Vec<(
                 body: item.body.clone(),
                 kind: from.kind,
                 buttons: None,
-                created_at: rfc3339(now),
+                created_at: created_at.clone(),
                 echo_id: Some(format!("outbound:{}", item.key)),
                 deleted: false,
                 attachments: from.attachments.to_vec(),
